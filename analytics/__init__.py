@@ -1,0 +1,1 @@
+"""Trade records collected from bots and the figures computed from them."""

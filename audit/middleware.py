@@ -1,0 +1,94 @@
+"""Makes sure every mutating API request leaves an audit row, refusals and crashes included.
+
+Services record successes (and refusals they understand, like a wrong password) in their own
+transaction. This middleware records what they could not: a request refused before reaching a
+service (401, 403, 404, 422, 429) or one whose transaction rolled back. A success that no service
+recorded is recorded generically and logged, so a forgotten audit call is visible, not silent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
+
+from audit.models import AuditLog
+from audit.services import Actor, audit_record
+from multibot.errors import API_PREFIX
+
+logger = logging.getLogger(__name__)
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _status_for(code: int) -> str:
+    if code >= 500:
+        return AuditLog.Status.ERROR
+    if code in (401, 403, 429):
+        return AuditLog.Status.DENIED
+    if code >= 400:
+        return AuditLog.Status.FAILURE
+    return AuditLog.Status.SUCCESS
+
+
+def describe(request: HttpRequest) -> tuple[str, str]:
+    """(action, resource) for a request, from the view's ``audit_*`` attributes."""
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        return f"{request.method.lower()}_unknown_path", ""
+    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
+    actions = getattr(match.func, "actions", None) or {}
+    resource_name = getattr(view_class, "audit_resource", "") or (match.url_name or "")
+    drf_action = actions.get(request.method.lower())
+    if drf_action:
+        action = getattr(view_class, "audit_actions", {}).get(drf_action, f"{resource_name}_{drf_action}")
+    else:
+        action = getattr(view_class, "audit_action", "") or f"{resource_name}_{request.method.lower()}"
+    key = match.kwargs.get("pk") or match.kwargs.get("name")
+    resource = f"{resource_name}:{key}" if key and resource_name else resource_name
+    return action.replace("-", "_"), resource
+
+
+def _detail(response: HttpResponse) -> Any:
+    if "json" not in response.get("Content-Type", "") or len(response.content) > 4000:
+        return None
+    try:
+        return json.loads(response.content).get("detail")
+    except (ValueError, AttributeError):
+        return None
+
+
+class AuditMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method in MUTATING_METHODS and request.path.startswith(API_PREFIX):
+            try:
+                self._record(request, response)
+            except DatabaseError:
+                logger.exception("could not write the audit row for %s %s", request.method, request.path)
+        return response
+
+    def _record(self, request: HttpRequest, response: HttpResponse) -> None:
+        actor = Actor.from_request(request)
+        status = _status_for(response.status_code)
+        recorded_statuses = {recorded_status for _, recorded_status in actor.recorded}
+        if status == AuditLog.Status.SUCCESS and recorded_statuses:
+            return
+        if status != AuditLog.Status.SUCCESS and recorded_statuses - {AuditLog.Status.SUCCESS}:
+            return
+        action, resource = describe(request)
+        if status == AuditLog.Status.SUCCESS:
+            logger.warning("no service audited %s %s; recording it generically", request.method, request.path)
+        details = {"method": request.method, "path": request.path, "status_code": response.status_code}
+        detail = _detail(response)
+        if detail is not None:
+            details["detail"] = detail
+        audit_record(actor=actor, action=action, status=status, resource=resource, details=details)

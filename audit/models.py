@@ -1,0 +1,56 @@
+"""AuditLog: one row per mutating request and per command outcome; rows are never changed."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+from django.conf import settings
+from django.db import models
+
+
+class AuditLogImmutable(Exception):
+    """Raised on any attempt to change or delete an audit row."""
+
+
+class AuditLogQuerySet(models.QuerySet["AuditLog"]):
+    def update(self, **kwargs: Any) -> NoReturn:
+        raise AuditLogImmutable("audit rows cannot be updated")
+
+    def delete(self) -> NoReturn:  # type: ignore[override]
+        raise AuditLogImmutable("audit rows cannot be deleted")
+
+
+class AuditLog(models.Model):
+    class Status(models.TextChoices):
+        SUCCESS = "success"
+        FAILURE = "failure"  # refused: bad input, wrong password, conflict
+        DENIED = "denied"  # not authenticated, not permitted, rate limited
+        ERROR = "error"  # the server failed
+
+    timestamp = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Users with audit rows are deactivated, never deleted (rows cannot change); the username is
+    # copied so a row reads on its own.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    username = models.CharField(max_length=150, blank=True, db_index=True)
+    action = models.CharField(max_length=64, db_index=True)
+    resource = models.CharField(max_length=128, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, db_index=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    objects = AuditLogQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-timestamp", "-id"]
+        indexes = [models.Index(fields=["user", "-timestamp"])]
+
+    def __str__(self) -> str:
+        return f"{self.timestamp:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.status}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise AuditLogImmutable("audit rows cannot be updated")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise AuditLogImmutable("audit rows cannot be deleted")

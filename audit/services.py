@@ -1,0 +1,70 @@
+"""Writing audit rows. Services call ``audit_record`` inside their own transaction."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest
+
+from audit.models import AuditLog
+
+
+@dataclass
+class Actor:
+    """Who is acting and from where; built once per request and handed to services."""
+
+    user: AbstractBaseUser | None
+    ip_address: str | None
+    # (row id, status) of what services recorded during this request; see AuditMiddleware.
+    recorded: list[tuple[int, str]] = field(default_factory=list)
+
+    @classmethod
+    def from_request(cls, request: HttpRequest) -> Actor:
+        # Cached on the Django request so the audit middleware sees what the services recorded.
+        django_request = getattr(request, "_request", request)
+        actor = getattr(django_request, "audit_actor", None)
+        user = getattr(request, "user", None)
+        if actor is None:
+            actor = cls(user=None, ip_address=_valid_ip(django_request.META.get("REMOTE_ADDR")))
+            django_request.audit_actor = actor
+        if user is not None and user.is_authenticated:
+            actor.user = user
+        return actor
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(user=None, ip_address=None)
+
+
+def _valid_ip(raw: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def audit_record(
+    *,
+    actor: Actor,
+    action: str,
+    status: str = AuditLog.Status.SUCCESS,
+    resource: str = "",
+    details: dict[str, Any] | None = None,
+    user: AbstractBaseUser | None = None,
+) -> AuditLog:
+    """Append one row. ``user`` overrides the actor's user (a failed login names the account)."""
+    subject = user if user is not None else actor.user
+    entry = AuditLog.objects.create(
+        user=subject,
+        username=getattr(subject, "username", "") or "",
+        action=action,
+        resource=resource,
+        ip_address=actor.ip_address,
+        status=status,
+        details=details or {},
+    )
+    actor.recorded.append((entry.pk, str(status)))
+    return entry

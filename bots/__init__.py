@@ -1,0 +1,1 @@
+"""Bots: model, lifecycle services, gateway, freqtrade config and REST client."""

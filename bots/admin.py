@@ -1,0 +1,46 @@
+"""Admin for bots: secrets are neither shown nor editable."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db import transaction
+
+from audit.services import Actor, audit_record
+
+from bots.models import Bot
+
+
+@admin.register(Bot)
+class BotAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "owner", "strategy_name", "exchange", "status", "dry_run", "api_port"]
+    list_filter = ["status", "exchange", "dry_run"]
+    search_fields = ["name", "strategy_name", "owner__username"]
+    exclude = ["exchange_key", "exchange_secret", "api_password", "jwt_secret_key", "ws_token"]
+    readonly_fields = ["status", "pid", "api_port", "api_username", "has_exchange_keys", "created_at", "updated_at"]
+
+    @admin.display(boolean=True)
+    def has_exchange_keys(self, bot: Bot) -> bool:
+        return bot.has_exchange_keys
+
+    def save_model(self, request, obj: Bot, form, change: bool) -> None:  # noqa: ANN001
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            audit_record(
+                actor=Actor.from_request(request),
+                action="bot_update" if change else "bot_create",
+                resource=f"bot:{obj.pk}",
+                details={"bot_name": obj.name, "via": "admin", "changed": list(form.changed_data)},
+            )
+
+    def delete_model(self, request, obj: Bot) -> None:  # noqa: ANN001
+        with transaction.atomic():
+            bot_id, name = obj.pk, obj.name
+            super().delete_model(request, obj)
+            audit_record(
+                actor=Actor.from_request(request), action="bot_delete", resource=f"bot:{bot_id}",
+                details={"bot_name": name, "via": "admin"},
+            )
+
+    def has_delete_permission(self, request, obj: Bot | None = None) -> bool:  # noqa: ANN001
+        # Bulk deletes in the admin skip delete_model (and so the audit): only one at a time.
+        return obj is not None and not obj.is_active and super().has_delete_permission(request, obj)

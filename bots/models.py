@@ -1,0 +1,65 @@
+"""The Bot: one freqtrade trading process, its configuration and its private API credentials."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from multibot.fields import EncryptedTextField
+
+
+class Bot(models.Model):
+    class Status(models.TextChoices):
+        STOPPED = "stopped"
+        STARTING = "starting"
+        RUNNING = "running"
+        STOPPING = "stopping"
+        ERROR = "error"
+
+    ACTIVE_STATUSES = (Status.STARTING, Status.RUNNING, Status.STOPPING)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=64)
+    strategy_name = models.CharField(max_length=100)
+    exchange = models.CharField(max_length=32, default="replay")
+    stake_currency = models.CharField(max_length=16, default="USDT")
+    stake_amount = models.DecimalField(max_digits=24, decimal_places=8)
+    timeframe = models.CharField(max_length=4, default="5m")
+    pair_whitelist = models.JSONField(default=list, blank=True)
+    max_open_trades = models.IntegerField(default=3)
+    dry_run = models.BooleanField(default=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STOPPED, db_index=True)
+    pid = models.IntegerField(null=True, blank=True)
+    total_trades = models.IntegerField(default=0)
+    profitable_trades = models.IntegerField(default=0)
+    total_profit = models.DecimalField(max_digits=24, decimal_places=8, default=0)
+
+    # Live trading credentials: encrypted at rest, write-only through the API.
+    exchange_key = EncryptedTextField(blank=True, default="")
+    exchange_secret = EncryptedTextField(blank=True, default="")
+
+    # The bot's own freqtrade API server: generated, never leaves the server.
+    api_port = models.PositiveIntegerField(unique=True)
+    api_username = models.CharField(max_length=64)
+    api_password = EncryptedTextField()
+    jwt_secret_key = EncryptedTextField()
+    ws_token = EncryptedTextField()
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="bot_name_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def has_exchange_keys(self) -> bool:
+        return bool(self.exchange_key and self.exchange_secret)

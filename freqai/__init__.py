@@ -1,0 +1,1 @@
+"""FreqAI models, training jobs, model cache and predictions."""

@@ -1,0 +1,1 @@
+"""Candle storage in freqtrade's layout, uploads, downloads and the replay exchange."""

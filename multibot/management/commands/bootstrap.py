@@ -1,0 +1,43 @@
+"""First-run preparation for ``make run``: Redis config, migrations, the first superuser."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from audit.services import Actor, audit_record
+from multibot.embedded_redis import EmbeddedRedis
+from multibot.env import env_str
+
+
+class Command(BaseCommand):
+    help = "Migrate the database, prepare the embedded Redis and create the first superuser."
+
+    def handle(self, *args: object, **options: object) -> None:
+        if settings.REDIS_EMBEDDED:
+            EmbeddedRedis(settings.EMBEDDED_REDIS_DIR).claim_port()
+        call_command("migrate", interactive=False, verbosity=0)
+        self.create_first_superuser()
+
+    def create_first_superuser(self) -> None:
+        User = get_user_model()
+        if User.objects.filter(is_superuser=True).exists():
+            return
+        username = env_str("MULTIBOT_ADMIN_USER", "admin")
+        password = env_str("MULTIBOT_ADMIN_PASSWORD")
+        generated = not password
+        if generated:
+            password = secrets.token_urlsafe(18)
+        with transaction.atomic():
+            user = User.objects.create_superuser(username=username, password=password, email="")
+            audit_record(actor=Actor.system(), action="user_create", resource=f"user:{user.pk}",
+                         details={"username": username, "is_superuser": True, "via": "bootstrap"})  # fmt: skip
+        self.stdout.write(self.style.SUCCESS(f"Created superuser {username!r}."))
+        if generated:
+            # Shown this once and never stored in clear: the operator must copy it now.
+            self.stdout.write(self.style.WARNING(f"Its generated password (shown only now): {password}"))

@@ -1,0 +1,1 @@
+"""Services of the project app: authentication and user administration."""

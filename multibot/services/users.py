@@ -1,0 +1,59 @@
+"""User administration by superusers: create, deactivate (users are never deleted: audit rows name them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from rest_framework.exceptions import ValidationError
+
+from audit.services import Actor, audit_record
+from multibot.services.auth import revoke_all_sessions
+
+User = get_user_model()
+
+
+def user_create(*, actor: Actor, username: str, password: str, email: str = "", full_name: str = "",
+                is_superuser: bool = False) -> Any:  # fmt: skip
+    candidate = User(username=username, email=email, full_name=full_name)
+    try:
+        validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise ValidationError({"password": list(exc.messages)}) from exc
+    with transaction.atomic():
+        if User.objects.filter(username__iexact=username).exists():
+            raise ValidationError({"username": ["A user with that username already exists."]})
+        user = User.objects.create_user(
+            username=username, password=password, email=email, full_name=full_name,
+            is_superuser=is_superuser, is_staff=is_superuser,
+        )  # fmt: skip
+        audit_record(actor=actor, action="user_create", resource=f"user:{user.pk}",
+                     details={"username": username, "is_superuser": is_superuser})  # fmt: skip
+    return user
+
+
+def user_deactivate(*, actor: Actor, user: Any) -> Any:
+    """Refuse every future request of the user and sign out all their sessions."""
+    if actor.user is not None and actor.user.pk == user.pk:
+        raise ValidationError({"id": ["You cannot deactivate your own account."]})
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        revoked = revoke_all_sessions(user.pk)
+        audit_record(actor=actor, action="user_deactivate", resource=f"user:{user.pk}",
+                     details={"username": user.username, "sessions_revoked": revoked})  # fmt: skip
+    return user
+
+
+def user_activate(*, actor: Actor, user: Any) -> Any:
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        audit_record(actor=actor, action="user_activate", resource=f"user:{user.pk}",
+                     details={"username": user.username})  # fmt: skip
+    return user

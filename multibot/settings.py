@@ -1,0 +1,264 @@
+"""Django settings: every value from the environment, defaults that work for ``make run``."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from multibot.embedded_redis import EmbeddedRedis
+from multibot.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+HOME = Path(env_str("MULTIBOT_HOME", str(BASE_DIR / "var"))).resolve()
+HOME.mkdir(parents=True, exist_ok=True)
+
+PRODUCTION = env_str("MULTIBOT_ENV", "development") == "production"
+DEBUG = env_bool("MULTIBOT_DEBUG", False)
+
+
+def _secret_key() -> str:
+    configured = env_str("SECRET_KEY")
+    if configured:
+        return configured
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY is required when MULTIBOT_ENV=production")
+    # Development: generate once and keep it, so tokens and encrypted fields survive restarts.
+    path = HOME / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+
+HOST = env_str("MULTIBOT_HOST", "127.0.0.1")
+PORT = env_int("MULTIBOT_PORT", 8002)
+ALLOWED_HOSTS = env_list("MULTIBOT_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", HOST])
+CSRF_TRUSTED_ORIGINS = env_list("MULTIBOT_CSRF_TRUSTED_ORIGINS", [])
+
+# -- database ----------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(HOME / "multibot.sqlite3"),
+            "OPTIONS": {
+                # WAL lets the web, gateway and listeners read while one of them writes;
+                # IMMEDIATE avoids "database is locked" on read-then-write upgrades.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("MULTIBOT_DEBUG must be off when MULTIBOT_ENV=production")
+    if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        raise ImproperlyConfigured("MULTIBOT_ENV=production needs DATABASE_URL (PostgreSQL), not SQLite")
+
+# -- redis -------------------------------------------------------------------------------------
+EMBEDDED_REDIS_DIR = HOME / "redis"
+REDIS_URL = env_str("REDIS_URL") or EmbeddedRedis(EMBEDDED_REDIS_DIR).url
+REDIS_EMBEDDED = not env_str("REDIS_URL")
+REDIS_KEY_PREFIX = env_str("MULTIBOT_REDIS_PREFIX", "multibot:")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": REDIS_KEY_PREFIX + "cache",
+        "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
+    }
+}
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_KEY_PREFIX + "channels"},
+    }
+}
+
+# -- celery ------------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"}
+
+# -- apps --------------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "multibot",
+    "audit",
+    "bots",
+    "strategies",
+    "analytics",
+    "freqai",
+    "marketdata",
+    "streams",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "multibot.errors.ApiErrorMiddleware",
+    "audit.middleware.AuditMiddleware",
+    "multibot.ratelimit.RateLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "multibot.urls"
+ASGI_APPLICATION = "multibot.asgi.application"
+AUTH_USER_MODEL = "multibot.User"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = HOME / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+# Development serves static files straight from the apps; production runs collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# -- REST API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "multibot.errors.api_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "COERCE_DECIMAL_TO_STRING": False,
+    "DATETIME_FORMAT": "iso-8601",
+}
+
+ACCESS_TOKEN_MINUTES = env_int("MULTIBOT_ACCESS_TOKEN_MINUTES", 60)
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("MULTIBOT_REFRESH_TOKEN_DAYS", 7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": True,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "SIGNING_KEY": SECRET_KEY,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Multibot API",
+    "DESCRIPTION": "Management server for fleets of freqtrade bots.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Rate limits: "<count>/<second|minute|hour|day>" per scope, counted in Redis (shared by every
+# server process). MULTIBOT_RATE_LIMITS overrides any of them: "user=5/minute,health=50/minute".
+RATE_LIMITS = {
+    "user": "1000/hour",
+    "anon": "300/hour",
+    "health": "100/minute",
+    "upload": "10/hour",
+    "login": "30/minute",
+}
+for _item in env_list("MULTIBOT_RATE_LIMITS"):
+    _scope, _, _rate = _item.partition("=")
+    RATE_LIMITS[_scope.strip()] = _rate.strip()
+
+# Login lockout: this many failures for one account within the window lock it for the window.
+LOGIN_LOCKOUT = {
+    "max_failures": env_int("MULTIBOT_LOGIN_MAX_FAILURES", 5),
+    "window_seconds": env_int("MULTIBOT_LOGIN_LOCKOUT_SECONDS", 900),
+}
+
+MONITORING = {
+    # The long-running components this deployment runs besides the web server; each publishes
+    # a heartbeat in Redis, and health reports a missing one as down. Later processes add theirs.
+    "components": env_list("MULTIBOT_COMPONENTS", []),
+    "heartbeat_ttl_seconds": env_int("MULTIBOT_HEARTBEAT_TTL", 30),
+}
+
+# -- logging -----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("MULTIBOT_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
+
+BOTS = {
+    # Each bot's own freqtrade API server listens on 127.0.0.1 at a port from this range.
+    "api_port_first": env_int("MULTIBOT_BOT_PORT_FIRST", 18100),
+    "api_port_last": env_int("MULTIBOT_BOT_PORT_LAST", 18999),
+}

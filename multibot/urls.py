@@ -1,0 +1,39 @@
+"""URL map: the REST API under /api/v1, its schema and docs, and the admin."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import DefaultRouter
+
+from audit.apis import AuditLogApi
+from bots.apis import BotViewSet
+from multibot.apis import auth, monitoring
+from multibot.apis.users import UserViewSet
+
+# Paths are served with or without a trailing slash: the API document uses both.
+router = DefaultRouter(trailing_slash="/?")
+router.include_root_view = False
+router.register("bots", BotViewSet, basename="bot")
+router.register("users", UserViewSet, basename="user")
+
+api_v1 = [
+    path("auth/login/json", auth.LoginJsonApi.as_view(), name="login-json"),
+    path("auth/login", auth.LoginFormApi.as_view(), name="login"),
+    path("auth/refresh", auth.RefreshApi.as_view(), name="token-refresh"),
+    path("auth/logout", auth.LogoutApi.as_view(), name="logout"),
+    path("monitoring/health", monitoring.HealthApi.as_view(), name="health"),
+    path("monitoring/monitoring/status", monitoring.StatusApi.as_view(), name="monitoring-status"),
+    path("audit/", AuditLogApi.as_view(), name="audit"),
+    path("audit", AuditLogApi.as_view()),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]), name="docs"),
+    path("admin/", admin.site.urls),
+]

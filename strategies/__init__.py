@@ -1,0 +1,1 @@
+"""Strategy files, upload validation, backtest and hyperopt jobs."""

@@ -1,0 +1,7 @@
+"""App configuration for strategies."""
+
+from django.apps import AppConfig
+
+
+class StrategiesConfig(AppConfig):
+    name = "strategies"

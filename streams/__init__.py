@@ -1,0 +1,1 @@
+"""The Redis Streams bus: catalog, publishing, consumer-group worker, dead letters."""

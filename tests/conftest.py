@@ -1,0 +1,64 @@
+"""Shared fixtures: one real embedded Redis for the session, emptied between tests; API clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from multibot.embedded_redis import EmbeddedRedis
+from multibot.redis_client import redis_client
+from tests import factories
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """The real redis-server binary, on the port and password that settings.REDIS_URL names."""
+    server = EmbeddedRedis(settings.EMBEDDED_REDIS_DIR)
+    assert settings.REDIS_URL == server.url, "tests must own their Redis"
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(redis_server: EmbeddedRedis) -> None:
+    redis_client().flushdb()
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def user(db: Any) -> Any:
+    return factories.make_user()
+
+
+@pytest.fixture
+def other_user(db: Any) -> Any:
+    return factories.make_user()
+
+
+@pytest.fixture
+def superuser(db: Any) -> Any:
+    return factories.make_user(is_superuser=True)
+
+
+@pytest.fixture
+def user_api(user: Any) -> APIClient:
+    return factories.client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user: Any) -> APIClient:
+    return factories.client_for(other_user)
+
+
+@pytest.fixture
+def admin_api(superuser: Any) -> APIClient:
+    return factories.client_for(superuser)

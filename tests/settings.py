@@ -1,0 +1,20 @@
+"""Test settings: the real settings, on a private MULTIBOT_HOME with its own embedded Redis."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Tests own their Redis (started by tests/conftest.py) and never touch a shared one.
+os.environ.pop("REDIS_URL", None)
+os.environ.setdefault("MULTIBOT_HOME", tempfile.mkdtemp(prefix="multibot-test-"))
+
+from multibot.settings import *  # noqa: E402, F403
+from multibot.settings import DATABASES, HOME  # noqa: E402
+
+# Fast hashing: the suite creates many users; production keeps Django's default.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# SQLite tests use a file, so that server subprocesses started by tests see the same data.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["TEST"] = {"NAME": str(HOME / "test.sqlite3")}
