@@ -18,6 +18,8 @@ class Actor:
 
     user: AbstractBaseUser | None
     ip_address: str | None
+    # Shown as the row's user when no account acts (bootstrap, the gateway, a listener).
+    name: str = ""
     # (row id, status) of what services recorded during this request; see AuditMiddleware.
     recorded: list[tuple[int, str]] = field(default_factory=list)
 
@@ -36,7 +38,7 @@ class Actor:
 
     @classmethod
     def system(cls) -> Actor:
-        return cls(user=None, ip_address=None)
+        return cls(user=None, ip_address=None, name="system")
 
 
 def _valid_ip(raw: str | None) -> str | None:
@@ -59,7 +61,7 @@ def audit_record(
     subject = user if user is not None else actor.user
     entry = AuditLog.objects.create(
         user=subject,
-        username=getattr(subject, "username", "") or "",
+        username=getattr(subject, "username", "") or actor.name,
         action=action,
         resource=resource,
         ip_address=actor.ip_address,

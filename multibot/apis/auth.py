@@ -38,10 +38,19 @@ class UserOutput(serializers.Serializer):
     is_superuser = serializers.BooleanField()
 
 
-class _LoginApi(APIView):
+class _CredentialsApi(APIView):
+    """An endpoint that takes credentials in its body instead of an Authorization header."""
+
     authentication_classes: list[type] = []
     permission_classes = [AllowAny]
     rate_scopes = ("login",)
+
+    def get_authenticate_header(self, request: Request) -> str:
+        # Without one, DRF turns a refused credential (AuthenticationFailed) into a 403; it is a 401.
+        return 'Bearer realm="api"'
+
+
+class _LoginApi(_CredentialsApi):
     audit_action = "login"
 
     def post(self, request: Request) -> Response:
@@ -59,11 +68,8 @@ class LoginFormApi(_LoginApi):
     parser_classes = [FormParser, MultiPartParser]
 
 
-class RefreshApi(APIView):
-    authentication_classes: list[type] = []
-    permission_classes = [AllowAny]
+class RefreshApi(_CredentialsApi):
     parser_classes = [JSONParser, FormParser]
-    rate_scopes = ("login",)
     audit_action = "token_refresh"
 
     def post(self, request: Request) -> Response:

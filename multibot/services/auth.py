@@ -37,7 +37,7 @@ class TokenPair:
 
 
 class AccountLocked(Throttled):
-    default_detail = "Too many failed logins for this account; try again later."
+    default_detail = "This account is locked after too many failed logins; try again later."
 
 
 def _issue(user: Any) -> TokenPair:

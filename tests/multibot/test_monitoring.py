@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from multibot.embedded_redis import EmbeddedRedis
+from multibot.heartbeats import heartbeat_publish
+from tests.factories import make_bot
+
+
+def _components(response) -> dict[str, dict]:
+    return {item["name"]: item for item in response.json()["component_health"]}
+
+
+@pytest.mark.django_db
+def test_health_needs_no_token_and_reports_each_component(api):
+    response = api.get("/api/v1/monitoring/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["overall_status"] == "healthy"
+    components = _components(response)
+    assert components["database"]["status"] == "healthy"
+    assert components["redis"]["details"]["version"].startswith(("6.", "7."))
+    assert components["Management Server"]["details"]["port"] == 8002
+
+
+@pytest.mark.django_db
+def test_health_reports_redis_down_when_it_is_down(api, settings, tmp_path):
+    # given: a second real Redis server that the app is pointed at
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    settings.REDIS_URL = server.url
+    try:
+        assert _components(api.get("/api/v1/monitoring/health"))["redis"]["status"] == "healthy"
+        # when: it goes away
+        server.stop()
+        response = api.get("/api/v1/monitoring/health")
+    finally:
+        server.stop()
+    # then
+    assert response.status_code == 503
+    assert response.json()["overall_status"] == "unhealthy"
+    redis_state = _components(response)["redis"]
+    assert redis_state["status"] == "unhealthy"
+    assert redis_state["details"]["error"] == "ConnectionError"
+    assert server.password not in response.content.decode()
+    # Rate limiting fails open rather than taking health down with Redis.
+    assert "X-RateLimit-Limit" not in response
+
+
+@pytest.mark.django_db
+def test_a_component_without_heartbeat_degrades_health_until_it_beats(api, settings):
+    settings.MONITORING = {**settings.MONITORING, "components": ["gateway"]}
+    silent = api.get("/api/v1/monitoring/health")
+    assert silent.status_code == 200
+    assert silent.json()["overall_status"] == "degraded"
+    assert _components(silent)["gateway"]["details"]["reason"] == "no heartbeat"
+
+    heartbeat_publish(component="gateway", details={"bots": 0})
+
+    beating = api.get("/api/v1/monitoring/health")
+    assert beating.json()["overall_status"] == "healthy"
+    assert _components(beating)["gateway"]["details"]["instances"] == 1
+
+
+@pytest.mark.django_db
+def test_status_needs_a_token(api):
+    assert api.get("/api/v1/monitoring/monitoring/status").status_code == 401
+
+
+@pytest.mark.django_db
+def test_status_reports_system_metrics_and_only_the_callers_bots(user, other_user, user_api):
+    make_bot(owner=user)
+    make_bot(owner=user)
+    make_bot(owner=other_user)
+
+    response = user_api.get("/api/v1/monitoring/monitoring/status")
+
+    assert response.status_code == 200
+    body = response.json()
+    metrics = body["system_metrics"]
+    assert metrics["cpu"]["cores_logical"] >= 1
+    assert 0 < metrics["memory"]["total_gb"]
+    assert metrics["memory"]["used_gb"] <= metrics["memory"]["total_gb"]
+    assert 0 <= metrics["disk"]["usage_percent"] <= 100
+    assert body["bot_statistics"]["total_bots"] == 2
+    assert body["bot_statistics"]["by_status"]["stopped"] == 2
+    assert body["overall_status"] == "healthy"
+    assert {c["name"] for c in body["component_health"]} >= {"database", "redis"}

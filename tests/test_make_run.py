@@ -1,0 +1,72 @@
+"""`make run` as a newcomer runs it: fresh MULTIBOT_HOME, no Redis given, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+
+import httpx
+import psutil
+import pytest
+
+from tests.support.processes import ROOT, free_port, get, server_env, wait_for
+
+
+def _processes_using(home: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        try:
+            text = " ".join(process.info["cmdline"] or [])
+            if home in text or (process.info["environ"] or {}).get("MULTIBOT_HOME") == home:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return [p for p in found if p.pid != os.getpid()]
+
+
+@pytest.mark.slow
+def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
+    # given: a fresh home and a free port, with no REDIS_URL or DATABASE_URL
+    home, port = str(tmp_path / "home"), free_port()
+    env = server_env(MULTIBOT_HOME=home, MULTIBOT_PORT=str(port), MULTIBOT_ADMIN_USER="boss")
+    for name in ("REDIS_URL", "DATABASE_URL", "MULTIBOT_ADMIN_PASSWORD", "DJANGO_SETTINGS_MODULE"):
+        env.pop(name, None)
+    log = open(tmp_path / "make-run.log", "w+")  # noqa: SIM115 - read after the process ends
+    make = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)  # fmt: skip
+    try:
+        # when
+        url = f"http://127.0.0.1:{port}/api/v1/monitoring/health"
+
+        def healthy() -> bool:
+            try:
+                return get(url).json()["overall_status"] == "healthy"
+            except Exception:  # noqa: BLE001 - not up yet
+                return False
+
+        wait_for(healthy, 90, "make run to serve a healthy /api/v1/monitoring/health")
+        components = {c["name"]: c for c in get(url).json()["component_health"]}
+        log.seek(0)
+        password = re.search(r"generated password \(shown only now\): (\S+)", log.read())
+        login = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/login/json",
+            json={"username": "boss", "password": password.group(1) if password else ""},
+        )
+    finally:
+        # Ctrl-C: SIGINT to the whole foreground process group.
+        os.killpg(make.pid, signal.SIGINT)
+        try:
+            make.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            raise
+    # then
+    assert components["redis"]["status"] == "healthy"
+    assert components["redis"]["details"]["embedded"] is True
+    assert components["database"]["details"]["vendor"] == "sqlite"
+    assert password is not None, "the generated admin password is printed once"
+    assert login.status_code == 200
+    assert os.path.exists(os.path.join(home, "redis", "appendonly.aof"))
+    wait_for(lambda: not _processes_using(home), 15, "every process of make run to exit")
