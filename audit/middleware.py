@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -23,6 +24,9 @@ from multibot.errors import API_PREFIX
 logger = logging.getLogger(__name__)
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# DRF's viewset method names, as the verbs services record (``bot_delete``, ``bot_update``), so a
+# refused attempt is filed under the same action as its success.
+_SERVICE_VERBS = {"destroy": "delete", "partial_update": "update"}
 
 
 def _status_for(code: int) -> str:
@@ -46,7 +50,8 @@ def describe(request: HttpRequest) -> tuple[str, str]:
     resource_name = getattr(view_class, "audit_resource", "") or (match.url_name or "")
     drf_action = actions.get(request.method.lower())
     if drf_action:
-        action = getattr(view_class, "audit_actions", {}).get(drf_action, f"{resource_name}_{drf_action}")
+        verb = _SERVICE_VERBS.get(drf_action, drf_action)
+        action = getattr(view_class, "audit_actions", {}).get(drf_action, f"{resource_name}_{verb}")
     else:
         action = getattr(view_class, "audit_action", "") or f"{resource_name}_{request.method.lower()}"
     key = match.kwargs.get("pk") or match.kwargs.get("name")

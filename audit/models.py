@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 
 
-class AuditLogImmutable(Exception):
+class AuditLogImmutable(Exception):  # noqa: N818 - reads as the condition it reports
     """Raised on any attempt to change or delete an audit row."""
 
 

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from audit.models import AuditLog
 
 
-def audit_log_list(*, user) -> QuerySet[AuditLog]:  # noqa: ANN001 - a User
+def audit_log_list(*, user) -> QuerySet[AuditLog]:
     entries = AuditLog.objects.select_related("user")
     if user.is_superuser:
         return entries

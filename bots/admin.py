@@ -6,7 +6,6 @@ from django.contrib import admin
 from django.db import transaction
 
 from audit.services import Actor, audit_record
-
 from bots.models import Bot
 
 
@@ -22,7 +21,7 @@ class BotAdmin(admin.ModelAdmin):
     def has_exchange_keys(self, bot: Bot) -> bool:
         return bot.has_exchange_keys
 
-    def save_model(self, request, obj: Bot, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request, obj: Bot, form, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             audit_record(
@@ -32,15 +31,17 @@ class BotAdmin(admin.ModelAdmin):
                 details={"bot_name": obj.name, "via": "admin", "changed": list(form.changed_data)},
             )
 
-    def delete_model(self, request, obj: Bot) -> None:  # noqa: ANN001
+    def delete_model(self, request, obj: Bot) -> None:
         with transaction.atomic():
             bot_id, name = obj.pk, obj.name
             super().delete_model(request, obj)
             audit_record(
-                actor=Actor.from_request(request), action="bot_delete", resource=f"bot:{bot_id}",
+                actor=Actor.from_request(request),
+                action="bot_delete",
+                resource=f"bot:{bot_id}",
                 details={"bot_name": name, "via": "admin"},
             )
 
-    def has_delete_permission(self, request, obj: Bot | None = None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request, obj: Bot | None = None) -> bool:
         # Bulk deletes in the admin skip delete_model (and so the audit): only one at a time.
         return obj is not None and not obj.is_active and super().has_delete_permission(request, obj)

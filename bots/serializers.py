@@ -49,7 +49,10 @@ class BotSerializer(serializers.ModelSerializer):
         if self.instance is None:
             merged = dict(self.DEFAULTS)
         else:
-            merged = {field: getattr(self.instance, field) for field in [*self.DEFAULTS, "name", "strategy_name", "stake_amount"]}
+            merged = {
+                field: getattr(self.instance, field)
+                for field in [*self.DEFAULTS, "name", "strategy_name", "stake_amount"]
+            }
         merged.update(attrs)
         try:
             self._check(merged, attrs)
@@ -66,12 +69,16 @@ class BotSerializer(serializers.ModelSerializer):
         validation.check_max_open_trades(merged["max_open_trades"])
         validation.check_pairs(merged["pair_whitelist"], merged["stake_currency"])
         if "exchange" in attrs:
-            validation.check_exchange(merged["exchange"], known_exchanges() if merged["exchange"] != "replay" else frozenset())
+            validation.check_exchange(
+                merged["exchange"], known_exchanges() if merged["exchange"] != "replay" else frozenset()
+            )
         validation.check_trading_mode(
             exchange=merged["exchange"],
             dry_run=merged["dry_run"],
             has_keys=bool(merged["exchange_key"] and merged["exchange_secret"]),
         )
         owner = self.context["request"].user if self.instance is None else self.instance.owner
-        if "name" in attrs and bot_name_taken(owner=owner, name=merged["name"], exclude_id=getattr(self.instance, "id", None)):
+        if "name" in attrs and bot_name_taken(
+            owner=owner, name=merged["name"], exclude_id=getattr(self.instance, "id", None)
+        ):
             raise validation.ConfigError("name", f"You already have a bot named {merged['name']!r}.")

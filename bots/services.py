@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -44,9 +45,14 @@ def _allocate_api_port() -> int:
 def _public_changes(fields: dict[str, Any]) -> dict[str, Any]:
     """What an audit row may say about the fields: values, except secrets which are only named."""
     return {
-        name: ("<set>" if name in _SECRET_FIELDS and value else "<cleared>" if name in _SECRET_FIELDS else value)
+        name: ("<set>" if value else "<cleared>") if name in _SECRET_FIELDS else _jsonable(value)
         for name, value in fields.items()
     }
+
+
+def _jsonable(value: Any) -> Any:
+    # Audit details are JSON: a Decimal (stake_amount from the API) is written as exact text.
+    return format(value.normalize(), "f") if isinstance(value, Decimal) else value
 
 
 def bot_create(*, actor: Actor, owner: Any, **fields: Any) -> Bot:

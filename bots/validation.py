@@ -46,7 +46,9 @@ def check_exchange(exchange: str, known: frozenset[str]) -> None:
     if exchange == REPLAY_EXCHANGE:
         return
     if not EXCHANGE_ID.match(exchange) or exchange not in known:
-        raise ConfigError("exchange", f"Unknown exchange {exchange!r}; use 'replay' or a ccxt exchange id like 'binance'.")
+        raise ConfigError(
+            "exchange", f"Unknown exchange {exchange!r}; use 'replay' or a ccxt exchange id like 'binance'."
+        )
 
 
 def check_stake_currency(currency: str) -> None:

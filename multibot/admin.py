@@ -15,7 +15,7 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Profile", {"fields": ("full_name",)}))
     list_display = ["username", "email", "full_name", "is_active", "is_superuser", "last_login"]
 
-    def save_model(self, request, obj: User, form, change: bool) -> None:  # noqa: ANN001
+    def save_model(self, request, obj: User, form, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             # Field names only: a password change must not put the hash in the audit log.
@@ -26,6 +26,6 @@ class UserAdmin(DjangoUserAdmin):
                 details={"username": obj.username, "via": "admin", "changed": list(form.changed_data)},
             )
 
-    def has_delete_permission(self, request, obj: User | None = None) -> bool:  # noqa: ANN001
+    def has_delete_permission(self, request, obj: User | None = None) -> bool:
         # Users are deactivated, never deleted: their audit rows keep naming them.
         return False

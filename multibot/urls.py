@@ -14,7 +14,9 @@ from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
 
 # Paths are served with or without a trailing slash: the API document uses both.
-router = DefaultRouter(trailing_slash="/?")
+router = DefaultRouter()
+# DefaultRouter(trailing_slash=...) only takes a boolean (any true value means "/"): set the pattern.
+router.trailing_slash = "/?"
 router.include_root_view = False
 router.register("bots", BotViewSet, basename="bot")
 router.register("users", UserViewSet, basename="user")
@@ -33,7 +35,15 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
-    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]), name="docs"),
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="schema",
+    ),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny], authentication_classes=[]),
+        name="docs",
+    ),
     path("admin/", admin.site.urls),
 ]

@@ -9,8 +9,8 @@ import tempfile
 os.environ.pop("REDIS_URL", None)
 os.environ.setdefault("MULTIBOT_HOME", tempfile.mkdtemp(prefix="multibot-test-"))
 
-from multibot.settings import *  # noqa: E402, F403
-from multibot.settings import DATABASES, HOME  # noqa: E402
+from multibot.settings import *  # noqa: F403
+from multibot.settings import DATABASES, HOME
 
 # Fast hashing: the suite creates many users; production keeps Django's default.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -33,7 +33,7 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
     env = server_env(MULTIBOT_HOME=home, MULTIBOT_PORT=str(port), MULTIBOT_ADMIN_USER="boss")
     for name in ("REDIS_URL", "DATABASE_URL", "MULTIBOT_ADMIN_PASSWORD", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)
-    log = open(tmp_path / "make-run.log", "w+")  # noqa: SIM115 - read after the process ends
+    log = open(tmp_path / "make-run.log", "w+")
     make = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
     try:

@@ -19,7 +19,7 @@ User = get_user_model()
 
 
 class IsSuperuser(IsAdminUser):
-    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+    def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
 
 
@@ -40,7 +40,7 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def get_queryset(self) -> QuerySet:
         return User.objects.order_by("id")
 
-    def get_object(self):  # noqa: ANN201
+    def get_object(self):
         try:
             return self.get_queryset().get(pk=self.kwargs["pk"])
         except User.DoesNotExist:

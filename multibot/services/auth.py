@@ -79,7 +79,11 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
     user = authenticate(username=username, password=password)
     if user is None:
         _count_failure(username)
-        reason = "inactive_user" if known is not None and not known.is_active and known.check_password(password) else "bad_credentials"
+        reason = (
+            "inactive_user"
+            if known is not None and not known.is_active and known.check_password(password)
+            else "bad_credentials"
+        )
         audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
                      details={"username": username, "reason": reason})  # fmt: skip
         raise AuthenticationFailed("Incorrect username or password")

@@ -25,8 +25,8 @@ class Command(BaseCommand):
         self.create_first_superuser()
 
     def create_first_superuser(self) -> None:
-        User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
+        user_model = get_user_model()
+        if user_model.objects.filter(is_superuser=True).exists():
             return
         username = env_str("MULTIBOT_ADMIN_USER", "admin")
         password = env_str("MULTIBOT_ADMIN_PASSWORD")
@@ -34,7 +34,7 @@ class Command(BaseCommand):
         if generated:
             password = secrets.token_urlsafe(18)
         with transaction.atomic():
-            user = User.objects.create_superuser(username=username, password=password, email="")
+            user = user_model.objects.create_superuser(username=username, password=password, email="")
             audit_record(actor=Actor.system(), action="user_create", resource=f"user:{user.pk}",
                          details={"username": username, "is_superuser": True, "via": "bootstrap"})  # fmt: skip
         self.stdout.write(self.style.SUCCESS(f"Created superuser {username!r}."))
