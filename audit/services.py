@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
 from django.http import HttpRequest
 
 from audit.models import AuditLog
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,4 +73,20 @@ def audit_record(
         details=details or {},
     )
     actor.recorded.append((entry.pk, str(status)))
+    transaction.on_commit(lambda: _announce(entry))
     return entry
+
+
+def _announce(entry: AuditLog) -> None:
+    """Publish a committed row on ``audit:events``; the database row is the record, this is the news."""
+    from streams.bus import BusError, publish
+
+    payload = {
+        "id": entry.pk, "timestamp": entry.timestamp.isoformat(), "user_id": entry.user_id,
+        "user": entry.username, "action": entry.action, "resource": entry.resource,
+        "ip_address": entry.ip_address, "status": entry.status, "details": entry.details,
+    }  # fmt: skip
+    try:
+        publish("audit:events", type="audit_entry", payload=payload, request_id=f"audit-{entry.pk}")
+    except BusError as exc:
+        logger.warning("audit row %s not published on audit:events: %s", entry.pk, exc)

@@ -75,6 +75,20 @@ def check_heartbeats(redis_ok: bool) -> list[dict[str, Any]]:
     return results
 
 
+def check_streams() -> dict[str, Any]:
+    from streams.health import bus_health
+
+    bus = bus_health()
+    system = bus["system_health"]
+    # Missing listeners are reported by their own heartbeat component; here: lag, losses, dead letters.
+    issues = [issue for issue in system["issues"] if issue != "no listeners running"]
+    status = DEGRADED if any("dead letters" not in issue for issue in issues) else HEALTHY
+    return _component(
+        "streams", status, active_listeners=bus["active_listeners"], total_lag=system["total_lag"],
+        dead_letters=system["total_dlq_messages"], issues=issues,
+    )  # fmt: skip
+
+
 def overall(components: list[dict[str, Any]]) -> str:
     down = {item["name"] for item in components if item["status"] != HEALTHY}
     if down & ESSENTIAL:
@@ -85,7 +99,10 @@ def overall(components: list[dict[str, Any]]) -> str:
 def health_report() -> dict[str, Any]:
     redis_state = check_redis()
     components = [check_server(), check_database(), redis_state]
-    components += check_heartbeats(redis_state["status"] == HEALTHY)
+    redis_ok = redis_state["status"] == HEALTHY
+    components += check_heartbeats(redis_ok)
+    if redis_ok:
+        components.append(check_streams())
     return {
         "timestamp": datetime.now(UTC).isoformat(),
         "overall_status": overall(components),

@@ -243,7 +243,7 @@ LOGIN_LOCKOUT = {
 MONITORING = {
     # The long-running components this deployment runs besides the web server; each publishes
     # a heartbeat in Redis, and health reports a missing one as down. Later processes add theirs.
-    "components": env_list("MULTIBOT_COMPONENTS", []),
+    "components": env_list("MULTIBOT_COMPONENTS", ["listeners"]),
     "heartbeat_ttl_seconds": env_int("MULTIBOT_HEARTBEAT_TTL", 30),
 }
 
@@ -261,4 +261,18 @@ BOTS = {
     # Each bot's own freqtrade API server listens on 127.0.0.1 at a port from this range.
     "api_port_first": env_int("MULTIBOT_BOT_PORT_FIRST", 18100),
     "api_port_last": env_int("MULTIBOT_BOT_PORT_LAST", 18999),
+}
+
+STREAMS = {
+    # Who we are when we publish or dead-letter (overridden by each long-running command).
+    "service_name": env_str("MULTIBOT_SERVICE_NAME", "management_server"),
+    # After this many deliveries a failing entry moves to <stream>:dead.
+    "max_deliveries": env_int("MULTIBOT_STREAM_MAX_DELIVERIES", 5),
+    # An entry pending this long with no keepalive belongs to a dead consumer: reclaim it.
+    "claim_idle_ms": env_int("MULTIBOT_STREAM_CLAIM_IDLE_MS", 30_000),
+    "retry_delay_ms": env_int("MULTIBOT_STREAM_RETRY_DELAY_MS", 500),
+    "batch_size": env_int("MULTIBOT_STREAM_BATCH", 500),
+    "block_ms": env_int("MULTIBOT_STREAM_BLOCK_MS", 1000),
+    # Per-stream maxlen overrides, e.g. {"system:events": 1000}.
+    "maxlen": {},
 }

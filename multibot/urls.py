@@ -12,6 +12,7 @@ from audit.apis import AuditLogApi
 from bots.apis import BotViewSet
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
+from streams import apis as streams
 
 # Paths are served with or without a trailing slash: the API document uses both.
 router = DefaultRouter()
@@ -30,6 +31,16 @@ api_v1 = [
     path("monitoring/monitoring/status", monitoring.StatusApi.as_view(), name="monitoring-status"),
     path("audit/", AuditLogApi.as_view(), name="audit"),
     path("audit", AuditLogApi.as_view()),
+    path("health/streams", streams.StreamsHealthApi.as_view(), name="streams-health"),
+    path("streams/", streams.StreamListApi.as_view(), name="streams"),
+    path("streams", streams.StreamListApi.as_view()),
+    path("streams/metrics", streams.StreamMetricsApi.as_view(), name="streams-metrics"),
+    path("streams/<str:name>/health", streams.StreamHealthApi.as_view(), name="stream-health"),
+    path("streams/<str:name>/config", streams.StreamConfigApi.as_view(), name="stream-config"),
+    path("streams/<str:name>/dlq/stats", streams.DeadLetterStatsApi.as_view(), name="dlq-stats"),
+    path("streams/<str:name>/dlq/messages", streams.DeadLetterMessagesApi.as_view(), name="dlq-messages"),
+    path("streams/<str:name>/dlq/replay", streams.DeadLetterReplayApi.as_view(), name="dlq-replay"),
+    path("streams/<str:name>/dlq/purge", streams.DeadLetterPurgeApi.as_view(), name="dlq-purge"),
     path("", include(router.urls)),
 ]
 

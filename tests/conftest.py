@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.test import APIClient
 
+from audit import triggers
 from multibot.embedded_redis import EmbeddedRedis
 from multibot.redis_client import redis_client
 from tests import factories
@@ -62,3 +64,17 @@ def other_api(other_user: Any) -> APIClient:
 @pytest.fixture
 def admin_api(superuser: Any) -> APIClient:
     return factories.client_for(superuser)
+
+
+@pytest.fixture
+def committed_db(transactional_db: Any) -> Iterator[None]:
+    """Data committed for real, so that server subprocesses see it; emptied after the test."""
+    yield
+    # The flush that empties the database deletes audit rows, which the triggers refuse.
+    triggers.uninstall(connection)
+
+
+@pytest.fixture
+def append_only_triggers(db: Any) -> None:
+    """The audit triggers as migrations install them (a committed_db test may have lifted them)."""
+    triggers.install(connection)

@@ -18,3 +18,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # SQLite tests use a file, so that server subprocesses started by tests see the same data.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(HOME / "test.sqlite3")}
+
+# No background components run during unit tests; tests that need one set it themselves.
+MONITORING = {**MONITORING, "components": []}  # noqa: F405

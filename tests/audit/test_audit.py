@@ -302,7 +302,7 @@ def test_queryset_updates_and_deletes_raise(row):
     ["UPDATE {table} SET status = 'failure' WHERE id = %s", "DELETE FROM {table} WHERE id = %s"],
     ids=["update", "delete"],
 )
-def test_the_database_refuses_raw_sql_that_changes_a_row(row, statement):
+def test_the_database_refuses_raw_sql_that_changes_a_row(append_only_triggers, row, statement):
     # given
     table = connection.ops.quote_name(AuditLog._meta.db_table)
 

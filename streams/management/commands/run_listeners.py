@@ -1,0 +1,54 @@
+"""The listeners: consume the *:mgmt:* streams, system:events and audit:events into the database."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+import streams.listeners  # noqa: F401 - registers the handlers
+from multibot.heartbeats import heartbeat_publish
+from streams.catalog import LISTENERS
+from streams.health import sample_throughput
+from streams.worker import StreamWorker
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class Command(BaseCommand):
+    help = "Consume the management-side streams (results, status, system and audit events)."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--consumer", default=f"listeners@{socket.gethostname()}",
+                            help="consumer name; keep it stable so a restart finishes its own pending entries")  # fmt: skip
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.worker = StreamWorker(group=LISTENERS, consumer=options["consumer"], service_name="listeners")
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        drained = self.worker.prepare()
+        self.stdout.write(f"listeners {options['consumer']} on {len(self.worker.streams)} streams; "
+                          f"finished {drained.processed} pending entries")  # fmt: skip
+        self.stdout.flush()
+        next_beat = 0.0
+        try:
+            while not self.worker.stopping:
+                self.worker.step()
+                if time.monotonic() >= next_beat:
+                    self.beat()
+                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        finally:
+            self.worker.close()
+        self.stdout.write(f"listeners stopped: {self.worker.totals}")
+
+    def beat(self) -> None:
+        totals = self.worker.totals
+        heartbeat_publish(component="listeners", details={"processed": totals.processed, "dead": totals.dead})
+        sample_throughput()
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        # Finish the current batch; the loop ends at its next check.
+        self.worker.stop()
