@@ -43,22 +43,20 @@ CSRF_TRUSTED_ORIGINS = env_list("MULTIBOT_CSRF_TRUSTED_ORIGINS", [])
 
 # -- database ----------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL")
+_SQLITE_OPTIONS = {
+    # WAL lets the web, gateway and listeners read while one of them writes;
+    # IMMEDIATE avoids "database is locked" on read-then-write upgrades.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+}
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(HOME / "multibot.sqlite3"),
-            "OPTIONS": {
-                # WAL lets the web, gateway and listeners read while one of them writes;
-                # IMMEDIATE avoids "database is locked" on read-then-write upgrades.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-        }
-    }
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(HOME / "multibot.sqlite3")}}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["OPTIONS"] = dict(_SQLITE_OPTIONS)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if PRODUCTION:

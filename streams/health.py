@@ -70,8 +70,8 @@ def messages_per_minute(name: str) -> float:
     return round((latest[1] - base[1]) / elapsed * 60, 2)
 
 
-def _lost_counts(client: redis.Redis) -> dict[str, int]:
-    return {field: int(value) for field, value in (client.hgetall(redis_key("streams", "lost")) or {}).items()}
+def _lost_counts(client: redis.Redis, kind: str = "lost") -> dict[str, int]:
+    return {field: int(value) for field, value in (client.hgetall(redis_key("streams", kind)) or {}).items()}
 
 
 def dead_letter_stats(name: str, *, with_types: bool = True) -> dict[str, Any]:
@@ -90,11 +90,47 @@ def dead_letter_stats(name: str, *, with_types: bool = True) -> dict[str, Any]:
     return {"total_messages": total, "error_types": dict(error_types)}
 
 
+def record_unread_losses() -> int:
+    """Count entries trimmed before a group read them, once each, and announce them on system:events.
+
+    Redis shows them only while the group lags (its lag still counts them); this turns that passing
+    view into a lasting counter (``streams:lost-unread``) and an event.
+    """
+    from streams.bus import BusError, publish
+
+    client, recorded = redis_client(), 0
+    for name in CATALOG:
+        info = _stream_info(client, name)
+        first_id = (info.get("first-entry") or [None])[0] if info else None
+        if not first_id:
+            continue
+        for group in client.xinfo_groups(stream_key(name)):
+            last, lag = group.get("last-delivered-id"), group.get("lag")
+            if lag is None or _id_tuple(last) >= _id_tuple(first_id):
+                continue
+            unread_trimmed = max(0, int(lag) - int(info["length"]))
+            seen_key = redis_key("streams", "unread-seen", name, group["name"])
+            seen_last, _, seen_count = (client.get(seen_key) or "|0").partition("|")
+            delta = unread_trimmed - (int(seen_count) if seen_last == last else 0)
+            if delta <= 0:
+                continue
+            client.hincrby(redis_key("streams", "lost-unread"), f"{name}|{group['name']}", delta)
+            client.set(seen_key, f"{last}|{unread_trimmed}", ex=SAMPLE_KEEP_SECONDS * 4)
+            recorded += delta
+            try:
+                publish("system:events", type="stream_entries_lost", payload={
+                    "stream": name, "group": group["name"], "count": delta, "kind": "unread",
+                })  # fmt: skip
+            except BusError:
+                pass
+    return recorded
+
+
 def stream_health(name: str, *, detailed: bool = True) -> dict[str, Any]:
     """One stream's figures, as Redis reports them now."""
     config, client = stream_config(name), redis_client()
     info = _stream_info(client, name)
-    lost = _lost_counts(client)
+    lost, lost_unread = _lost_counts(client), _lost_counts(client, "lost-unread")
     groups: dict[str, Any] = {}
     errors: dict[str, Any] = {}
     if info is not None:
@@ -110,10 +146,10 @@ def stream_health(name: str, *, detailed: bool = True) -> dict[str, Any]:
                 "entries_read": group.get("entries-read"),
                 "lost_pending": lost.get(f"{name}|{group['name']}", 0),
             }
-            # Entries trimmed before this group read them: Redis still counts them in the lag.
-            unread_trimmed = 0
+            # Entries trimmed before this group read them: counted so far, or still visible in the lag.
+            unread_trimmed = lost_unread.get(f"{name}|{group['name']}", 0)
             if lag is not None and first_id and _id_tuple(last) < _id_tuple(first_id):
-                unread_trimmed = max(0, int(lag) - int(info["length"]))
+                unread_trimmed = max(unread_trimmed, int(lag) - int(info["length"]))
             figures["lost_unread"] = unread_trimmed
             groups[group["name"]] = figures
             if figures["lost_pending"] or unread_trimmed:

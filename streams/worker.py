@@ -298,6 +298,12 @@ class StreamWorker:
         except EnvelopeError as exc:
             self._dead_letter(key, entry_id, fields, "malformed_envelope", str(exc), deliveries)
             return "dead"
+        if deliveries > self.max_deliveries:
+            # Delivered more often than allowed yet never failed cleanly: its handler kills the
+            # consumer (a crash, an OOM). Stop the crash loop without running it again.
+            self._dead_letter(key, entry_id, fields, "max_deliveries_exceeded",
+                              "the consumer died while handling it", deliveries - 1)  # fmt: skip
+            return "dead"
         registration = handler_for(name, envelope.type)
         if registration is None:
             self._dead_letter(key, entry_id, fields, "no_handler", f"no handler for {envelope.type!r}", deliveries)

@@ -72,3 +72,14 @@ def uvicorn_server(env: dict[str, str]) -> Iterator[str]:
 
 def get(url: str, **kwargs: Any) -> httpx.Response:
     return httpx.get(url, timeout=10, **kwargs)
+
+
+def database_url() -> str:
+    """The URL of the database this test runs on (the test database), for server subprocesses."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

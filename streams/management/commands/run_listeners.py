@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 import streams.listeners  # noqa: F401 - registers the handlers
 from multibot.heartbeats import heartbeat_publish
 from streams.catalog import LISTENERS
-from streams.health import sample_throughput
+from streams.health import record_unread_losses, sample_throughput
 from streams.worker import StreamWorker
 
 HEARTBEAT_SECONDS = 5.0
@@ -22,8 +22,11 @@ class Command(BaseCommand):
     help = "Consume the management-side streams (results, status, system and audit events)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--consumer", default=f"listeners@{socket.gethostname()}",
-                            help="consumer name; keep it stable so a restart finishes its own pending entries")  # fmt: skip
+        parser.add_argument(
+            "--consumer",
+            default=f"listeners@{socket.gethostname()}",
+            help="consumer name; keep it stable so a restart finishes its own pending entries",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.worker = StreamWorker(group=LISTENERS, consumer=options["consumer"], service_name="listeners")
@@ -48,6 +51,7 @@ class Command(BaseCommand):
         totals = self.worker.totals
         heartbeat_publish(component="listeners", details={"processed": totals.processed, "dead": totals.dead})
         sample_throughput()
+        record_unread_losses()
 
     def on_signal(self, signum: int, frame: Any) -> None:
         # Finish the current batch; the loop ends at its next check.
