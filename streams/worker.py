@@ -152,12 +152,32 @@ class StreamWorker:
         self.totals = StepResult()
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self) -> StepResult:
-        """prepare, step until ``stop()``, close. Commands with more to do per loop call these themselves."""
-        self.prepare()
+    def run(self, *, tick: Callable[[], object] | None = None, tick_seconds: float = 5.0) -> StepResult:
+        """prepare, step until ``stop()``, close; ``tick`` runs every ``tick_seconds`` (heartbeats).
+
+        A Redis outage (refused connection, restart, timeout) is waited out with backoff, logged once
+        per outage; on reconnect the consumer drains its own pending entries again before new ones.
+        """
+        prepared, backoff, next_tick = False, 0.5, 0.0
         try:
             while not self._stopping.is_set():
-                self.step()
+                try:
+                    if not prepared:
+                        self.prepare()
+                        prepared = True
+                        if backoff > 0.5:
+                            logger.warning("%s: redis is back, resuming", self.consumer)
+                        backoff = 0.5
+                    self.step()
+                    if tick is not None and time.monotonic() >= next_tick:
+                        tick()
+                        next_tick = time.monotonic() + tick_seconds
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    if backoff == 0.5:
+                        logger.warning("%s: redis unavailable (%s), retrying", self.consumer, type(exc).__name__)
+                    prepared = False
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 10.0)
         finally:
             self.close()
         return self.totals

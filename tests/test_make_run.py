@@ -46,7 +46,13 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
             except Exception:  # noqa: BLE001 - not up yet
                 return False
 
-        wait_for(healthy, 90, "make run to serve a healthy /api/v1/monitoring/health")
+        try:
+            wait_for(healthy, 90, "make run to serve a healthy /api/v1/monitoring/health")
+        except AssertionError:
+            log.seek(0)
+            raise AssertionError(
+                f"not healthy; health said {get(url).text[:2000]}\nlog:\n{log.read()[-4000:]}"
+            ) from None
         components = {c["name"]: c for c in get(url).json()["component_health"]}
         log.seek(0)
         password = re.search(r"generated password \(shown only now\): (\S+)", log.read())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -32,20 +31,10 @@ class Command(BaseCommand):
         self.worker = StreamWorker(group=LISTENERS, consumer=options["consumer"], service_name="listeners")
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
-        drained = self.worker.prepare()
-        self.stdout.write(f"listeners {options['consumer']} on {len(self.worker.streams)} streams; "
-                          f"finished {drained.processed} pending entries")  # fmt: skip
+        self.stdout.write(f"listeners {options['consumer']} on {len(self.worker.streams)} streams")
         self.stdout.flush()
-        next_beat = 0.0
-        try:
-            while not self.worker.stopping:
-                self.worker.step()
-                if time.monotonic() >= next_beat:
-                    self.beat()
-                    next_beat = time.monotonic() + HEARTBEAT_SECONDS
-        finally:
-            self.worker.close()
-        self.stdout.write(f"listeners stopped: {self.worker.totals}")
+        totals = self.worker.run(tick=self.beat, tick_seconds=HEARTBEAT_SECONDS)
+        self.stdout.write(f"listeners stopped: {totals}")
 
     def beat(self) -> None:
         totals = self.worker.totals
