@@ -11,7 +11,7 @@ import os
 import re
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
@@ -143,6 +143,10 @@ _FIELDS_TEMPLATE = b"".join(_bulk(name) + b"$%d\r\n%b\r\n" for name in ENVELOPE_
 
 def _xadd_command(head: bytes, item: Envelope) -> bytes:
     """One XADD in RESP; ``head`` holds the array header and the fixed arguments."""
+    if not item.payload_json:
+        # Built directly rather than by envelope(): check it like any other envelope.
+        checked = envelope(type=item.type, payload=item.payload, request_id=item.request_id, producer=item.producer)
+        item = replace(checked, produced_at=item.produced_at)
     values = [value.encode() for value in item.fields().values()]
     return head + _FIELDS_TEMPLATE % tuple(part for value in values for part in (len(value), value))
 

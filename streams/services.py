@@ -18,6 +18,31 @@ def _not_entry_ids(exc: redis.ResponseError) -> Exception:
     return ValidationError({"message_ids": [f"Not stream entry ids: {exc}"]})
 
 
+# Delete the dead letter and re-add its envelope in one step, only if the delete happened: two
+# concurrent replays of one dead letter put it back once.
+_MOVE_BACK = """
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return false end
+local command = {'XADD', KEYS[2], 'MAXLEN'}
+if ARGV[3] == '1' then table.insert(command, '~') end
+table.insert(command, ARGV[2])
+table.insert(command, '*')
+for i = 4, #ARGV do table.insert(command, ARGV[i]) end
+return redis.call(unpack(command))
+"""
+
+
+def _move_back(*, keys: list[str], args: list[Any]) -> Any:
+    return redis_client().register_script(_MOVE_BACK)(keys=keys, args=args)
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [part for pair in fields.items() for part in pair]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _dead_entries(name: str, message_ids: list[str] | None, limit: int) -> list[tuple[str, dict[str, str]]]:
     client, key = redis_client(), stream_key(stream_config(name).dead_letter)
     if message_ids:
@@ -36,7 +61,6 @@ def dead_letter_replay(
 ) -> dict[str, Any]:
     """Re-publish dead letters with their original envelope (same request_id) and remove them from the DLQ."""
     config = stream_config(stream)
-    client = redis_client()
     replayed: list[dict[str, str]] = []
     not_replayable: list[str] = []
     for dead_id, fields in _dead_entries(stream, message_ids, limit):
@@ -46,11 +70,11 @@ def dead_letter_replay(
         except EnvelopeError:
             not_replayable.append(dead_id)  # not an envelope: it would come straight back; left in the DLQ
             continue
-        pipe = client.pipeline(transaction=True)  # MULTI: never both in the DLQ and back on the stream
-        pipe.xadd(stream_key(stream), original, maxlen=config.maxlen, approximate=config.approximate)
-        pipe.xdel(stream_key(config.dead_letter), dead_id)
-        new_id, _ = pipe.execute()
-        replayed.append({"dead_letter_id": dead_id, "message_id": str(new_id)})
+        new_id = _move_back(keys=[stream_key(config.dead_letter), stream_key(stream)],
+                            args=[dead_id, config.maxlen, int(config.approximate), *_flat(original)])  # fmt: skip
+        if new_id is None:
+            continue  # another replay or a purge took it first: not replayed twice
+        replayed.append({"dead_letter_id": dead_id, "message_id": _text(new_id)})
     found = {item["dead_letter_id"] for item in replayed} | set(not_replayable)
     missing = sorted(set(message_ids or []) - found)
     audit_record(actor=actor, action="dead_letter_replay", resource=f"stream:{stream}",
@@ -69,8 +93,10 @@ def dead_letter_purge(*, actor: Actor, stream: str, message_ids: list[str] | Non
         if message_ids:
             purged = int(client.xdel(key, *message_ids))
         else:
-            purged = int(client.xlen(key))
-            client.delete(key)
+            pipe = client.pipeline(transaction=True)  # MULTI: the count is of exactly what is deleted
+            pipe.xlen(key)
+            pipe.delete(key)
+            purged = int(pipe.execute()[0])
     except redis.ResponseError as exc:
         raise _not_entry_ids(exc) from exc
     audit_record(actor=actor, action="dead_letter_purge", resource=f"stream:{stream}",

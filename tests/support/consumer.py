@@ -44,11 +44,11 @@ def main() -> None:
     from audit.services import Actor, audit_record
     from streams.worker import StreamWorker, handles
 
-    def special(envelope) -> bool:  # noqa: ANN001
+    def special(envelope) -> bool:
         return args.mode == "hang" or bool(envelope.payload.get("special"))
 
     @handles("mgmt:data:commands", "work")
-    def work(envelope) -> None:  # noqa: ANN001
+    def work(envelope) -> None:
         if special(envelope):
             if args.marker:
                 Path(f"{args.marker}.started").write_text(envelope.message_id)
