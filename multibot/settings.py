@@ -274,3 +274,26 @@ STREAMS = {
     # Per-stream maxlen overrides, e.g. {"system:events": 1000}.
     "maxlen": {},
 }
+
+MARKETDATA = {
+    # freqtrade's datadir layout: <dir>/<exchange>/<BASE>_<QUOTE>-<timeframe>.feather
+    "dir": HOME / "data",
+    "max_upload_bytes": env_int("MULTIBOT_MAX_UPLOAD_BYTES", 50 * 1024 * 1024),
+    # `make run` stores synthetic demo candles (marketdata/demo.py) for this many days up to today;
+    # MULTIBOT_DEMO_DATA=0 skips it. `manage.py generate_demo_data` regenerates or extends them.
+    "demo_on_bootstrap": env_bool("MULTIBOT_DEMO_DATA", True),
+    "demo_days": env_int("MULTIBOT_DEMO_DAYS", 60),
+    # About two years of 1m candles; a CSV upload with more rows is refused.
+    "max_upload_rows": env_int("MULTIBOT_MAX_UPLOAD_ROWS", 1_000_000),
+}
+
+REPLAY = {
+    "host": "127.0.0.1",
+    "port": env_int("MULTIBOT_REPLAY_PORT", 8003),
+    # History kept before the replay's start (indicators and FreqAI need it), and what happens
+    # when the stored history runs out: "loop" back to the start, or "stop" at the last candle.
+    "warmup_days": env_int("MULTIBOT_REPLAY_WARMUP_DAYS", 14),
+    "on_end": env_str("MULTIBOT_REPLAY_ON_END", "loop"),
+    "anchor_file": HOME / "replay" / "anchor.json",
+}
+REPLAY_EXCHANGE_URL = env_str("MULTIBOT_REPLAY_URL", f"http://127.0.0.1:{REPLAY['port']}")

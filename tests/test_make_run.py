@@ -30,7 +30,9 @@ def _processes_using(home: str) -> list[psutil.Process]:
 def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
     # given: a fresh home and a free port, with no REDIS_URL or DATABASE_URL
     home, port = str(tmp_path / "home"), free_port()
-    env = server_env(MULTIBOT_HOME=home, MULTIBOT_PORT=str(port), MULTIBOT_ADMIN_USER="boss")
+    env = server_env(
+        MULTIBOT_HOME=home, MULTIBOT_PORT=str(port), MULTIBOT_REPLAY_PORT=str(free_port()), MULTIBOT_ADMIN_USER="boss"
+    )
     for name in ("REDIS_URL", "DATABASE_URL", "MULTIBOT_ADMIN_PASSWORD", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)
     log = open(tmp_path / "make-run.log", "w+")

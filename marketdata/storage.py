@@ -1,0 +1,91 @@
+"""Candles on disk in freqtrade's own layout and format, so ``freqtrade backtesting`` reads them as they are.
+
+``<MULTIBOT_HOME>/data/<exchange>/<BASE>_<QUOTE>-<timeframe>.feather`` with the columns
+date (UTC), open, high, low, close, volume: written by freqtrade's FeatherDataHandler itself. A write
+goes to a staging file first and replaces the old file in one rename: readers never see half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = ["date", "open", "high", "low", "close", "volume"]
+TIMEFRAME_SECONDS = {
+    "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
+    "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800,
+}  # fmt: skip
+
+
+class StorageError(Exception):
+    """Candles could not be read or written."""
+
+
+def _handler(datadir: Path):  # noqa: ANN202 - freqtrade's IDataHandler
+    # freqtrade is heavy to import: only here, when candles are really read or written this way.
+    from freqtrade.data.history.datahandlers import get_datahandler
+
+    return get_datahandler(datadir, "feather")
+
+
+def candle_path(datadir: Path, pair: str, timeframe: str) -> Path:
+    """freqtrade's file name for a spot pair: ``BTC/USDT`` 5m -> ``BTC_USDT-5m.feather``."""
+    return Path(datadir) / f"{pair.replace('/', '_')}-{timeframe}.feather"
+
+
+def empty_frame() -> pd.DataFrame:
+    frame = pd.DataFrame({column: pd.Series(dtype="float64") for column in COLUMNS})
+    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    return frame
+
+
+def load_candles(datadir: Path, pair: str, timeframe: str) -> pd.DataFrame:
+    path = candle_path(datadir, pair, timeframe)
+    if not path.exists():
+        return empty_frame()
+    try:
+        frame = pd.read_feather(path)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds
+        raise StorageError(f"cannot read {path.name}: {exc}") from exc
+    frame["date"] = pd.to_datetime(frame["date"], utc=True)
+    return frame.loc[:, COLUMNS]
+
+
+def merge_candles(existing: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Union by date; where both have a candle, the new one wins. Sorted, unique dates."""
+    merged = pd.concat([existing, new], ignore_index=True)
+    merged = merged.drop_duplicates(subset="date", keep="last").sort_values("date")
+    return merged.reset_index(drop=True)
+
+
+def store_candles(datadir: Path, pair: str, timeframe: str, frame: pd.DataFrame) -> Path:
+    """Write through freqtrade's handler into a staging directory, then rename into place."""
+    datadir = Path(datadir)
+    final = candle_path(datadir, pair, timeframe)
+    staging = datadir / ".staging" / uuid.uuid4().hex
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        from freqtrade.enums import CandleType
+
+        _handler(staging).ohlcv_store(pair, timeframe, frame.loc[:, COLUMNS], CandleType.SPOT)
+        written = candle_path(staging, pair, timeframe)
+        if not written.exists():
+            raise StorageError(f"freqtrade did not write {written.name}")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(written, final)
+    finally:
+        for leftover in staging.glob("*"):
+            leftover.unlink()
+        staging.rmdir()
+    return final
+
+
+def resample(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:
+    """Aggregate candles (e.g. 1m) into a longer timeframe: first open, max high, min low, last close, summed volume."""
+    seconds = TIMEFRAME_SECONDS[timeframe]
+    grouped = frame.set_index("date").resample(f"{seconds}s", label="left", closed="left")
+    result = grouped.agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    return result.dropna(subset=["open"]).reset_index()
