@@ -36,7 +36,7 @@ def replay_url(history: dict[str, pd.DataFrame]) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_replay_exchange", "--port", str(port)],
-        cwd=ROOT, env=server_env(MULTIBOT_REPLAY_WARMUP_DAYS="5"),
+        cwd=ROOT, env=server_env(),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
@@ -189,3 +189,21 @@ def test_a_dry_run_bot_opens_a_trade_at_a_replayed_price(replay_url, exchange, t
     # Bought at the replay's ask: within the recent candles' range, give or take the spread.
     assert min(lows) * 0.999 <= trade["open_rate"] <= max(highs) * 1.001, (trade["open_rate"], low_high)
     assert shown["exchange"] == "binance" and shown["dry_run"] is True
+
+
+@pytest.mark.django_db
+def test_analytics_market_shows_the_replayed_prices(exchange, user_api):
+    from marketdata.market import replay_market
+
+    replay_market.cache_clear()
+    ticker = exchange.fetch_ticker("BTC/USDT")
+
+    response = user_api.get("/api/v1/analytics/market")
+
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert set(data) == {"btc_usdt", "eth_usdt"}
+    btc = data["btc_usdt"]
+    assert btc["price"] == pytest.approx(ticker["last"])
+    assert btc["change_24h"] == pytest.approx(ticker["percentage"], abs=1e-3)
+    assert btc["volume_24h"] == pytest.approx(ticker["quoteVolume"], rel=1e-6)
