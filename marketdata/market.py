@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -11,13 +12,16 @@ from marketdata.replay_market import ReplayError, ReplayMarket
 from marketdata.services import exchange_dir
 
 
-@functools.cache
 def replay_market() -> ReplayMarket:
     """The same clock as the replay exchange process: both read the anchor under MULTIBOT_HOME."""
     conf = settings.REPLAY
-    return ReplayMarket(
-        exchange_dir("replay"), anchor_file=conf["anchor_file"], warmup_days=conf["warmup_days"], on_end=conf["on_end"]
-    )
+    return _market(exchange_dir("replay"), conf["anchor_file"], conf["warmup_days"], conf["on_end"])
+
+
+@functools.cache
+def _market(datadir: Path, anchor_file: Path, warmup_days: float, on_end: str) -> ReplayMarket:
+    # One per configuration, kept: it holds the candles in memory and reloads them when files change.
+    return ReplayMarket(datadir, anchor_file=anchor_file, warmup_days=warmup_days, on_end=on_end)
 
 
 def market_overview() -> dict[str, dict[str, Any]]:

@@ -24,7 +24,7 @@ class StorageError(Exception):
     """Candles could not be read or written."""
 
 
-def _handler(datadir: Path):  # noqa: ANN202 - freqtrade's IDataHandler
+def _handler(datadir: Path):
     # freqtrade is heavy to import: only here, when candles are really read or written this way.
     from freqtrade.data.history.datahandlers import get_datahandler
 
@@ -48,7 +48,7 @@ def load_candles(datadir: Path, pair: str, timeframe: str) -> pd.DataFrame:
         return empty_frame()
     try:
         frame = pd.read_feather(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds
+    except Exception as exc:
         raise StorageError(f"cannot read {path.name}: {exc}") from exc
     frame["date"] = pd.to_datetime(frame["date"], utc=True)
     return frame.loc[:, COLUMNS]

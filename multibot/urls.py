@@ -8,8 +8,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
+from analytics.apis import MarketApi
 from audit.apis import AuditLogApi
 from bots.apis import BotViewSet
+from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
 from streams import apis as streams
@@ -31,6 +33,11 @@ api_v1 = [
     path("monitoring/monitoring/status", monitoring.StatusApi.as_view(), name="monitoring-status"),
     path("audit/", AuditLogApi.as_view(), name="audit"),
     path("audit", AuditLogApi.as_view()),
+    path("data/", marketdata.CandleSetListApi.as_view(), name="data"),
+    path("data", marketdata.CandleSetListApi.as_view()),
+    path("data/upload", marketdata.CandleUploadApi.as_view(), name="data-upload"),
+    # <path:> because a URL-encoded BTC%2FUSDT arrives decoded, as BTC/USDT, in the path.
+    path("data/download/<path:pair>/<str:timeframe>", marketdata.CandleDownloadApi.as_view(), name="data-download"),
     path("health/streams", streams.StreamsHealthApi.as_view(), name="streams-health"),
     path("streams/", streams.StreamListApi.as_view(), name="streams"),
     path("streams", streams.StreamListApi.as_view()),
@@ -41,6 +48,7 @@ api_v1 = [
     path("streams/<str:name>/dlq/messages", streams.DeadLetterMessagesApi.as_view(), name="dlq-messages"),
     path("streams/<str:name>/dlq/replay", streams.DeadLetterReplayApi.as_view(), name="dlq-replay"),
     path("streams/<str:name>/dlq/purge", streams.DeadLetterPurgeApi.as_view(), name="dlq-purge"),
+    path("analytics/market", MarketApi.as_view(), name="analytics-market"),
     path("", include(router.urls)),
 ]
 

@@ -29,9 +29,9 @@ def _processes_using(home: str) -> list[psutil.Process]:
 @pytest.mark.slow
 def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
     # given: a fresh home and a free port, with no REDIS_URL or DATABASE_URL
-    home, port = str(tmp_path / "home"), free_port()
+    home, port, replay_port = str(tmp_path / "home"), free_port(), free_port()
     env = server_env(
-        MULTIBOT_HOME=home, MULTIBOT_PORT=str(port), MULTIBOT_REPLAY_PORT=str(free_port()), MULTIBOT_ADMIN_USER="boss"
+        MULTIBOT_HOME=home, MULTIBOT_PORT=str(port), MULTIBOT_REPLAY_PORT=str(replay_port), MULTIBOT_ADMIN_USER="boss"
     )
     for name in ("REDIS_URL", "DATABASE_URL", "MULTIBOT_ADMIN_PASSWORD", "DJANGO_SETTINGS_MODULE"):
         env.pop(name, None)
@@ -62,6 +62,9 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
             f"http://127.0.0.1:{port}/api/v1/auth/login/json",
             json={"username": "boss", "password": password.group(1) if password else ""},
         )
+        token = login.json().get("access_token", "")
+        stored = httpx.get(f"http://127.0.0.1:{port}/api/v1/data/", headers={"Authorization": f"Bearer {token}"})
+        markets = httpx.get(f"http://127.0.0.1:{replay_port}/api/v3/exchangeInfo", timeout=10)
     finally:
         # Ctrl-C: SIGINT to the whole foreground process group.
         os.killpg(make.pid, signal.SIGINT)
@@ -77,4 +80,9 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
     assert password is not None, "the generated admin password is printed once"
     assert login.status_code == 200
     assert os.listdir(os.path.join(home, "redis", "appendonlydir")), "AOF is on"
+    # Demo candles on first start: four USDT pairs in 1m and 5m, synthetic, played by the replay exchange.
+    sets = stored.json()["data"]
+    assert len(sets) == 8 and all(item["synthetic"] for item in sets)
+    assert {item["timeframe"] for item in sets} == {"1m", "5m"}
+    assert len({s["symbol"] for s in markets.json()["symbols"]}) == 4
     wait_for(lambda: not _processes_using(home), 15, "every process of make run to exit")

@@ -14,7 +14,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from django.conf import settings
 
 from marketdata.replay_config import ccxt_settings
 from tests.support.freqtrade import user_dir, write_config
@@ -26,17 +25,28 @@ DAY_MS = 86_400_000
 
 
 @pytest.fixture(scope="module")
-def history() -> dict[str, pd.DataFrame]:
-    """20 days of 1m and 5m candles for BTC/USDT and ETH/USDT, ending today 00:00 UTC."""
-    return store_history(Path(settings.MARKETDATA["dir"]) / "replay")
+def replay_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A MULTIBOT_HOME of this module's own: its market holds exactly the candles stored here."""
+    return tmp_path_factory.mktemp("replay-home")
 
 
 @pytest.fixture(scope="module")
-def replay_url(history: dict[str, pd.DataFrame]) -> Iterator[str]:
+def datadir(replay_home: Path) -> Path:
+    return replay_home / "data" / "replay"
+
+
+@pytest.fixture(scope="module")
+def history(datadir: Path) -> dict[str, pd.DataFrame]:
+    """20 days of 1m and 5m candles for BTC/USDT and ETH/USDT, ending today 00:00 UTC."""
+    return store_history(datadir)
+
+
+@pytest.fixture(scope="module")
+def replay_url(history: dict[str, pd.DataFrame], replay_home: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_replay_exchange", "--port", str(port)],
-        cwd=ROOT, env=server_env(),
+        cwd=ROOT, env=server_env(MULTIBOT_HOME=str(replay_home)),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
@@ -129,7 +139,7 @@ def test_unknown_symbols_and_intervals_get_binance_errors(exchange, replay_url):
     assert private.status_code == 401 and private.json()["code"] == -2015
 
 
-def test_freqtrade_backtesting_runs_the_sample_strategy_with_replay_market_metadata(replay_url, tmp_path):
+def test_freqtrade_backtesting_runs_the_sample_strategy_with_replay_market_metadata(replay_url, datadir, tmp_path):
     from freqtrade.data.btanalysis import load_backtest_stats
 
     userdir = user_dir(tmp_path / "user_data")
@@ -138,7 +148,7 @@ def test_freqtrade_backtesting_runs_the_sample_strategy_with_replay_market_metad
     results.mkdir()
     run = subprocess.run(
         [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(config), "--userdir", str(userdir),
-         "--datadir", str(Path(settings.MARKETDATA["dir"]) / "replay"), "--strategy", "SampleStrategy",
+         "--datadir", str(datadir), "--strategy", "SampleStrategy",
          "--timeframe", "5m", "--export", "trades", "--backtest-directory", str(results)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -192,10 +202,10 @@ def test_a_dry_run_bot_opens_a_trade_at_a_replayed_price(replay_url, exchange, t
 
 
 @pytest.mark.django_db
-def test_analytics_market_shows_the_replayed_prices(exchange, user_api):
-    from marketdata.market import replay_market
-
-    replay_market.cache_clear()
+def test_analytics_market_shows_the_replayed_prices(exchange, user_api, replay_home, settings):
+    # The web process reads the same files and the same anchor as the replay exchange process.
+    settings.MARKETDATA = {**settings.MARKETDATA, "dir": replay_home / "data"}
+    settings.REPLAY = {**settings.REPLAY, "anchor_file": replay_home / "replay" / "anchor.json"}
     ticker = exchange.fetch_ticker("BTC/USDT")
 
     response = user_api.get("/api/v1/analytics/market")

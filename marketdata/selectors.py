@@ -1,0 +1,28 @@
+"""Reading what candles are stored. Market data is shared by every user: nothing here is scoped to one."""
+
+from __future__ import annotations
+
+import pandas as pd
+from django.db.models import QuerySet
+
+from marketdata.models import CandleSet
+from marketdata.pairs import pair_from_input
+from marketdata.services import exchange_dir
+from marketdata.storage import StorageError, candle_path, load_candles
+
+
+def candle_set_list() -> QuerySet[CandleSet]:
+    return CandleSet.objects.order_by("exchange", "pair", "timeframe")
+
+
+def candle_set_get(*, pair: str, timeframe: str, exchange: str = "replay") -> CandleSet | None:
+    """The set for ``BTC/USDT`` or ``BTC_USDT``, or None when nothing is stored for it."""
+    return candle_set_list().filter(exchange=exchange, pair=pair_from_input(pair), timeframe=timeframe).first()
+
+
+def candle_set_frame(candle_set: CandleSet) -> pd.DataFrame:
+    """The stored candles of a set, oldest first; StorageError when its file is missing or unreadable."""
+    datadir = exchange_dir(candle_set.exchange)
+    if not candle_path(datadir, candle_set.pair, candle_set.timeframe).exists():
+        raise StorageError(f"the candle file of {candle_set} is missing")
+    return load_candles(datadir, candle_set.pair, candle_set.timeframe)
