@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.db.models import QuerySet
-from rest_framework import viewsets
+from django.utils import timezone
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from audit.services import Actor
-from bots import services
+from bots import services, workspace
 from bots.models import Bot
 from bots.selectors import bot_list
 from bots.serializers import BotSerializer
+from multibot.errors import QueryValidationError
 
 
 class BotViewSet(viewsets.ModelViewSet):
@@ -45,5 +51,138 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), bot=serializer.instance, **serializer.validated_data
         )
 
-    def perform_destroy(self, instance: Bot) -> None:
-        services.bot_delete(actor=Actor.from_request(self.request), bot=instance)
+    def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
+        bot = self.get_object()
+        if services.bot_delete(actor=Actor.from_request(request), bot=bot):
+            return Response(status=204)
+        return Response({"status": "stop_command_sent", "bot_name": bot.name,
+                         "detail": "The bot is running: it is stopped first, then deleted."}, status=202)  # fmt: skip
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _command(self, command: str) -> Response:
+        result = services.bot_command(actor=Actor.from_request(self.request), bot=self.get_object(), command=command)
+        return Response(result, status=202)
+
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._command("bot_start")
+
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        return self._command("bot_stop")
+
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str) -> Response:
+        return self._command("bot_restart")
+
+    @action(detail=True, methods=["get"], url_path="status")
+    def bot_status(self, request: Request, pk: str) -> Response:
+        bot = self.get_object()
+        return Response({
+            "status": "success", "bot_name": bot.name, "bot_status": bot.status, "pid": bot.pid,
+            "desired_state": bot.desired_state, "detail": bot.status_detail, "restart_count": bot.restart_count,
+            "started_at": bot.started_at, "last_heartbeat": bot.last_heartbeat,
+        })  # fmt: skip
+
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk: str) -> Response:
+        query = LinesQuery(data=request.query_params)
+        if not query.is_valid():
+            raise QueryValidationError(query.errors)
+        bot = self.get_object()
+        return Response({"bot_name": bot.name, "logs": workspace.log_tail(bot.pk, query.validated_data["lines"])})
+
+    def _fleet(self, command: str) -> Response:
+        bots = list(self.get_queryset())
+        results = services.fleet_command(actor=Actor.from_request(self.request), bots=bots, command=command)
+        return Response({"results": results, "total": len(results)}, status=202)
+
+    @action(detail=False, methods=["post"], url_path="start-all")
+    def start_all(self, request: Request) -> Response:
+        return self._fleet("bot_start")
+
+    @action(detail=False, methods=["post"], url_path="stop-all")
+    def stop_all(self, request: Request) -> Response:
+        return self._fleet("bot_stop")
+
+    @action(detail=False, methods=["post"], url_path="restart-all")
+    def restart_all(self, request: Request) -> Response:
+        return self._fleet("bot_restart")
+
+
+class LinesQuery(serializers.Serializer):
+    lines = serializers.IntegerField(min_value=1, max_value=5000, default=100)
+
+
+def bot_by_id_or_name(user: object, key: str) -> Bot:
+    bots = bot_list(user=user)
+    found = bots.filter(pk=int(key)).first() if key.isdigit() else None
+    found = found or bots.filter(name=key).first()
+    if found is None:
+        raise NotFound("Bot not found")
+    return found
+
+
+class BotProcessApi(APIView):
+    """GET /bots/{id or name}/process: the bot's process as the operating system sees it."""
+
+    def get(self, request: Request, bot: str) -> Response:
+        found = bot_by_id_or_name(request.user, bot)
+        return Response({"bot_id": found.pk, "bot_name": found.name, **process_info(found)})
+
+
+class BotEmergencyStopApi(APIView):
+    """POST /bots/{id or name}/emergency-stop: SIGKILL to the bot's process group, through the gateway."""
+
+    audit_action = "bot_kill"
+    audit_resource = "bot"
+
+    def post(self, request: Request, bot: str) -> Response:
+        found = bot_by_id_or_name(request.user, bot)
+        return Response(services.bot_command(actor=Actor.from_request(request), bot=found, command="bot_kill"),
+                        status=202)  # fmt: skip
+
+
+class EmergencyInput(serializers.Serializer):
+    force_exit = serializers.BooleanField(default=False)
+
+
+class EmergencyStopAllApi(APIView):
+    """POST /emergency/stop-all: the caller's bots (every bot for a superuser), at once."""
+
+    audit_action = "emergency_stop_all"
+
+    def post(self, request: Request) -> Response:
+        given = EmergencyInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        bots = list(bot_list(user=request.user))
+        outcome = services.emergency_stop_all(actor=Actor.from_request(request), bots=bots,
+                                              force_exit=given.validated_data["force_exit"])  # fmt: skip
+        return Response({"message": "Emergency stop command sent.", "timestamp": timezone.now().isoformat(), **outcome},
+                        status=202)  # fmt: skip
+
+
+def process_info(bot: Bot) -> dict[str, object]:
+    """pid, status, start time, memory and CPU of the bot's process, if it is ours and alive."""
+    import psutil
+
+    from bots.gateway.supervisor import is_our_process
+
+    if not bot.pid:
+        return {"pid": None, "status": "not_running"}
+    try:
+        process = psutil.Process(bot.pid)
+        if not is_our_process(
+            process, create_time=bot.pid_create_time, marker=str(workspace.workspace_for(bot.pk).config)
+        ):
+            return {"pid": bot.pid, "status": "not_running"}
+        with process.oneshot():
+            return {
+                "pid": process.pid, "status": process.status(),
+                "start_time": datetime.fromtimestamp(process.create_time(), UTC).isoformat(),
+                "memory_usage_mb": round(process.memory_info().rss / 1024 / 1024, 1),
+                "cpu_percent": process.cpu_percent(interval=0.1),
+                "children": len(process.children(recursive=True)),
+            }  # fmt: skip
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return {"pid": bot.pid, "status": "not_running"}

@@ -30,7 +30,20 @@ class Bot(models.Model):
     dry_run = models.BooleanField(default=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STOPPED, db_index=True)
+    # What the user asked for: the gateway restarts a crashed bot only while this is "running".
+    desired_state = models.CharField(max_length=16, default="stopped")
     pid = models.IntegerField(null=True, blank=True)
+    # With the pid, identifies the process across gateway restarts (a reused pid has another create time).
+    pid_create_time = models.FloatField(null=True, blank=True)
+    host = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    status_detail = models.TextField(blank=True)
+    restart_count = models.IntegerField(default=0)
+    # When the gateway observed the status we hold: an older event arriving late is ignored.
+    status_at = models.FloatField(default=0)
+    # Deleting a running bot stops it first; the row goes once the gateway reports it stopped.
+    delete_requested = models.BooleanField(default=False)
     total_trades = models.IntegerField(default=0)
     profitable_trades = models.IntegerField(default=0)
     total_profit = models.DecimalField(max_digits=24, decimal_places=8, default=0)

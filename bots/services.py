@@ -106,12 +106,132 @@ def bot_update(*, actor: Actor, bot: Bot, **fields: Any) -> Bot:
     return bot
 
 
-def bot_delete(*, actor: Actor, bot: Bot) -> None:
+def bot_delete(*, actor: Actor, bot: Bot) -> bool:
+    """Delete now when stopped (True); a running bot is stopped first and deleted when it is (False)."""
     with transaction.atomic():
         bot = Bot.objects.select_for_update().get(pk=bot.pk)
-        if bot.is_active:
-            raise BotConflict("The bot is running; stop it before deleting it.")
         details = {"bot_name": bot.name, "strategy_name": bot.strategy_name, "exchange": bot.exchange}
+        if bot.is_active:
+            Bot.objects.filter(pk=bot.pk).update(desired_state="stopped", delete_requested=True)
+            audit_record(actor=actor, action="bot_delete", resource=f"bot:{bot.pk}",
+                         details={**details, "pending": "stopping the bot first"})  # fmt: skip
+            pending_id = bot.pk
+            transaction.on_commit(lambda: _publish_command("bot_stop", {"bot_id": pending_id, "then": "delete"}))
+            return False
         bot_id = bot.pk
-        bot.delete()
+        _delete_now(bot)
         audit_record(actor=actor, action="bot_delete", resource=f"bot:{bot_id}", details=details)
+    return True
+
+
+def _delete_now(bot: Bot) -> None:
+    from bots import workspace
+
+    bot_id = bot.pk
+    bot.delete()
+    transaction.on_commit(lambda: workspace.remove(bot_id))
+
+
+# -- lifecycle: commands to the gateway -----------------------------------------------------------
+COMMANDS = "mgmt:trading:commands"
+_TARGET = {"bot_start": "running", "bot_stop": "stopped", "bot_restart": "running", "bot_kill": "stopped"}
+_SENT = {"bot_start": "start_command_sent", "bot_stop": "stop_command_sent", "bot_restart": "restart_command_sent",
+         "bot_kill": "emergency_stop_command_sent"}  # fmt: skip
+
+
+class BotCommandRefused(APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
+def _command_problem(bot: Bot, command: str) -> str | None:
+    """Why the command would change nothing (or cannot work), or None."""
+    running = bot.status in Bot.ACTIVE_STATUSES
+    if command == "bot_start" and running and bot.desired_state == "running":
+        return f"Bot {bot.name} is already {bot.status}."
+    if command in ("bot_stop", "bot_kill") and not running and bot.desired_state == "stopped":
+        return f"Bot {bot.name} is already stopped."
+    if command in ("bot_start", "bot_restart"):
+        from strategies.library import strategy_file
+
+        if strategy_file(bot.strategy_name) is None:
+            return f"Strategy {bot.strategy_name!r} is not in the strategy library; upload it first."
+    return None
+
+
+def _publish_command(command: str, payload: dict[str, Any]) -> str:
+    from streams.bus import publish
+
+    return publish(COMMANDS, type=command, payload=payload)
+
+
+def bot_command(*, actor: Actor, bot: Bot, command: str) -> dict[str, Any]:
+    """Record what the user wants, send the command to the gateway, answer at once."""
+    problem = _command_problem(bot, command)
+    if problem:
+        raise BotCommandRefused(problem)
+    with transaction.atomic():
+        Bot.objects.filter(pk=bot.pk).update(desired_state=_TARGET[command])
+        audit_record(actor=actor, action=command, resource=f"bot:{bot.pk}", details={"bot_name": bot.name})
+        # Published after commit: the gateway must see the new desired state when it acts.
+        transaction.on_commit(lambda: _publish_command(command, {"bot_id": bot.pk, "requested_by": actor.name or
+                                                                  getattr(actor.user, "username", "")}))  # fmt: skip
+    return {"status": _SENT[command], "bot_name": bot.name, "bot_id": bot.pk}
+
+
+def fleet_command(*, actor: Actor, bots: list[Bot], command: str) -> list[dict[str, Any]]:
+    """The same command for many bots; each gets its own answer, and one refusal stops no other."""
+    results = []
+    for bot in bots:
+        try:
+            results.append(bot_command(actor=actor, bot=bot, command=command))
+        except BotCommandRefused as exc:
+            results.append({"status": "refused", "bot_name": bot.name, "bot_id": bot.pk, "detail": str(exc.detail)})
+    return results
+
+
+def emergency_stop_all(*, actor: Actor, bots: list[Bot], force_exit: bool) -> dict[str, Any]:
+    """Every given bot: stop entries, optionally force-exit trades, terminate, kill. Answers at once."""
+    ids = [bot.pk for bot in bots]
+    with transaction.atomic():
+        Bot.objects.filter(pk__in=ids).update(desired_state="stopped")
+        audit_record(actor=actor, action="emergency_stop_all", resource="bots",
+                     details={"bot_ids": ids, "force_exit": force_exit})  # fmt: skip
+        transaction.on_commit(lambda: _publish_command("emergency_stop", {"bot_ids": ids, "force_exit": force_exit}))
+    return {"bot_ids": ids, "force_exit": force_exit}
+
+
+# -- lifecycle: the gateway's reports -------------------------------------------------------------
+def bot_status_apply(*, report: dict[str, Any]) -> bool:
+    """Apply one gateway status report; a report older than the one applied is ignored."""
+    from datetime import UTC, datetime
+
+    started = report.get("started_at")
+    fields: dict[str, Any] = {
+        "status": report["status"],
+        "status_at": report["at"],
+        "pid": report.get("pid"),
+        "pid_create_time": report.get("pid_create_time"),
+        "status_detail": (report.get("detail") or "")[:4000],
+        "restart_count": report.get("restart_count") or 0,
+        "started_at": datetime.fromtimestamp(started, UTC) if started else None,
+    }
+    if report.get("host"):
+        fields["host"] = report["host"]
+    if report["status"] == Bot.Status.ERROR:
+        fields["desired_state"] = "stopped"  # an errored bot waits for the user
+    applied = bool(Bot.objects.filter(pk=report["bot_id"], status_at__lt=report["at"]).update(**fields))
+    if report["status"] in (Bot.Status.STOPPED, Bot.Status.ERROR):
+        doomed = Bot.objects.filter(pk=report["bot_id"], delete_requested=True).first()
+        if doomed is not None:
+            _delete_now(doomed)
+            audit_record(actor=Actor.system(), action="bot_delete", resource=f"bot:{report['bot_id']}",
+                         details={"bot_name": doomed.name, "after": "the bot stopped"})  # fmt: skip
+    return applied
+
+
+def bot_heartbeats_apply(*, bot_ids: list[int], at: float | None) -> int:
+    from datetime import UTC, datetime
+
+    moment = datetime.fromtimestamp(at, UTC) if at else None
+    return Bot.objects.filter(pk__in=bot_ids).update(last_heartbeat=moment)

@@ -241,7 +241,7 @@ LOGIN_LOCKOUT = {
 MONITORING = {
     # The long-running components this deployment runs besides the web server; each publishes
     # a heartbeat in Redis, and health reports a missing one as down. Later processes add theirs.
-    "components": env_list("MULTIBOT_COMPONENTS", ["listeners"]),
+    "components": env_list("MULTIBOT_COMPONENTS", ["listeners", "gateway"]),
     "heartbeat_ttl_seconds": env_int("MULTIBOT_HEARTBEAT_TTL", 30),
 }
 
@@ -252,7 +252,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("MULTIBOT_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # One line per request to a bot's API (the gateway polls every running bot) is noise.
+        "httpx": {"level": env_str("MULTIBOT_HTTPX_LOG_LEVEL", "WARNING")},
+    },
 }
 
 BOTS = {
@@ -297,3 +301,12 @@ REPLAY = {
     "anchor_file": HOME / "replay" / "anchor.json",
 }
 REPLAY_EXCHANGE_URL = env_str("MULTIBOT_REPLAY_URL", f"http://127.0.0.1:{REPLAY['port']}")
+
+GATEWAY = {
+    "grace_seconds": env_int("MULTIBOT_BOT_STOP_GRACE_SECONDS", 10),
+    "restart_budget": env_int("MULTIBOT_BOT_RESTART_BUDGET", 5),
+    "restart_window_seconds": env_int("MULTIBOT_BOT_RESTART_WINDOW_SECONDS", 600),
+    "backoff_base_seconds": env_int("MULTIBOT_BOT_RESTART_BACKOFF_SECONDS", 1),
+    # How often each running bot's trades are read from its API (new and changed ones are published).
+    "trade_poll_seconds": env_int("MULTIBOT_TRADE_POLL_SECONDS", 10),
+}

@@ -10,7 +10,8 @@ from rest_framework.routers import DefaultRouter
 
 from analytics.apis import MarketApi
 from audit.apis import AuditLogApi
-from bots.apis import BotViewSet
+from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi
+from bots.passthrough import BotFreqtradeApi
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
@@ -49,6 +50,11 @@ api_v1 = [
     path("streams/<str:name>/dlq/replay", streams.DeadLetterReplayApi.as_view(), name="dlq-replay"),
     path("streams/<str:name>/dlq/purge", streams.DeadLetterPurgeApi.as_view(), name="dlq-purge"),
     path("analytics/market", MarketApi.as_view(), name="analytics-market"),
+    path("bots/<str:bot>/process", BotProcessApi.as_view(), name="bot-process"),
+    path("bots/<str:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
+    path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),
+    # Before the router: everything under a bot's ft/ goes on to that bot's own freqtrade API.
+    path("bots/<int:pk>/ft/<path:ft_path>", BotFreqtradeApi.as_view(), name="bot-freqtrade-api"),
     path("", include(router.urls)),
 ]
 

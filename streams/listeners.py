@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 
+import analytics.listeners  # noqa: F401 - registers the trade_update handler
+import bots.listeners  # noqa: F401 - registers the trading status handlers
 from streams.bus import Envelope
 from streams.worker import handles
 

@@ -95,6 +95,27 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
     return user, tokens
 
 
+def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
+    """A username and password sent with a request (HTTP Basic): the user, under login's lockout.
+
+    No tokens are issued. A failure counts towards the lockout and is audited like a failed login
+    (``via: http_basic``); a success is not audited, since it happens on every request.
+    """
+    locked = _locked_for(username)
+    if locked:
+        raise AccountLocked(wait=locked)
+    user = authenticate(username=username, password=password)
+    if user is None:
+        _count_failure(username)
+        known = User.objects.filter(username=username).first()
+        inactive = known is not None and not known.is_active and known.check_password(password)
+        audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
+                     details={"username": username, "reason": "inactive_user" if inactive else "bad_credentials",
+                              "via": "http_basic"})  # fmt: skip
+        raise AuthenticationFailed("Incorrect username or password")
+    return user
+
+
 def revoke_all_sessions(user_id: Any) -> int:
     outstanding = OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
     tokens = list(outstanding)

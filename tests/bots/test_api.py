@@ -483,18 +483,31 @@ def test_an_active_bot_cannot_be_updated(user, user_api, status):
 
 
 @pytest.mark.django_db
-def test_a_running_bot_cannot_be_deleted(user, user_api):
+def test_deleting_a_running_bot_stops_it_first_and_deletes_it_once_stopped(
+    user, user_api, django_capture_on_commit_callbacks
+):
     # given
+    from bots.services import bot_status_apply
+    from multibot.redis_client import redis_client
+    from streams.bus import stream_key
+
     bot = make_bot(owner=user)
-    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING)
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING, desired_state="running")
 
     # when
-    response = user_api.delete(bot_url(bot))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = user_api.delete(bot_url(bot))
 
-    # then
-    assert response.status_code == 409
-    assert "stop" in response.json()["detail"].lower()
-    assert Bot.objects.filter(pk=bot.pk).exists()
+    # then: still there, a stop sent to the gateway
+    assert response.status_code == 202
+    assert "stopped first" in response.json()["detail"]
+    bot.refresh_from_db()
+    assert bot.delete_requested and bot.desired_state == "stopped"
+    [(_, fields)] = redis_client().xrange(stream_key("mgmt:trading:commands"))
+    assert fields["type"] == "bot_stop"
+    # when the gateway reports it stopped, the row goes
+    bot_status_apply(report={"bot_id": bot.pk, "status": "stopped", "at": 1e12})
+    assert not Bot.objects.filter(pk=bot.pk).exists()
 
 
 # -- secrets -----------------------------------------------------------------------------------

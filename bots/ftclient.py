@@ -1,0 +1,131 @@
+"""A client for one bot's own freqtrade REST API (HTTP Basic with the bot's generated credentials).
+
+freqtrade accepts Basic on every endpoint, so no freqtrade token is ever fetched or kept. The
+bot's password lives only inside the httpx auth object: it is never in a message, a log line or
+this client's repr.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    from bots.models import Bot
+
+API = "/api/v1"
+
+
+class FreqtradeApiError(Exception):
+    """The bot answered with an error (``status_code`` set) or could not be reached (``None``)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.timed_out = timed_out
+
+
+class FreqtradeClient:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=httpx.BasicAuth(username, password),
+            timeout=timeout,
+            follow_redirects=False,
+            # The one retry in this module: a connection that could not be opened. Nothing was
+            # sent, so it is safe for every method; anything else is the caller's decision.
+            transport=httpx.HTTPTransport(retries=1),
+        )
+
+    def __repr__(self) -> str:
+        return f"FreqtradeClient({self.base_url!r}, username={self.username!r})"
+
+    def __enter__(self) -> FreqtradeClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request and return the bot's answer whatever its status; raise only when there is none."""
+        url = "/" + path.lstrip("/")
+        try:
+            return self._http.request(method, url, params=params, json=json, content=content, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise FreqtradeApiError(f"{method} {url}: no answer from {self.base_url} in time", timed_out=True) from exc
+        except httpx.HTTPError as exc:
+            # httpx's messages name the URL and the OS error, never the Authorization header.
+            raise FreqtradeApiError(f"{method} {url}: {self.base_url} not reachable ({exc})") from exc
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, f"{API}/{path}", **kwargs)
+        if not response.is_success:
+            raise FreqtradeApiError(
+                f"{method} {API}/{path} answered {response.status_code}: {_detail(response)}",
+                status_code=response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise FreqtradeApiError(
+                f"{method} {API}/{path} answered {response.status_code} without JSON", status_code=response.status_code
+            ) from None
+
+    def ping(self) -> dict[str, Any]:
+        return self._call("GET", "ping")
+
+    def status(self) -> list[dict[str, Any]]:
+        """The open trades."""
+        return self._call("GET", "status")
+
+    def profit(self) -> dict[str, Any]:
+        return self._call("GET", "profit")
+
+    def trades(self, offset: int = 0, limit: int = 500) -> dict[str, Any]:
+        """Closed and open trades by id, ``limit`` at most 500 (freqtrade's cap)."""
+        return self._call("GET", "trades", params={"offset": offset, "limit": limit})
+
+    def stopentry(self) -> dict[str, Any]:
+        # "stopbuy" before freqtrade 2022.x; the pinned freqtrade answers both.
+        return self._call("POST", "stopentry")
+
+    def stop(self) -> dict[str, Any]:
+        """Stops trading; the process and its API keep running."""
+        return self._call("POST", "stop")
+
+    def forceexit(self, trade_id: int | str = "all") -> dict[str, Any]:
+        return self._call("POST", "forceexit", json={"tradeid": str(trade_id)})
+
+    def show_config(self) -> dict[str, Any]:
+        return self._call("GET", "show_config")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(body.get("detail", body) if isinstance(body, dict) else body)[:200]
+
+
+def client_for(bot: Bot, timeout: float = 5.0) -> FreqtradeClient:
+    """A client for the bot's API server, which listens on this host only."""
+    if bot.api_password is None:
+        raise FreqtradeApiError(f"the API password of bot {bot.name} cannot be decrypted (SECRET_KEY changed?)")
+    return FreqtradeClient(f"http://127.0.0.1:{bot.api_port}", bot.api_username, bot.api_password, timeout)

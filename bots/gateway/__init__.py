@@ -1,0 +1,1 @@
+"""The trading gateway: parent and supervisor of this host's freqtrade processes."""

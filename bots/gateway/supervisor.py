@@ -1,0 +1,288 @@
+"""Supervision of freqtrade processes: start, notice exits, restart with backoff, stop, adopt after a restart.
+
+Each bot runs ``freqtrade trade`` in its own process group (so a stop reaches its children too).
+A process is identified by pid *and* create time *and* its command line (which names the bot's
+own config file), so a pid the kernel reused for something else is never signalled.
+
+Exit rules: a stop we were asked for ends in ``stopped``; exit code 2 (freqtrade's "config or
+strategy error") ends in ``error`` with the cause from its log, never restarted; any other exit is
+restarted with exponential backoff until the restart budget of the window is spent, then ``error``.
+No Django models here: the gateway service feeds it plain values and publishes what it reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+logger = logging.getLogger(__name__)
+
+EXIT_CONFIG_ERROR = 2
+
+
+@dataclass
+class BotLaunch:
+    """What the supervisor needs to run one bot."""
+
+    bot_id: int
+    command: list[str]
+    workdir: Path
+    log: Path
+    api_port: int
+
+    @property
+    def marker(self) -> str:
+        """The bot's own config path: on its command line, and on no other bot's."""
+        return self.command[self.command.index("--config") + 1]
+
+
+@dataclass
+class Child:
+    launch: BotLaunch
+    process: psutil.Process
+    popen: subprocess.Popen[bytes] | None  # None when adopted after a gateway restart
+    started_at: float
+    status: str = "starting"
+    stopping: bool = False
+    restarts: list[float] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def create_time(self) -> float:
+        return self.process.create_time()
+
+
+Publish = Callable[[dict[str, Any]], None]
+
+
+def error_cause(log: Path, limit: int = 2000) -> str:
+    """The lines of freqtrade's log that say why it gave up (its ERROR / Exception lines)."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return "freqtrade gave up (configuration or strategy error); no log was written"
+    causes = [line for line in lines if " - ERROR - " in line or "Error" in line or "Exception" in line]
+    text = "\n".join(causes[-5:] or lines[-5:])
+    return text[-limit:] or "freqtrade exited with code 2 (configuration or strategy error)"
+
+
+def is_our_process(process: psutil.Process, *, create_time: float | None, marker: str) -> bool:
+    """The same process we started: same create time, and our bot's config on its command line."""
+    try:
+        if create_time is not None and abs(process.create_time() - create_time) > 0.01:
+            return False
+        return marker in " ".join(process.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+
+
+class Supervisor:
+    def __init__(
+        self,
+        *,
+        publish: Publish,
+        grace_seconds: float = 10.0,
+        restart_budget: int = 5,
+        restart_window: float = 600.0,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+    ) -> None:
+        self.publish = publish
+        self.grace_seconds = grace_seconds
+        self.restart_budget, self.restart_window = restart_budget, restart_window
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.children: dict[int, Child] = {}
+        self.pending_restarts: dict[int, tuple[float, BotLaunch, list[float]]] = {}
+        self._lock = threading.RLock()
+        # Stops wait out a grace period each: run them side by side, never in the command loop.
+        self._stoppers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bot-stop")
+
+    # -- reporting -------------------------------------------------------------------------------
+    def _report(self, bot_id: int, status: str, **details: Any) -> None:
+        child = self.children.get(bot_id)
+        payload = {
+            "bot_id": bot_id, "status": status, "at": time.time(),
+            "pid": child.pid if child and status in ("starting", "running", "stopping") else None,
+            "pid_create_time": child.create_time if child and status in ("starting", "running", "stopping") else None,
+            "started_at": child.started_at if child else None,
+            "restart_count": len(child.restarts) if child else details.pop("restart_count", 0),
+            "detail": "", **details,
+        }  # fmt: skip
+        self.publish(payload)
+
+    # -- starting --------------------------------------------------------------------------------
+    def start(self, launch: BotLaunch, *, restarts: list[float] | None = None) -> str:
+        with self._lock:
+            child = self.children.get(launch.bot_id)
+            if child is not None and child.process.is_running() and not child.stopping:
+                return "already_running"
+            self.pending_restarts.pop(launch.bot_id, None)
+            launch.log.parent.mkdir(parents=True, exist_ok=True)
+            with open(launch.log, "ab") as output:
+                popen = subprocess.Popen(
+                    launch.command, cwd=launch.workdir, stdout=output, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,  # its own process group
+                )  # fmt: skip
+            child = Child(launch=launch, process=psutil.Process(popen.pid), popen=popen, started_at=time.time(),
+                          restarts=list(restarts or []))  # fmt: skip
+            self.children[launch.bot_id] = child
+        logger.info("bot %s started, pid %s", launch.bot_id, popen.pid)
+        self._report(launch.bot_id, "starting")
+        return "started"
+
+    def adopt(self, launch: BotLaunch, *, pid: int, create_time: float | None) -> bool:
+        """Take over a bot process that outlived the previous gateway, if it really is that bot."""
+        try:
+            process = psutil.Process(pid)
+        except psutil.NoSuchProcess:
+            return False
+        if not is_our_process(process, create_time=create_time, marker=launch.marker):
+            return False
+        with self._lock:
+            self.children[launch.bot_id] = Child(launch=launch, process=process, popen=None,
+                                                 started_at=process.create_time(), status="running")  # fmt: skip
+        self._report(launch.bot_id, "running", detail="adopted after a gateway restart")
+        return True
+
+    # -- watching --------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Notice exits, promote started bots whose API answers to running, start due restarts."""
+        now = time.time()
+        for bot_id, child in list(self.children.items()):
+            code = self._exit_code(child)
+            if code is not None or not child.process.is_running():
+                self._on_exit(bot_id, child, code)
+            elif child.status == "starting" and not child.stopping and self._api_answers(child.launch.api_port):
+                child.status = "running"
+                self._report(bot_id, "running")
+        for due, launch, restarts in list(self.pending_restarts.values()):
+            if due <= now:
+                self.start(launch, restarts=restarts)
+
+    @staticmethod
+    def _exit_code(child: Child) -> int | None:
+        if child.popen is not None:
+            return child.popen.poll()  # also reaps it
+        try:
+            if child.process.status() == psutil.STATUS_ZOMBIE:
+                return -1
+        except psutil.NoSuchProcess:
+            return -1
+        return None
+
+    @staticmethod
+    def _api_answers(port: int) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=0.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _on_exit(self, bot_id: int, child: Child, code: int | None) -> None:
+        with self._lock:
+            if self.children.get(bot_id) is not child:
+                return
+            del self.children[bot_id]
+        if child.stopping:
+            return  # the stopper reports the outcome
+        # Exit 2 is freqtrade's "configuration or strategy error"; it exits 0 on a configuration
+        # error too. Neither gets better by restarting.
+        if code in (EXIT_CONFIG_ERROR, 0):
+            logger.warning("bot %s exited with code %s by itself: not restarted", bot_id, code)
+            self._report(bot_id, "error", exit_code=code, detail=error_cause(child.launch.log),
+                         restart_count=len(child.restarts))  # fmt: skip
+            return
+        now = time.time()
+        recent = [moment for moment in child.restarts if now - moment < self.restart_window]
+        if len(recent) >= self.restart_budget:
+            self._report(bot_id, "error", exit_code=code, restart_count=len(recent),
+                         detail=f"exited with code {code} {len(recent) + 1} times within "
+                                f"{self.restart_window:.0f}s; restart budget spent")  # fmt: skip
+            return
+        delay = min(self.backoff_max, self.backoff_base * 2 ** len(recent))
+        self.pending_restarts[bot_id] = (now + delay, child.launch, [*recent, now])
+        logger.warning("bot %s exited with code %s; restarting in %.0fs", bot_id, code, delay)
+        self._report(bot_id, "starting", exit_code=code, restart_count=len(recent) + 1,
+                     detail=f"exited with code {code}; restarting in {delay:.0f}s")  # fmt: skip
+
+    # -- stopping --------------------------------------------------------------------------------
+    def stop(self, bot_id: int, *, kill: bool = False, before: Callable[[], None] | None = None) -> Future[str]:
+        """Stop in the background: ``before`` (e.g. stop entries), SIGTERM the group, grace, SIGKILL, reap."""
+        self.pending_restarts.pop(bot_id, None)
+        with self._lock:
+            child = self.children.get(bot_id)
+            if child is not None:
+                child.stopping = True
+        if child is None:
+            done: Future[str] = Future()
+            done.set_result("not_running")
+            self._report(bot_id, "stopped", detail="was not running")
+            return done
+        self._report(bot_id, "stopping")
+        return self._stoppers.submit(self._stop, bot_id, child, kill, before)
+
+    def _stop(self, bot_id: int, child: Child, kill: bool, before: Callable[[], None] | None) -> str:
+        if before is not None and not kill:
+            try:
+                before()
+            except Exception:
+                logger.warning("bot %s: pre-stop step failed", bot_id, exc_info=True)
+        outcome = "killed" if kill else "terminated"
+        try:
+            group = os.getpgid(child.pid)
+        except ProcessLookupError:
+            group = None
+        if group is not None and is_our_process(
+            child.process, create_time=child.create_time, marker=child.launch.marker
+        ):
+            os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
+            if not kill and not self._wait(child, self.grace_seconds):
+                os.killpg(group, signal.SIGKILL)
+                outcome = "killed_after_grace"
+            self._wait(child, 10)
+        with self._lock:
+            if self.children.get(bot_id) is child:
+                del self.children[bot_id]
+        self._report(bot_id, "stopped", detail=f"stopped ({outcome})", outcome=outcome)
+        return outcome
+
+    @staticmethod
+    def _wait(child: Child, seconds: float) -> bool:
+        if child.popen is not None:
+            try:
+                child.popen.wait(seconds)
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        try:
+            child.process.wait(seconds)
+            return True
+        except psutil.TimeoutExpired:
+            return False
+        except psutil.NoSuchProcess:
+            return True
+
+    def running(self) -> dict[int, Child]:
+        with self._lock:
+            return dict(self.children)
+
+    def shutdown(self) -> None:
+        """The gateway is leaving: bots keep running (the next gateway adopts them)."""
+        self._stoppers.shutdown(wait=True)

@@ -1,0 +1,230 @@
+"""The gateway's trade collection: each running bot's trades, read from its API a little at a time.
+
+Every ``GATEWAY["trade_poll_seconds"]`` a background round asks each running bot for its trades and
+publishes ``trade_update`` ({bot_id, trades, at}) on ``trading:mgmt:status`` with those that are new
+or changed since the last round. What was published is remembered in memory only: a new gateway
+(or a bot that starts again) re-sends its trades once, and the listeners' apply is idempotent.
+
+freqtrade's ``/trades`` lists closed trades only (by id, 500 a page) and ``/status`` the open ones.
+A round, per bot:
+- every open trade, from ``/status`` (a handful; changed ones are published);
+- a trade published open that is gone from ``/status`` was closed, or deleted (an entry order that
+  never filled is removed by freqtrade): asked for by id, a 404 is published as ``deleted``;
+- closed trades never seen opened and closed between two rounds. Their ids are above every id seen,
+  so in id order they follow the closed trades we know: one ``/trades`` page from
+  ``offset = len(known closed)``. The known closed plus the new ones must be freqtrade's
+  ``total_trades``; when not (a trade deleted, one closed between two calls, more than a page
+  new) the closed trades are read again from the start (a known one missing then was deleted).
+  So is a bot's first round.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import connection
+
+from bots.ftclient import API, FreqtradeApiError, FreqtradeClient, client_for
+from bots.models import Bot
+from streams.bus import BusError
+
+if TYPE_CHECKING:
+    from bots.gateway.supervisor import Child
+
+logger = logging.getLogger(__name__)
+
+PAGE = 500  # freqtrade's cap on /trades
+BATCH_BYTES = 256 * 1024  # trades per trade_update: well under the bus's 512 KiB envelope limit
+ERROR_LOG_SECONDS = 60.0
+
+Publish = Callable[[dict[str, Any]], object]
+
+# The fields of a report that say whether a trade changed (``raw`` is carried, never compared).
+COMPARED = ("pair", "is_open", "is_short", "amount", "stake_amount", "open_rate", "close_rate", "open_timestamp",
+            "close_timestamp", "profit_abs", "profit_ratio", "exit_reason")  # fmt: skip
+
+
+def trade_report(trade: dict[str, Any]) -> dict[str, Any]:
+    """One freqtrade trade (from /status, /trades or /trade/<id>) as a ``trade_update`` item."""
+    is_open = bool(trade["is_open"])
+    return {
+        "trade_id": int(trade["trade_id"]),
+        "pair": trade["pair"],
+        "is_open": is_open,
+        "is_short": bool(trade.get("is_short")),
+        "amount": trade["amount"],
+        "stake_amount": trade["stake_amount"],
+        "open_rate": trade["open_rate"],
+        "close_rate": None if is_open else trade.get("close_rate"),
+        "open_timestamp": trade["open_timestamp"],
+        "close_timestamp": None if is_open else trade.get("close_timestamp"),
+        # /status reports an open trade's current (unrealised) profit, which moves with every price:
+        # only a closed trade's profit is part of the record, or every round would re-send every open trade.
+        "profit_abs": None if is_open else trade.get("profit_abs"),
+        "profit_ratio": None if is_open else trade.get("profit_ratio"),
+        "exit_reason": trade.get("exit_reason") or "",
+        "raw": trade,
+    }
+
+
+def deleted_report(trade_id: int) -> dict[str, Any]:
+    return {"trade_id": trade_id, "deleted": True}
+
+
+def _fingerprint(report: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(report[name] for name in COMPARED)
+
+
+@dataclass
+class BotTrades:
+    """What was published for one bot: open trades (as last published) and the ids of closed ones."""
+
+    open: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    closed: set[int] = field(default_factory=set)
+    scanned: bool = False  # the closed trades were read from the start once
+
+    def is_news(self, report: dict[str, Any]) -> bool:
+        """Not published as it is now (a closed trade never changes again)."""
+        if report["is_open"]:
+            return self.open.get(report["trade_id"]) != _fingerprint(report)
+        return report["trade_id"] not in self.closed
+
+
+def _trade_by_id(client: FreqtradeClient, trade_id: int) -> dict[str, Any] | None:
+    """The trade (open or closed), or None when the bot no longer has it (deleted)."""
+    path = f"{API}/trade/{trade_id}"
+    response = client.request("GET", path)
+    if response.status_code == 404:
+        return None
+    if not response.is_success:
+        raise FreqtradeApiError(f"GET {path} answered {response.status_code}", status_code=response.status_code)
+    try:
+        return response.json()
+    except ValueError:
+        raise FreqtradeApiError(f"GET {path} answered without JSON", status_code=response.status_code) from None
+
+
+def _closed_trades(client: FreqtradeClient, known: set[int], *, scanned: bool) -> tuple[dict[int, Any], set[int]]:
+    """Closed trades worth a look, and the ids of all closed trades the bot has now."""
+    if scanned:
+        page = client.trades(offset=len(known), limit=PAGE)
+        tail = {int(trade["trade_id"]): trade for trade in page["trades"]}
+        if len(known | tail.keys()) == page["total_trades"]:
+            return tail, known | tail.keys()
+    found: dict[int, Any] = {}
+    while True:
+        page = client.trades(offset=len(found), limit=PAGE)
+        found.update((int(trade["trade_id"]), trade) for trade in page["trades"])
+        if not page["trades"] or len(found) >= page["total_trades"]:
+            return found, set(found)
+
+
+def _batches(reports: list[dict[str, Any]], limit: int = BATCH_BYTES) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for report in reports:
+        length = len(json.dumps(report, separators=(",", ":")))
+        if batch and size + length > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(report)
+        size += length
+    if batch:
+        yield batch
+
+
+class TradeCollector:
+    def __init__(self, *, publish: Publish, poll_seconds: float | None = None, timeout: float = 5.0) -> None:
+        """``publish(payload)`` puts one trade_update on the bus and raises BusError when it cannot."""
+        self.publish = publish
+        self.poll_seconds = settings.GATEWAY["trade_poll_seconds"] if poll_seconds is None else poll_seconds
+        self.timeout = timeout
+        self.bots: dict[int, BotTrades] = {}
+        self._next_round = 0.0
+        self._round: threading.Thread | None = None
+        self._last_failure_log: dict[int, float] = {}
+
+    def tick(self, running: Mapping[int, Child]) -> bool:
+        """Start a round in the background when one is due and the last one is done; True if started."""
+        if self._round is not None and self._round.is_alive():
+            return False
+        now = time.monotonic()
+        if now < self._next_round:
+            return False
+        self._next_round = now + self.poll_seconds
+        bot_ids = sorted(bot_id for bot_id, child in running.items() if child.status == "running")
+        if not bot_ids and not self.bots:
+            return False
+        # A bot that does not answer costs a timeout per call: never in the gateway's command loop.
+        self._round = threading.Thread(target=self._background_round, args=(bot_ids,), name="trade-collector",
+                                       daemon=True)  # fmt: skip
+        self._round.start()
+        return True
+
+    def _background_round(self, bot_ids: list[int]) -> None:
+        try:
+            self.collect(bot_ids)
+        except Exception:  # the database is away, say: logged, and the next round tries again
+            logger.exception("trade collection round failed")
+        finally:
+            connection.close()  # this thread's own connection
+
+    def collect(self, bot_ids: Iterable[int]) -> dict[int, int]:
+        """One round over the given (running) bots; returns how many trades were published per bot."""
+        wanted = set(bot_ids)
+        for bot_id in self.bots.keys() - wanted:
+            del self.bots[bot_id]  # what was published for a bot lasts as long as its run
+        published: dict[int, int] = {}
+        for bot in Bot.objects.filter(pk__in=wanted):
+            try:
+                published[bot.pk] = self.collect_bot(bot)
+            except Exception as exc:  # noqa: BLE001 - one bot's trouble never stops the others
+                self._log_failure(bot, exc)
+        return published
+
+    def collect_bot(self, bot: Bot) -> int:
+        """Publish the bot's new and changed trades; the bot's state moves on only once all are published."""
+        state = self.bots.get(bot.pk) or BotTrades()
+        at = time.time()
+        with client_for(bot, timeout=self.timeout) as client:
+            seen = {int(trade["trade_id"]): trade for trade in client.status()}
+            deleted = []
+            for trade_id in sorted(state.open.keys() - seen.keys()):
+                trade = _trade_by_id(client, trade_id)
+                if trade is None:
+                    deleted.append(trade_id)
+                else:
+                    seen[trade_id] = trade
+            known = state.closed | {trade_id for trade_id, trade in seen.items() if not trade["is_open"]}
+            closed, closed_ids = _closed_trades(client, known, scanned=state.scanned)
+        deleted += sorted(state.closed - closed_ids)
+        # A trade that closed between the calls is in both: the later answer (closed) wins.
+        reports = [trade_report(trade) for _, trade in sorted({**seen, **closed}.items())]
+        changed = [deleted_report(trade_id) for trade_id in deleted]
+        changed += [report for report in reports if state.is_news(report)]
+        for batch in _batches(changed):
+            self.publish({"bot_id": bot.pk, "trades": batch, "at": at})
+        self.bots[bot.pk] = BotTrades(
+            open={report["trade_id"]: _fingerprint(report) for report in reports if report["is_open"]},
+            closed=closed_ids,
+            scanned=True,
+        )
+        return len(changed)
+
+    def _log_failure(self, bot: Bot, exc: Exception) -> None:
+        # A bot that is down would otherwise fill the log every round; messages never hold credentials.
+        now = time.monotonic()
+        if now - self._last_failure_log.get(bot.pk, float("-inf")) < ERROR_LOG_SECONDS:
+            return
+        self._last_failure_log[bot.pk] = now
+        if isinstance(exc, FreqtradeApiError | BusError):
+            logger.warning("trades of bot %s (%s) not collected: %s", bot.pk, bot.name, exc)
+        else:
+            logger.error("trades of bot %s (%s) not collected: %r", bot.pk, bot.name, exc)

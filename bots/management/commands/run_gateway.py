@@ -1,0 +1,45 @@
+"""The trading gateway: consumes mgmt:trading:commands and supervises this host's freqtrade processes."""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from bots.gateway import service
+from streams.worker import StreamWorker
+
+
+class Command(BaseCommand):
+    help = "Run the trading gateway: the parent and supervisor of this host's bot processes."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--consumer",
+            default=f"gateway@{service.HOST}",
+            help="consumer name; keep it stable so a restart finishes its own pending commands",
+        )
+        parser.add_argument("--stop-bots-on-exit", action="store_true",
+                            help="stop every bot when the gateway stops (make run); otherwise they keep "
+                                 "running and the next gateway adopts them")  # fmt: skip
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        gateway = service.Gateway(stop_bots_on_exit=options["stop_bots_on_exit"])
+        service.install(gateway)
+        self.worker = StreamWorker(
+            group="trading_consumers", consumer=options["consumer"], service_name="trading_gateway", block_ms=500
+        )
+        signal.signal(signal.SIGTERM, self.on_signal)
+        signal.signal(signal.SIGINT, self.on_signal)
+        report = gateway.reconcile()
+        self.stdout.write(f"gateway on {service.HOST}: " + ", ".join(f"{k} {v}" for k, v in report.items()))
+        self.stdout.flush()
+        try:
+            self.worker.run(tick=gateway.tick, tick_seconds=0.5)
+        finally:
+            gateway.shutdown()
+        self.stdout.write("gateway stopped")
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        self.worker.stop()

@@ -1,0 +1,123 @@
+"""A bot's own directory, ``MULTIBOT_HOME/bots/<id>/``: config, strategy copy, trades database, logs.
+
+Nothing here is shared between bots: two bots never share a database or trade each other's
+positions. The config holds the bot's API credentials (and live keys), so the directory is 0700
+and the config 0600.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from bots.ftconfig import BotApi, BotPaths, BotSpec, live_exchange_section, render_config
+from bots.models import Bot
+from marketdata.replay_config import replay_exchange_section
+from marketdata.services import exchange_dir
+from strategies.library import strategy_file
+
+
+class WorkspaceError(Exception):
+    """The bot cannot be prepared to run (missing strategy, unreadable keys)."""
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def user_data(self) -> Path:
+        return self.root / "user_data"
+
+    @property
+    def strategies(self) -> Path:
+        return self.user_data / "strategies"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "tradesv3.sqlite"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "logs" / "freqtrade.log"
+
+    def command(self, python: str) -> list[str]:
+        """The bot's command line; its config path (unique per bot) is the marker that finds it again."""
+        # freqtrade logs to stderr; the supervisor sends it to ``log`` (one file for everything it says).
+        return [python, "-m", "freqtrade", "trade", "--config", str(self.config)]
+
+
+def workspace_for(bot_id: int) -> Workspace:
+    return Workspace(Path(settings.HOME) / "bots" / str(bot_id))
+
+
+def _exchange_section(bot: Bot) -> dict:
+    if bot.exchange == "replay":
+        return replay_exchange_section(bot.pair_whitelist)
+    if not bot.dry_run and not (bot.exchange_key and bot.exchange_secret):
+        raise WorkspaceError("live trading needs exchange keys, and they cannot be read (SECRET_KEY changed?)")
+    return live_exchange_section(
+        name=bot.exchange, key=bot.exchange_key or "", secret=bot.exchange_secret or "", pairs=bot.pair_whitelist
+    )
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    tmp.replace(path)
+
+
+def prepare(bot: Bot) -> Workspace:
+    """Write the bot's directory for a start: its rendered config and a read-only copy of its strategy."""
+    source = strategy_file(bot.strategy_name)
+    if source is None:
+        raise WorkspaceError(f"strategy {bot.strategy_name!r} is not in the strategy library")
+    workspace = workspace_for(bot.pk)
+    for directory in (workspace.root, workspace.user_data, workspace.strategies, workspace.log.parent):
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workspace.root.chmod(0o700)
+    # One copy per bot: changing the library never changes a running bot's code.
+    for old in workspace.strategies.glob("*.py"):
+        old.chmod(0o600)
+        old.unlink()
+    copy = workspace.strategies / source.name
+    shutil.copyfile(source, copy)
+    copy.chmod(0o400)
+    spec = BotSpec(
+        bot_id=bot.pk, name=bot.name, strategy=bot.strategy_name, exchange=_exchange_section(bot),
+        stake_currency=bot.stake_currency, stake_amount=float(bot.stake_amount), timeframe=bot.timeframe,
+        max_open_trades=bot.max_open_trades, dry_run=bot.dry_run, dry_run_wallet=1000.0,
+    )  # fmt: skip
+    api = BotApi(port=bot.api_port, username=bot.api_username, password=bot.api_password or "",
+                 jwt_secret_key=bot.jwt_secret_key or "", ws_token=bot.ws_token or "")  # fmt: skip
+    paths = BotPaths(user_data=str(workspace.user_data), strategies=str(workspace.strategies),
+                     database=str(workspace.database), datadir=str(exchange_dir("replay")))  # fmt: skip
+    _write_private(workspace.config, json.dumps(render_config(spec, api, paths), indent=2))
+    return workspace
+
+
+def remove(bot_id: int) -> None:
+    shutil.rmtree(workspace_for(bot_id).root, ignore_errors=True)
+
+
+def log_tail(bot_id: int, lines: int = 100) -> list[str]:
+    path = workspace_for(bot_id).log
+    if not path.exists():
+        return []
+    with path.open("rb") as handle:
+        handle.seek(0, os.SEEK_END)
+        size = handle.tell()
+        handle.seek(max(0, size - 256 * 1024))
+        text = handle.read().decode("utf-8", errors="replace")
+    return text.splitlines()[-lines:]
