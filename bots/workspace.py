@@ -19,6 +19,7 @@ from bots.ftconfig import BotApi, BotPaths, BotSpec, live_exchange_section, rend
 from bots.models import Bot
 from marketdata.replay_config import replay_exchange_section
 from marketdata.services import exchange_dir
+from multibot.files import write_private
 from strategies.library import strategy_file
 
 
@@ -70,14 +71,6 @@ def _exchange_section(bot: Bot) -> dict:
     )
 
 
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    tmp.replace(path)
-
-
 def prepare(bot: Bot) -> Workspace:
     """Write the bot's directory for a start: its rendered config and a read-only copy of its strategy."""
     source = strategy_file(bot.strategy_name)
@@ -103,7 +96,7 @@ def prepare(bot: Bot) -> Workspace:
                  jwt_secret_key=bot.jwt_secret_key or "", ws_token=bot.ws_token or "")  # fmt: skip
     paths = BotPaths(user_data=str(workspace.user_data), strategies=str(workspace.strategies),
                      database=str(workspace.database), datadir=str(exchange_dir("replay")))  # fmt: skip
-    _write_private(workspace.config, json.dumps(render_config(spec, api, paths), indent=2))
+    write_private(workspace.config, json.dumps(render_config(spec, api, paths), indent=2))
     return workspace
 
 

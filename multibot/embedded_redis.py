@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from multibot.files import write_private
+
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded Redis server could not be configured or started."""
@@ -67,19 +69,10 @@ class EmbeddedRedis:
     def _ensure_files(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self._password_path.exists():
-            self._write_private(self._password_path, secrets.token_hex(24))
+            write_private(self._password_path, secrets.token_hex(24))
         if not self._port_path.exists():
-            self._write_private(self._port_path, str(_free_port()))
+            write_private(self._port_path, str(_free_port()))
         self._write_config()
-
-    @staticmethod
-    def _write_private(path: Path, text: str) -> None:
-        # Write then rename, so a concurrent reader never sees a half-written file.
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        tmp.replace(path)
 
     def _write_config(self) -> None:
         lines = [
@@ -96,7 +89,7 @@ class EmbeddedRedis:
             'logfile ""',
             "loglevel warning",
         ]
-        self._write_private(self.config_path, "\n".join(lines) + "\n")
+        write_private(self.config_path, "\n".join(lines) + "\n")
 
     @property
     def port(self) -> int:
@@ -115,7 +108,7 @@ class EmbeddedRedis:
         """Before a start: keep the stored port unless another program took it meanwhile."""
         self._ensure_files()
         if _port_accepts(self.port) and not self.ping():
-            self._write_private(self._port_path, str(_free_port()))
+            write_private(self._port_path, str(_free_port()))
             self._write_config()
 
     # -- running -------------------------------------------------------------------------------

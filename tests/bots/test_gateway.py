@@ -13,9 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import psutil
 import pytest
 from django.conf import settings
@@ -25,7 +23,8 @@ from strategies.library import library_dir
 from tests.factories import client_for, make_bot, make_user
 from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
-from tests.support.processes import ROOT, database_url, free_port, server_env, wait_for
+from tests.support.processes import ROOT, database_url, server_env, wait_for
+from tests.support.replay import answers, replay_exchange
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -43,21 +42,8 @@ class BrokenStrategy(IStrategy):
 def replay_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("gateway-replay")
     store_history(home / "data" / "replay")
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "manage.py", "run_replay_exchange", "--port", str(port)],
-                               cwd=ROOT, env=server_env(MULTIBOT_HOME=str(home)))  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _answers(f"{url}/api/v3/ping"), 60, "the replay exchange")
-    yield url
-    process.terminate()
-    process.wait(10)
-
-
-def _answers(url: str, **kwargs: Any) -> bool:
-    try:
-        return httpx.get(url, timeout=1, **kwargs).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with replay_exchange(home) as url:
+        yield url
 
 
 class Processes:
@@ -134,7 +120,7 @@ def test_a_fleet_starts_supervises_survives_a_gateway_restart_and_stops_in_an_em
     ports = {bot.api_port for bot in bots}
     assert len(ports) == 3
     for bot in bots:
-        assert _answers(f"http://127.0.0.1:{bot.api_port}/api/v1/ping")
+        assert answers(f"http://127.0.0.1:{bot.api_port}/api/v1/ping")
         listening = {c.laddr.ip for c in psutil.net_connections(kind="inet")
                      if c.status == "LISTEN" and c.laddr.port == bot.api_port}  # fmt: skip
         assert listening == {"127.0.0.1"}

@@ -18,7 +18,8 @@ import pytest
 from marketdata.replay_config import ccxt_settings
 from tests.support.freqtrade import user_dir, write_config
 from tests.support.market import store_history
-from tests.support.processes import ROOT, free_port, server_env, wait_for
+from tests.support.processes import free_port, server_env, wait_for
+from tests.support.replay import replay_exchange
 
 pytestmark = pytest.mark.slow
 DAY_MS = 86_400_000
@@ -43,25 +44,8 @@ def history(datadir: Path) -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def replay_url(history: dict[str, pd.DataFrame], replay_home: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_replay_exchange", "--port", str(port)],
-        cwd=ROOT, env=server_env(MULTIBOT_HOME=str(replay_home)),
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        try:
-            return httpx.get(f"{url}/api/v3/ping", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(answers, 60, "the replay exchange to answer")
+    with replay_exchange(replay_home) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture
