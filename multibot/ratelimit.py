@@ -8,6 +8,7 @@ its tightest scope; a refusal is a 429 with Retry-After.
 
 from __future__ import annotations
 
+import base64
 import logging
 import time
 from collections.abc import Callable
@@ -51,10 +52,18 @@ def client_ip(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR") or "unknown")
 
 
-def _bearer_user_id(request: HttpRequest) -> str | None:
-    """The user id of a valid access token, checked by signature alone (no database)."""
+def _caller(request: HttpRequest) -> str | None:
+    """Who is calling, without a database: the user of a valid access token, or the account named
+    by HTTP Basic (freqtrade's client uses it) together with the IP, so a stranger naming someone
+    else's account spends only their own address's budget."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     kind, _, raw = header.partition(" ")
+    if kind == "Basic" and raw:
+        try:
+            username = base64.b64decode(raw.strip(), validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return None
+        return f"basic:{username}:{client_ip(request)}" if username else None
     if kind != "Bearer" or not raw:
         return None
     try:
@@ -123,7 +132,7 @@ class RateLimitMiddleware:
     def _scopes_for(self, request: HttpRequest) -> list[tuple[str, str]]:
         declared = _view_scopes(request.path_info)
         ip = client_ip(request)
-        user_id = _bearer_user_id(request)
+        user_id = _caller(request)
         scopes: list[tuple[str, Any]] = []
         for scope in declared:
             # Per-user scopes fall back to the IP for anonymous callers.

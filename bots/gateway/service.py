@@ -120,6 +120,11 @@ class Gateway:
                     status, error = AuditLog.Status.FAILURE, str(exc)
                 audit_record(actor=GATEWAY, action=f"emergency_{step}", status=status, resource=f"bot:{bot.pk}",
                              details={"bot_name": bot.name, "error": error})  # fmt: skip
+        # Last look at its trades while it still answers: after termination nobody can read them.
+        try:
+            self.trades.collect_bot(bot)
+        except Exception:  # noqa: BLE001 - the stop goes on regardless
+            logger.warning("bot %s: final trade collection failed", bot.pk)
 
     # -- the loop --------------------------------------------------------------------------------
     def tick(self) -> None:

@@ -85,3 +85,18 @@ def test_two_server_processes_share_one_budget(user):
     assert "Retry-After" in answers[6].headers
     assert [a.headers["X-RateLimit-Remaining"] for a in authed] == ["3", "2", "1", "0", "0"]
     assert authed[4].status_code == 429
+
+
+@pytest.mark.django_db
+def test_http_basic_callers_count_against_the_user_budget_per_account_and_address(api, user, settings):
+    import base64
+
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "user": "2/hour", "anon": "50/hour"}
+    basic = "Basic " + base64.b64encode(f"{user.username}:whatever".encode()).decode()
+
+    answers = [api.get("/api/v1/bots/", HTTP_AUTHORIZATION=basic) for _ in range(3)]
+
+    assert [a["X-RateLimit-Limit"] for a in answers] == ["2", "2", "2"]
+    assert answers[2].status_code == 429
+    # An anonymous caller from the same address still has the anonymous budget.
+    assert api.get("/api/v1/bots/")["X-RateLimit-Limit"] == "50"
