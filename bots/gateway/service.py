@@ -102,7 +102,8 @@ class Gateway:
         elif command == "bot_kill":
             self.supervisor.stop(bot.pk, kill=True)
         elif command == "emergency_stop":
-            self.supervisor.stop(bot.pk, before=lambda: self._emergency_steps(bot, bool(payload.get("force_exit"))))
+            self.supervisor.stop(bot.pk, before=lambda: self._emergency_steps(bot, bool(payload.get("force_exit"))),
+                                 grace=settings.GATEWAY["emergency_grace_seconds"])  # fmt: skip
         else:
             logger.warning("unknown trading command %s", command)
 

@@ -223,7 +223,9 @@ class Supervisor:
                      detail=f"exited with code {code}; restarting in {delay:.0f}s")  # fmt: skip
 
     # -- stopping --------------------------------------------------------------------------------
-    def stop(self, bot_id: int, *, kill: bool = False, before: Callable[[], None] | None = None) -> Future[str]:
+    def stop(
+        self, bot_id: int, *, kill: bool = False, before: Callable[[], None] | None = None, grace: float | None = None
+    ) -> Future[str]:
         """Stop in the background: ``before`` (e.g. stop entries), SIGTERM the group, grace, SIGKILL, reap."""
         self.pending_restarts.pop(bot_id, None)
         with self._lock:
@@ -236,9 +238,11 @@ class Supervisor:
             self._report(bot_id, "stopped", detail="was not running")
             return done
         self._report(bot_id, "stopping")
-        return self._stoppers.submit(self._stop, bot_id, child, kill, before)
+        return self._stoppers.submit(self._stop, bot_id, child, kill, before, grace)
 
-    def _stop(self, bot_id: int, child: Child, kill: bool, before: Callable[[], None] | None) -> str:
+    def _stop(
+        self, bot_id: int, child: Child, kill: bool, before: Callable[[], None] | None, grace: float | None
+    ) -> str:
         if before is not None and not kill:
             try:
                 before()
@@ -253,7 +257,7 @@ class Supervisor:
             child.process, create_time=child.create_time, marker=child.launch.marker
         ):
             os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
-            if not kill and not self._wait(child, self.grace_seconds):
+            if not kill and not self._wait(child, self.grace_seconds if grace is None else grace):
                 os.killpg(group, signal.SIGKILL)
                 outcome = "killed_after_grace"
             self._wait(child, 10)
