@@ -90,7 +90,8 @@ class BotViewSet(viewsets.ModelViewSet):
         if not query.is_valid():
             raise QueryValidationError(query.errors)
         bot = self.get_object()
-        return Response({"bot_name": bot.name, "logs": workspace.log_tail(bot.pk, query.validated_data["lines"])})
+        lines = workspace.log_tail(bot.pk, query.validated_data["lines"])
+        return Response({"bot_name": bot.name, "logs": [bot.mask_secrets(line) for line in lines]})
 
     def _fleet(self, command: str) -> Response:
         bots = list(self.get_queryset())
@@ -115,12 +116,20 @@ class LinesQuery(serializers.Serializer):
 
 
 def bot_by_id_or_name(user: object, key: str) -> Bot:
+    """By id, else by name: the caller's own bot first; a name several owners use is ambiguous."""
     bots = bot_list(user=user)
-    found = bots.filter(pk=int(key)).first() if key.isdigit() else None
-    found = found or bots.filter(name=key).first()
-    if found is None:
+    found = bots.filter(pk=int(key)).first() if key.isascii() and key.isdigit() else None
+    if found is not None:
+        return found
+    named = list(bots.filter(name=key).order_by("id")[:20])
+    own = [bot for bot in named if bot.owner_id == getattr(user, "pk", None)]
+    if len(own) == 1:
+        return own[0]
+    if len(named) == 1:
+        return named[0]
+    if not named:
         raise NotFound("Bot not found")
-    return found
+    raise services.BotCommandRefused(f"{len(named)} bots are named {key!r}; use the bot's id.")
 
 
 class BotProcessApi(APIView):

@@ -76,3 +76,15 @@ class Bot(models.Model):
     @property
     def has_exchange_keys(self) -> bool:
         return bool(self.exchange_key and self.exchange_secret)
+
+    def secret_values(self) -> list[str]:
+        """Every credential of this bot; short values could match ordinary text, generated ones are long."""
+        values = (self.api_password, self.jwt_secret_key, self.ws_token, self.api_username, self.exchange_key,
+                  self.exchange_secret)  # fmt: skip
+        return [value for value in values if value and len(value) >= 8]
+
+    def mask_secrets(self, text: str) -> str:
+        """freqtrade may print config values in its errors: never show them back."""
+        for secret in self.secret_values():
+            text = text.replace(secret, "********")
+        return text

@@ -71,10 +71,7 @@ def forwarded_path(ft_path: str) -> str:
 
 
 def _secrets(bot: Bot) -> list[bytes]:
-    values = (bot.api_password, bot.jwt_secret_key, bot.ws_token, bot.api_username, bot.exchange_key,
-              bot.exchange_secret)  # fmt: skip
-    # Short values could match ordinary text; every generated secret is far longer.
-    return [value.encode() for value in values if value and len(value) >= 8]
+    return [value.encode() for value in bot.secret_values()]
 
 
 def _masked(content: bytes, secrets: list[bytes]) -> bytes:

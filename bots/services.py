@@ -111,7 +111,8 @@ def bot_delete(*, actor: Actor, bot: Bot) -> bool:
     with transaction.atomic():
         bot = Bot.objects.select_for_update().get(pk=bot.pk)
         details = {"bot_name": bot.name, "strategy_name": bot.strategy_name, "exchange": bot.exchange}
-        if bot.is_active:
+        # A start already sent counts as running: its process may exist any moment now.
+        if bot.is_active or bot.desired_state == "running":
             Bot.objects.filter(pk=bot.pk).update(desired_state="stopped", delete_requested=True)
             audit_record(actor=actor, action="bot_delete", resource=f"bot:{bot.pk}",
                          details={**details, "pending": "stopping the bot first"})  # fmt: skip
@@ -147,6 +148,10 @@ class BotCommandRefused(APIException):
 def _command_problem(bot: Bot, command: str) -> str | None:
     """Why the command would change nothing (or cannot work), or None."""
     running = bot.status in Bot.ACTIVE_STATUSES
+    if bot.delete_requested:
+        return f"Bot {bot.name} is being deleted."
+    if command == "bot_start" and bot.status == Bot.Status.STOPPING:
+        return f"Bot {bot.name} is still stopping; start it once it has stopped."
     if command == "bot_start" and running and bot.desired_state == "running":
         return f"Bot {bot.name} is already {bot.status}."
     if command in ("bot_stop", "bot_kill") and not running and bot.desired_state == "stopped":
@@ -212,7 +217,7 @@ def bot_status_apply(*, report: dict[str, Any]) -> bool:
         "status_at": report["at"],
         "pid": report.get("pid"),
         "pid_create_time": report.get("pid_create_time"),
-        "status_detail": (report.get("detail") or "")[:4000],
+        "status_detail": report.get("detail") or "",
         "restart_count": report.get("restart_count") or 0,
         "started_at": datetime.fromtimestamp(started, UTC) if started else None,
     }
@@ -220,8 +225,11 @@ def bot_status_apply(*, report: dict[str, Any]) -> bool:
         fields["host"] = report["host"]
     if report["status"] == Bot.Status.ERROR:
         fields["desired_state"] = "stopped"  # an errored bot waits for the user
+    bot = Bot.objects.filter(pk=report["bot_id"]).first()
+    if bot is not None and fields["status_detail"]:
+        fields["status_detail"] = bot.mask_secrets(fields["status_detail"])[:4000]
     applied = bool(Bot.objects.filter(pk=report["bot_id"], status_at__lt=report["at"]).update(**fields))
-    if report["status"] in (Bot.Status.STOPPED, Bot.Status.ERROR):
+    if applied and report["status"] in (Bot.Status.STOPPED, Bot.Status.ERROR):
         doomed = Bot.objects.filter(pk=report["bot_id"], delete_requested=True).first()
         if doomed is not None:
             _delete_now(doomed)

@@ -99,14 +99,16 @@ class Clock:
         return min(self.start + elapsed, self.end)
 
     def wall_shift(self, wall: int) -> int:
-        """wall - stored for the pass that ``wall`` belongs to."""
-        return wall - self.stored(wall)
+        """wall - stored for the pass that ``wall`` belongs to (whole days either way)."""
+        if not self.loop or wall < self.anchor:
+            return self.shift  # one pass: after the end the market stands still, the shift does not move
+        return self.shift + (wall - self.anchor) // self.length * self.length
 
 
 def make_clock(*, anchor: int, history_start: int, history_end: int, warmup_ms: int, loop: bool) -> Clock:
     # Start as early as the warmup allows, at the anchor's time of day (the shift is whole days).
     earliest = history_start + warmup_ms
-    days = max(0, math.floor((anchor - earliest) / DAY_MS))
+    days = math.floor((anchor - earliest) / DAY_MS)
     start = anchor - days * DAY_MS
     if start >= history_end:
         raise ReplayError(-1, "the stored history is shorter than the warmup", status=503)
@@ -228,7 +230,7 @@ class ReplayMarket:
         clock, now = self._ready(), self.now_ms()
         period = TIMEFRAME_MS[interval]
         shift = clock.wall_shift(now)
-        stored_now = now - shift
+        stored_now = clock.stored(now)
         times, opens, highs, lows, closes, volumes, first_minute = self._aggregate(candles, interval)
         # Wall-time window, clipped to now; then mapped to stored time for this pass.
         last_open = (end if end is not None else now) - shift
@@ -251,7 +253,12 @@ class ReplayMarket:
         """The candle in progress: the minutes that have closed by ``stored_now``, else just its open."""
         stop = int(np.searchsorted(candles.time, stored_now - MINUTE_MS, side="right"))
         if stop <= first:
-            price = candles.open[first]
+            # No minute of it has closed. Its open is known only if its first stored minute has begun;
+            # after a gap in the data that minute may lie ahead: then the last closed price stands.
+            if candles.time[first] <= stored_now:
+                price = candles.open[first]
+            else:
+                price = candles.close[stop - 1] if stop > 0 else candles.open[first]
             return (price, price, price, price, 0.0)
         window = slice(first, stop)
         return (
@@ -265,9 +272,18 @@ class ReplayMarket:
         return int(np.searchsorted(candles.time, self.stored_now() - MINUTE_MS, side="right")) - 1
 
     def last_price(self, symbol: str) -> float:
+        """The close of the last closed minute; a pair whose history has not begun has no price yet."""
         candles = self.candles(symbol)
         index = self.last_index(candles)
-        return float(candles.close[index]) if index >= 0 else float(candles.open[0])
+        if index < 0:
+            raise ReplayError(-1, f"{symbol} has no trades yet at this point of the replay", status=503)
+        return float(candles.close[index])
+
+    def reference_price(self, symbol: str) -> float:
+        """A price to size tick and lot filters with, also before the pair's history begins."""
+        candles = self.candles(symbol)
+        index = self.last_index(candles)
+        return float(candles.close[index] if index >= 0 else candles.open[0])
 
     def ticker_24h(self, symbol: str) -> dict[str, float | int]:
         candles = self.candles(symbol)

@@ -41,7 +41,7 @@ def _round_to(value: float, step: float) -> float:
 
 
 def _symbol_info(market: ReplayMarket, symbol: str, base: str, quote: str) -> dict[str, Any]:
-    price = market.last_price(symbol)
+    price = market.reference_price(symbol)
     tick, step = tick_size(price), step_size(price)
     return {
         "symbol": symbol, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,

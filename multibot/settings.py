@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from multibot.embedded_redis import EmbeddedRedis
 from multibot.env import env_bool, env_int, env_list, env_str
+from multibot.files import write_private
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOME = Path(env_str("MULTIBOT_HOME", str(BASE_DIR / "var"))).resolve()
@@ -29,8 +30,7 @@ def _secret_key() -> str:
     # Development: generate once and keep it, so tokens and encrypted fields survive restarts.
     path = HOME / "secret_key"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(50))
     return path.read_text().strip()
 
 

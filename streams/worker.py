@@ -176,11 +176,27 @@ class StreamWorker:
                     if backoff == 0.5:
                         logger.warning("%s: redis unavailable (%s), retrying", self.consumer, type(exc).__name__)
                     prepared = False
+                    self._tick_anyway(tick)  # e.g. the gateway keeps supervising its bots
                     self._stopping.wait(backoff)
                     backoff = min(backoff * 2, 10.0)
+                except redis.ResponseError as exc:
+                    if "NOGROUP" not in str(exc):
+                        raise
+                    # The stream or group vanished (a Redis that lost its data): create them again.
+                    logger.warning("%s: consumer group missing, recreating it", self.consumer)
+                    prepared = False
         finally:
             self.close()
         return self.totals
+
+    @staticmethod
+    def _tick_anyway(tick: Callable[[], object] | None) -> None:
+        if tick is None:
+            return
+        try:
+            tick()
+        except Exception:
+            logger.debug("tick during a redis outage failed", exc_info=True)
 
     def stop(self) -> None:
         """Finish the current batch, then return from ``run``."""
@@ -261,7 +277,10 @@ class StreamWorker:
                     key, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=self.batch_size
                 )
                 cursor, entries = reply[0], reply[1]
-                deleted = reply[2] if len(reply) > 2 else []
+                deleted = list(reply[2]) if len(reply) > 2 else []
+                # Redis 6.2 returns entries deleted while pending as (None, None) instead.
+                deleted += [entry_id for entry_id, fields in entries if fields is None and entry_id is not None]
+                entries = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
                 if deleted:
                     # Redis already dropped them from the pending list: report, nothing to ack.
                     self._report_lost(name, list(deleted))
@@ -275,7 +294,9 @@ class StreamWorker:
 
     def _delivery_counts(self, key: str, entries: list[tuple[str, Any]]) -> dict[str, int]:
         ids = [entry_id for entry_id, _ in entries]
-        pending = self.client.xpending_range(key, self.group, min=ids[0], max=ids[-1], count=len(ids) + 100)
+        pending = self.client.xpending_range(
+            key, self.group, min=ids[0], max=ids[-1], count=len(ids), consumername=self.consumer
+        )
         return {item["message_id"]: int(item["times_delivered"]) for item in pending}
 
     # -- handling --------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ Commands arrive on ``mgmt:trading:commands``; every state change goes out on ``t
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import socket
 import sys
 import time
@@ -95,10 +97,11 @@ class Gateway:
             if bot.desired_state == "running":  # a stop issued after this start wins
                 self.start(bot, reason="command")
         elif command == "bot_stop":
-            self.supervisor.stop(bot.pk)
+            if bot.desired_state == "stopped":  # a start issued after this stop wins
+                self.supervisor.stop(bot.pk)
         elif command == "bot_restart":
-            stopping = self.supervisor.stop(bot.pk)
-            stopping.add_done_callback(lambda _: self.start(Bot.objects.get(pk=bot.pk), reason="restart"))
+            if bot.desired_state == "running":
+                self.supervisor.stop(bot.pk).add_done_callback(lambda _: self._start_if_wanted(bot.pk))
         elif command == "bot_kill":
             self.supervisor.stop(bot.pk, kill=True)
         elif command == "emergency_stop":
@@ -106,6 +109,12 @@ class Gateway:
                                  grace=settings.GATEWAY["emergency_grace_seconds"])  # fmt: skip
         else:
             logger.warning("unknown trading command %s", command)
+
+    def _start_if_wanted(self, bot_id: int) -> None:
+        """The second half of a restart: only if the bot still exists and nobody asked for a stop since."""
+        bot = Bot.objects.filter(pk=bot_id, desired_state="running", delete_requested=False).first()
+        if bot is not None:
+            self.start(bot, reason="restart")
 
     def _emergency_steps(self, bot: Bot, force_exit: bool) -> None:
         """Before terminating: no new entries, then (when asked) exit every open trade. Each step audited."""
@@ -166,18 +175,23 @@ class Gateway:
         owned = {child.pid for child in self.supervisor.running().values()}
         killed = []
         for process in psutil.process_iter(["pid", "cmdline"]):
-            cmdline = " ".join(process.info["cmdline"] or [])
-            if "freqtrade" in cmdline and bots_dir in cmdline and process.pid not in owned:
+            args = process.info["cmdline"] or []
+            # Exactly a bot's command line: "<python> -m freqtrade trade --config <bots dir>/<id>/config.json".
+            ours = args[1:5] == ["-m", "freqtrade", "trade", "--config"] and args[5:6] and args[5].startswith(bots_dir)
+            if ours and process.pid not in owned:
                 try:
-                    process.kill()
+                    os.killpg(os.getpgid(process.pid), signal.SIGKILL)
                     killed.append(process.pid)
-                except psutil.Error:
+                except (ProcessLookupError, PermissionError):
                     pass
+        if killed:
+            audit_record(actor=GATEWAY, action="bot_stray_kill", resource="bots", details={"pids": killed})
         return killed
 
     def shutdown(self) -> None:
         if self.stop_bots_on_exit:
-            futures = [self.supervisor.stop(bot_id) for bot_id in list(self.supervisor.running())]
+            # A process manager (honcho) kills us 5 s after asking: the bots get 3.
+            futures = [self.supervisor.stop(bot_id, grace=3) for bot_id in list(self.supervisor.running())]
             for future in futures:
                 future.result(timeout=60)
         self.supervisor.shutdown()

@@ -132,8 +132,9 @@ class Supervisor:
     def start(self, launch: BotLaunch, *, restarts: list[float] | None = None) -> str:
         with self._lock:
             child = self.children.get(launch.bot_id)
-            if child is not None and child.process.is_running() and not child.stopping:
-                return "already_running"
+            if child is not None and child.process.is_running():
+                # Never a second process for one bot: a stopping one still holds its port and database.
+                return "still_stopping" if child.stopping else "already_running"
             self.pending_restarts.pop(launch.bot_id, None)
             launch.log.parent.mkdir(parents=True, exist_ok=True)
             with open(launch.log, "ab") as output:
@@ -253,9 +254,13 @@ class Supervisor:
             group = os.getpgid(child.pid)
         except ProcessLookupError:
             group = None
-        if group is not None and is_our_process(
-            child.process, create_time=child.create_time, marker=child.launch.marker
-        ):
+        try:
+            # A fresh look at the pid: the cached process object would only agree with itself.
+            current = psutil.Process(child.pid)
+            ours = is_our_process(current, create_time=child.create_time, marker=child.launch.marker)
+        except psutil.NoSuchProcess:
+            ours = False
+        if group is not None and ours:
             os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
             if not kill and not self._wait(child, self.grace_seconds if grace is None else grace):
                 os.killpg(group, signal.SIGKILL)
