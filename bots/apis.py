@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
@@ -179,6 +180,8 @@ def process_info(bot: Bot) -> dict[str, object]:
 
     if not bot.pid:
         return {"pid": None, "status": "not_running"}
+    if bot.host and bot.host != socket.gethostname():
+        return {"pid": bot.pid, "status": bot.status, "host": bot.host, "detail": "runs on another host"}
     try:
         process = psutil.Process(bot.pid)
         if not is_our_process(

@@ -323,7 +323,9 @@ class StreamWorker:
                     result.dead += 1
                 else:
                     result.failed += 1
-                    self._retry_due.setdefault(key, time.monotonic() + self.retry_delay)
+                    # Back off with each delivery, so a passing outage (a database restarting) is
+                    # waited out instead of turned into dead letters.
+                    self._retry_due.setdefault(key, time.monotonic() + self.retry_delay * 2 ** (count - 1))
             if acks or lost:
                 self.client.xack(key, self.group, *acks, *lost)
         finally:

@@ -158,6 +158,8 @@ class Gateway:
             launch = self.launch_for(bot, prepare=False)
             if bot.pid and self.supervisor.adopt(launch, pid=bot.pid, create_time=bot.pid_create_time):
                 report["adopted"].append(bot.pk)
+                if bot.desired_state != "running":
+                    self.supervisor.stop(bot.pk)  # its stop was asked for while no gateway could act
             elif bot.desired_state == "running":
                 self.start(bot, reason="gateway restart: process was gone")
                 report["restarted"].append(bot.pk)
