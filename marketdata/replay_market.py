@@ -162,20 +162,32 @@ class ReplayMarket:
             self.pairs, self._aggregates, self._signature = pairs, {}, signature
             self.clock = self._make_clock() if pairs else None
 
-    def _anchor(self) -> int:
+    def _kept(self) -> dict[str, int]:
         try:
-            return int(json.loads(self.anchor_file.read_text())["anchor_ms"])
-        except (OSError, ValueError, KeyError):
-            anchor = int(self.wall_clock() * 1000) // MINUTE_MS * MINUTE_MS
-            self.anchor_file.parent.mkdir(parents=True, exist_ok=True)
-            self.anchor_file.write_text(json.dumps({"anchor_ms": anchor}))
-            return anchor
+            return {key: int(value) for key, value in json.loads(self.anchor_file.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def _keep(self, **values: int) -> None:
+        self.anchor_file.parent.mkdir(parents=True, exist_ok=True)
+        self.anchor_file.write_text(json.dumps(values))
 
     def _make_clock(self) -> Clock:
-        start = min(int(candles.time[0]) for candles in self.pairs.values())
-        end = max(int(candles.time[-1]) for candles in self.pairs.values()) + MINUTE_MS
-        return make_clock(anchor=self._anchor(), history_start=start, history_end=end,
-                          warmup_ms=self.warmup_ms, loop=self.loop)  # fmt: skip
+        """The clock of the first start, kept across restarts and data changes (an upload or an
+        extension of the demo data must not make every bot's market jump)."""
+        history_start = min(int(candles.time[0]) for candles in self.pairs.values())
+        history_end = max(int(candles.time[-1]) for candles in self.pairs.values()) + MINUTE_MS
+        kept = self._kept()
+        anchor = kept.get("anchor_ms") or int(self.wall_clock() * 1000) // MINUTE_MS * MINUTE_MS
+        start = kept.get("start_ms")
+        if start is not None and history_start <= start < history_end:
+            clock = Clock(anchor=anchor, start=start, end=history_end, loop=self.loop)
+        else:
+            clock = make_clock(anchor=anchor, history_start=history_start, history_end=history_end,
+                               warmup_ms=self.warmup_ms, loop=self.loop)  # fmt: skip
+        if kept != {"anchor_ms": anchor, "start_ms": clock.start}:
+            self._keep(anchor_ms=anchor, start_ms=clock.start)
+        return clock
 
     def _ready(self) -> Clock:
         self.refresh()

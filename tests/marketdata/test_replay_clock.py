@@ -78,3 +78,16 @@ def test_a_pair_whose_history_has_not_begun_has_no_price_yet(tmp_path):
     with pytest.raises(ReplayError):
         replay.last_price("ETHUSDT")
     assert replay.reference_price("ETHUSDT") == 5000.0  # only for sizing the filters
+
+
+def test_new_candles_do_not_move_the_replay(tmp_path):
+    wall = [(START + timedelta(days=10, hours=3)).timestamp()]
+    replay = market(tmp_path, {"BTC/USDT": minutes(START, 10 * 1440)}, wall)
+    playing = replay.stored_now()
+    start = replay.clock.start
+    # An upload extends the history backwards by five days.
+    store_candles(tmp_path, "BTC/USDT", "1m", minutes(START - timedelta(days=5), 15 * 1440, price=50.0))
+    replay.refresh(force=True)
+    # then: the same stored moment plays at the same wall time
+    assert replay.clock.start == start
+    assert replay.stored_now() == playing
