@@ -42,9 +42,9 @@ GATEWAY = Actor(user=None, ip_address=None, name="gateway")
 def _publish(kind: str, payload: dict[str, Any]) -> None:
     try:
         publish(STATUS_STREAM, type=kind, payload={**payload, "host": HOST}, producer="trading_gateway")
-    except BusError:
+    except BusError as exc:
         # The status stream is down with Redis; the next heartbeat and state change catch up.
-        logger.exception("could not publish %s", kind)
+        logger.warning("could not publish %s for bot %s: %s", kind, payload.get("bot_id"), exc)
 
 
 class Gateway:
