@@ -41,10 +41,12 @@ def _status_for(code: int) -> str:
 
 def describe(request: HttpRequest) -> tuple[str, str]:
     """(action, resource) for a request, from the view's ``audit_*`` attributes."""
-    try:
-        match = resolve(request.path_info)
-    except Resolver404:
-        return f"{request.method.lower()}_unknown_path", ""
+    match = getattr(request, "resolver_match", None)  # set by Django when the URL resolved
+    if match is None:
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return f"{request.method.lower()}_unknown_path", ""
     view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
     actions = getattr(match.func, "actions", None) or {}
     resource_name = getattr(view_class, "audit_resource", "") or (match.url_name or "")

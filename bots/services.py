@@ -225,17 +225,18 @@ def bot_status_apply(*, report: dict[str, Any]) -> bool:
         fields["host"] = report["host"]
     if report["status"] == Bot.Status.ERROR:
         fields["desired_state"] = "stopped"  # an errored bot waits for the user
-    bot = Bot.objects.filter(pk=report["bot_id"]).first()
-    if bot is not None and fields["status_detail"]:
+    with transaction.atomic():
+        # One read, under a lock: which report is newer, the secrets to mask, a pending delete.
+        bot = Bot.objects.select_for_update().filter(pk=report["bot_id"]).first()
+        if bot is None or bot.status_at >= report["at"]:
+            return False
         fields["status_detail"] = bot.mask_secrets(fields["status_detail"])[:4000]
-    applied = bool(Bot.objects.filter(pk=report["bot_id"], status_at__lt=report["at"]).update(**fields))
-    if applied and report["status"] in (Bot.Status.STOPPED, Bot.Status.ERROR):
-        doomed = Bot.objects.filter(pk=report["bot_id"], delete_requested=True).first()
-        if doomed is not None:
-            _delete_now(doomed)
+        Bot.objects.filter(pk=bot.pk).update(**fields)
+        if bot.delete_requested and report["status"] in (Bot.Status.STOPPED, Bot.Status.ERROR):
+            _delete_now(bot)
             audit_record(actor=Actor.system(), action="bot_delete", resource=f"bot:{report['bot_id']}",
-                         details={"bot_name": doomed.name, "after": "the bot stopped"})  # fmt: skip
-    return applied
+                         details={"bot_name": bot.name, "after": "the bot stopped"})  # fmt: skip
+    return True
 
 
 def bot_heartbeats_apply(*, bot_ids: list[int], at: float | None) -> int:

@@ -8,7 +8,6 @@ and the config 0600.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 
 from bots.ftconfig import BotApi, BotPaths, BotSpec, live_exchange_section, render_config
+from bots.logfile import tail_lines
 from bots.models import Bot
 from marketdata.replay_config import replay_exchange_section
 from marketdata.services import exchange_dir
@@ -105,12 +105,4 @@ def remove(bot_id: int) -> None:
 
 
 def log_tail(bot_id: int, lines: int = 100) -> list[str]:
-    path = workspace_for(bot_id).log
-    if not path.exists():
-        return []
-    with path.open("rb") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        handle.seek(max(0, size - 256 * 1024))
-        text = handle.read().decode("utf-8", errors="replace")
-    return text.splitlines()[-lines:]
+    return (tail_lines(workspace_for(bot_id).log) or [])[-lines:]

@@ -7,6 +7,7 @@ imported in this process) and its IStrategy-looking classes listed.
 from __future__ import annotations
 
 import ast
+import functools
 import shutil
 from pathlib import Path
 
@@ -19,12 +20,19 @@ def library_dir() -> Path:
     return path
 
 
-def _classes(path: Path) -> list[str]:
+def _classes(path: Path) -> tuple[str, ...]:
+    stat = path.stat()
+    return _parsed_classes(path, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_classes(path: Path, mtime_ns: int, size: int) -> tuple[str, ...]:
+    # Keyed by mtime and size: a start-all over many bots parses each file once, a changed file again.
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (SyntaxError, UnicodeDecodeError, OSError):
-        return []
-    return [node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.bases]
+        return ()
+    return tuple(node.name for node in tree.body if isinstance(node, ast.ClassDef) and node.bases)
 
 
 def strategy_names() -> dict[str, Path]:

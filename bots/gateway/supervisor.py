@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 import psutil
 
+from bots.logfile import tail_lines
+
 logger = logging.getLogger(__name__)
 
 EXIT_CONFIG_ERROR = 2
@@ -72,12 +74,8 @@ Publish = Callable[[dict[str, Any]], None]
 
 def error_cause(log: Path, limit: int = 2000) -> str:
     """The lines of freqtrade's log that say why it gave up (its ERROR / Exception lines)."""
-    try:
-        with log.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 64 * 1024))
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    except OSError:
+    lines = tail_lines(log, max_bytes=64 * 1024)
+    if lines is None:
         return "freqtrade gave up (configuration or strategy error); no log was written"
     causes = [line for line in lines if " - ERROR - " in line or "Error" in line or "Exception" in line]
     text = "\n".join(causes[-5:] or lines[-5:])
