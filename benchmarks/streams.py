@@ -47,17 +47,20 @@ def setup() -> None:
 # -- worker process -------------------------------------------------------------------------------
 def run_worker(mode: str, out: str) -> None:
     setup()
-    from streams.worker import StreamWorker, handles
+    from streams.worker import HandlerRegistry, StreamWorker
 
     latencies: list[float] = []
-    worker = StreamWorker(group=GROUP, consumer=f"bench-{mode}", streams=[STREAM], batch_size=BATCH, block_ms=50)
+    registry = HandlerRegistry()
+    worker = StreamWorker(
+        registry=registry, group=GROUP, consumer=f"bench-{mode}", streams=[STREAM], batch_size=BATCH, block_ms=50
+    )
 
-    @handles(STREAM, "bench", atomic=False)
+    @registry.handles(STREAM, "bench", atomic=False)
     def noop(envelope) -> None:
         if mode == "latency":
             latencies.append(time.time() - envelope.produced_at)
 
-    @handles(STREAM, "bench_stop", atomic=False)
+    @registry.handles(STREAM, "bench_stop", atomic=False)
     def stop(envelope) -> None:
         worker.stop()
 

@@ -1,7 +1,9 @@
 """One error format for the whole API: ``{"detail": "..."}``, or a list of field errors for 400/422.
 
-The DRF exception handler shapes errors raised inside views; ApiErrorMiddleware catches what never
-reached DRF (unknown paths, crashes, Django's own HTML error pages) so /api/ never answers HTML.
+Services raise the domain errors below (no HTTP in them, so a Celery task or a stream handler can
+call the same service); the DRF exception handler maps them, and DRF's own, to statuses and shapes
+once. ApiErrorMiddleware catches what never reached DRF (unknown paths, crashes, Django's own HTML
+error pages) so /api/ never answers HTML.
 """
 
 from __future__ import annotations
@@ -32,6 +34,46 @@ _DEFAULT_DETAIL = {
     429: "Too many requests",
     500: "Internal server error",
 }
+
+
+class DomainError(Exception):
+    """A rule of the domain refused the operation; ``message`` is the sentence the user reads."""
+
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(DomainError):
+    status_code = 404
+
+
+class ForbiddenError(DomainError):
+    status_code = 403
+
+
+class ConflictError(DomainError):
+    """The object's state forbids it now (a running bot cannot be edited); it may work later."""
+
+    status_code = 409
+
+
+class UnavailableError(DomainError):
+    """A resource the operation needs is exhausted or down (no free port, Redis unreachable)."""
+
+    status_code = 503
+
+
+class InvalidInputError(DomainError):
+    """One input value breaks a rule; ``field`` names it (``loc`` of the 422)."""
+
+    status_code = 422
+
+    def __init__(self, field: str, message: str, *, code: str = "value_error", location: str = "body") -> None:
+        super().__init__(message)
+        self.field, self.code, self.location = field, code, location
 
 
 class QueryValidationError(exceptions.ValidationError):
@@ -90,7 +132,23 @@ def _request_data(context: dict[str, Any]) -> Any:
         return None
 
 
+def _domain_error_response(exc: DomainError, context: dict[str, Any]) -> Response:
+    if isinstance(exc, InvalidInputError):
+        loc = (exc.location,)
+        data = _request_data(context) if exc.location == "body" else _query_data(context)
+        detail = {exc.field: [exceptions.ErrorDetail(exc.message, code=exc.code)]}
+        return Response({"detail": field_errors(detail, data, loc)}, status=exc.status_code)
+    return Response({"detail": exc.message}, status=exc.status_code)
+
+
+def _query_data(context: dict[str, Any]) -> Any:
+    request = context.get("request")
+    return dict(request.query_params.items()) if request is not None else None
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return _domain_error_response(exc, context)
     if isinstance(exc, exceptions.ParseError):
         body = [{"type": "json_invalid", "loc": ["body"], "msg": str(exc.detail), "input": None}]
         return Response({"detail": body}, status=status.HTTP_400_BAD_REQUEST)

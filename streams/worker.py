@@ -16,12 +16,14 @@ Guarantees (DESIGN.md section 4):
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
 import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,40 +41,92 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[Envelope], None]
 
 
+class DuplicateHandlerError(ValueError):
+    """Two handlers for the same (stream, type): a wiring mistake, refused when it is made."""
+
+
 @dataclass(frozen=True)
 class Registration:
     stream: str
     type: str
     func: Handler
     atomic: bool
+    # Seconds a delivery may take before it counts as hung (failed); None: no bound.
+    time_limit: float | None = None
 
 
-_REGISTRY: dict[tuple[str, str], Registration] = {}
+class HandlerRegistry:
+    """The handlers one worker runs, by (stream, type); each app's ``listeners.py`` or ``handlers.py``
+    defines one and ``discover`` gathers them. Registering a (stream, type) twice is an error."""
+
+    def __init__(self) -> None:
+        self._registrations: dict[tuple[str, str], Registration] = {}
+
+    def handles(
+        self, stream: str, type: str = "*", *, atomic: bool = True, time_limit: float | None = None
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler for entries of ``type`` on ``stream`` ("*": every type without its own).
+
+        ``atomic`` handlers run in one database transaction together with the record that their
+        envelope was processed, so a redelivery never repeats their database effect. Handlers with
+        effects outside the database pass ``atomic=False`` and must be idempotent by ``request_id``.
+        """
+        if stream not in CATALOG:
+            raise UnknownStream(stream)
+
+        def register(func: Handler) -> Handler:
+            self.add(Registration(stream=stream, type=str(type), func=func, atomic=atomic, time_limit=time_limit))
+            return func
+
+        return register
+
+    def add(self, registration: Registration) -> None:
+        key = (registration.stream, registration.type)
+        existing = self._registrations.get(key)
+        if existing is not None:
+            raise DuplicateHandlerError(
+                f"{registration.stream} {registration.type!r} is handled by both "
+                f"{_qualname(existing.func)} and {_qualname(registration.func)}"
+            )
+        self._registrations[key] = registration
+
+    def include(self, other: HandlerRegistry) -> HandlerRegistry:
+        for registration in other:
+            self.add(registration)
+        return self
+
+    def handler_for(self, stream: str, type: str) -> Registration | None:
+        return self._registrations.get((stream, type)) or self._registrations.get((stream, "*"))
+
+    def __iter__(self) -> Iterator[Registration]:
+        return iter(list(self._registrations.values()))
+
+    def __len__(self) -> int:
+        return len(self._registrations)
 
 
-def handles(stream: str, type: str = "*", *, atomic: bool = True) -> Callable[[Handler], Handler]:
-    """Register a handler for entries of ``type`` on ``stream`` ("*": every type without its own).
+def _qualname(func: Handler) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', repr(func))}"
 
-    ``atomic`` handlers run in one database transaction together with the record that their
-    envelope was processed, so a redelivery never repeats their database effect. Handlers with
-    effects outside the database pass ``atomic=False`` and must be idempotent by ``request_id``.
+
+def discover(module: str) -> HandlerRegistry:
+    """Every installed app's ``<app>.<module>.registry`` (``listeners`` or ``handlers``), in one registry.
+
+    Explicit: an app takes part by defining that module with a ``registry``; nothing registers by
+    being imported somewhere else. A (stream, type) claimed by two apps fails here, at start.
     """
-    if stream not in CATALOG:
-        raise UnknownStream(stream)
+    from django.apps import apps
 
-    def register(func: Handler) -> Handler:
-        _REGISTRY[(stream, type)] = Registration(stream=stream, type=type, func=func, atomic=atomic)
-        return func
-
-    return register
-
-
-def unregister(stream: str, type: str = "*") -> None:
-    _REGISTRY.pop((stream, type), None)
-
-
-def handler_for(stream: str, type: str) -> Registration | None:
-    return _REGISTRY.get((stream, type)) or _REGISTRY.get((stream, "*"))
+    merged = HandlerRegistry()
+    for app in apps.get_app_configs():
+        name = f"{app.name}.{module}"
+        if importlib.util.find_spec(name) is None:
+            continue
+        registry = getattr(importlib.import_module(name), "registry", None)
+        if not isinstance(registry, HandlerRegistry):
+            raise TypeError(f"{name} must define `registry = HandlerRegistry()`")
+        merged.include(registry)
+    return merged
 
 
 def _reason(exc: BaseException) -> str:
@@ -120,6 +174,7 @@ class StreamWorker:
     def __init__(
         self,
         *,
+        registry: HandlerRegistry,
         group: str,
         consumer: str,
         streams: list[str] | None = None,
@@ -131,6 +186,7 @@ class StreamWorker:
         max_deliveries: int | None = None,
     ) -> None:
         conf = settings.STREAMS
+        self.registry = registry
         self.group, self.consumer = group, consumer
         self.streams = streams or streams_of_group(group)
         for name in self.streams:
@@ -347,7 +403,7 @@ class StreamWorker:
             self._dead_letter(key, entry_id, fields, "max_deliveries_exceeded",
                               "the consumer died while handling it", deliveries - 1)  # fmt: skip
             return "dead"
-        registration = handler_for(name, envelope.type)
+        registration = self.registry.handler_for(name, envelope.type)
         if registration is None:
             self._dead_letter(key, entry_id, fields, "no_handler", f"no handler for {envelope.type!r}", deliveries)
             return "dead"

@@ -28,7 +28,7 @@ from bots.gateway.trades import TradeCollector
 from bots.models import Bot
 from multibot.heartbeats import heartbeat_publish
 from streams.bus import BusError, Envelope, publish
-from streams.worker import handles
+from streams.worker import HandlerRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -199,16 +199,8 @@ class Gateway:
         self.supervisor.shutdown()
 
 
-_current: Gateway | None = None
-
-
-def install(gateway: Gateway) -> None:
-    global _current
-    _current = gateway
-
-
-@handles(COMMANDS, atomic=False)
-def handle_trading_command(envelope: Envelope) -> None:
-    if _current is None:
-        raise RuntimeError("no gateway in this process")
-    _current.handle(envelope)
+def gateway_registry(gateway: Gateway) -> HandlerRegistry:
+    """The trading commands this gateway handles, bound to it."""
+    registry = HandlerRegistry()
+    registry.handles(COMMANDS, atomic=False)(gateway.handle)
+    return registry

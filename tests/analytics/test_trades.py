@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-import streams.listeners  # noqa: F401 - registers the listeners' handlers, trade_update among them
 from analytics.models import Trade
 from analytics.services import trades_apply
 from bots.gateway.trades import deleted_report, trade_report
 from multibot.redis_client import redis_client
 from streams.bus import publish, stream_key
-from streams.worker import StreamWorker
+from streams.worker import StreamWorker, discover
 from tests.factories import make_bot, make_user
 
 pytestmark = pytest.mark.django_db
@@ -255,7 +254,13 @@ def test_the_listeners_apply_a_trade_update_once_per_envelope(bot, django_captur
     publish("trading:mgmt:status", type="trade_update", payload=payload, request_id="update-7")
     publish("trading:mgmt:status", type="trade_update", payload=payload, request_id="update-7")  # redelivered
     publish("trading:mgmt:status", type="trade_update", payload=payload)  # re-sent by a new gateway
-    worker = StreamWorker(group="mgmt_listeners", consumer="test", streams=["trading:mgmt:status"], block_ms=0)
+    worker = StreamWorker(
+        registry=discover("listeners"),
+        group="mgmt_listeners",
+        consumer="test",
+        streams=["trading:mgmt:status"],
+        block_ms=0,
+    )
     try:
         worker.prepare()
         # when

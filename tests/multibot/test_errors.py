@@ -7,8 +7,12 @@ from typing import Any
 
 import pytest
 from django.urls import path
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
 
 import multibot.urls
+from multibot import errors
 from tests.factories import make_bot
 
 BOTS = "/api/v1/bots/"
@@ -306,3 +310,32 @@ def test_an_unknown_path_outside_the_api_is_not_turned_into_json(api):
 
     assert response.status_code == 404
     assert not response["Content-Type"].startswith("application/json")
+
+
+# -- domain errors raised by services, mapped once ----------------------------------------------
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (errors.NotFoundError("Bot not found"), 404),
+        (errors.ForbiddenError("Only superusers may do that"), 403),
+        (errors.ConflictError("The bot is running; stop it first."), 409),
+        (errors.UnavailableError("No free bot API port left"), 503),
+    ],
+)
+def test_a_domain_error_becomes_its_status_with_its_sentence(error, status):
+    response = errors.api_exception_handler(error, {})
+
+    assert response.status_code == status
+    assert response.data == {"detail": error.message}
+
+
+def test_an_invalid_input_becomes_a_422_naming_its_field_and_quoting_the_input():
+    request = APIRequestFactory().post("/api/v1/bots/", {"name": "x y"}, format="json")
+    context = {"request": Request(request, parsers=[JSONParser()])}
+
+    response = errors.api_exception_handler(errors.InvalidInputError("name", "Use letters and digits."), context)
+
+    assert response.status_code == 422
+    assert response.data == {
+        "detail": [{"type": "value_error", "loc": ["body", "name"], "msg": "Use letters and digits.", "input": "x y"}]
+    }

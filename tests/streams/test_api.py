@@ -14,7 +14,7 @@ from multibot.redis_client import redis_client
 from streams import health
 from streams.bus import Envelope, ensure_groups, envelope, publish, publish_many, stream_key
 from streams.catalog import CATALOG
-from streams.worker import StepResult, StreamWorker, handles, unregister
+from streams.worker import HandlerRegistry, StepResult, StreamWorker
 
 STREAMS = "/api/v1/streams/"
 DATA = "mgmt:data:commands"
@@ -53,23 +53,23 @@ def pending_count(name: str, group: str) -> int:
 
 
 @pytest.fixture
-def register() -> Iterator[Callable[..., None]]:
-    """Registers handlers for one test and unregisters them after it, so none leaks into another."""
-    registered: list[tuple[str, str]] = []
-
-    def _register(stream: str, type: str, func: Callable[[Envelope], None], *, atomic: bool = True) -> None:
-        handles(stream, type, atomic=atomic)(func)
-        registered.append((stream, type))
-
-    yield _register
-    for stream, type in registered:
-        unregister(stream, type)
+def registry() -> HandlerRegistry:
+    """The handlers of one test's workers: a registry of its own, so none leaks into another test."""
+    return HandlerRegistry()
 
 
 @pytest.fixture
-def data_worker() -> Iterator[StreamWorker]:
+def register(registry: HandlerRegistry) -> Callable[..., None]:
+    def _register(stream: str, type: str, func: Callable[[Envelope], None], *, atomic: bool = True) -> None:
+        registry.handles(stream, type, atomic=atomic)(func)
+
+    return _register
+
+
+@pytest.fixture
+def data_worker(registry: HandlerRegistry) -> Iterator[StreamWorker]:
     worker = StreamWorker(
-        group="data_consumers", consumer="w1", service_name="data_worker",
+        registry=registry, group="data_consumers", consumer="w1", service_name="data_worker",
         block_ms=0, retry_delay_ms=0, max_deliveries=3,
     )  # fmt: skip
     worker.prepare()
@@ -90,8 +90,13 @@ def step_until(worker: StreamWorker, done: Callable[[StepResult], bool], attempt
 def dead_letter(register, data_worker) -> dict[str, Any]:
     """One command on mgmt:data:commands whose handler always fails, dead-lettered by the real worker."""
     calls: list[Envelope] = []
+    # A test that "fixes the cause" sets this; until then every delivery fails.
+    fixed: list[Callable[[Envelope], None]] = []
 
     def boom(item: Envelope) -> None:
+        if fixed:
+            fixed[0](item)
+            return
         calls.append(item)
         raise ValueError("exchange refused the import")
 
@@ -102,7 +107,7 @@ def dead_letter(register, data_worker) -> dict[str, Any]:
     [(dead_id, fields)] = dead_letters()
     return {
         "worker": data_worker, "original": original, "entry_id": entry_id, "dead_id": dead_id,
-        "fields": fields, "calls": calls, "result": result,
+        "fields": fields, "calls": calls, "result": result, "fixed": fixed,
     }  # fmt: skip
 
 
@@ -213,7 +218,7 @@ def test_a_stream_that_was_never_written_reports_empty_figures(user_api):
 @pytest.mark.django_db
 def test_stream_health_reports_length_pending_lag_and_throughput_as_redis_has_them(user_api):
     # given: six commands, a throughput sample, four more commands a little later
-    worker = StreamWorker(group="trading_consumers", consumer="c1", block_ms=0)
+    worker = StreamWorker(registry=HandlerRegistry(), group="trading_consumers", consumer="c1", block_ms=0)
     ensure_groups([TRADING])
     ids = publish_many(TRADING, [envelope(type="bot_start", payload={"bot_id": n}) for n in range(6)])
     health.sample_throughput()
@@ -387,7 +392,7 @@ def test_a_superuser_replays_a_dead_letter_onto_its_stream_and_it_is_handled(dea
 
     # when: the cause is fixed and the worker runs again
     handled: list[Envelope] = []
-    register(DATA, "boom", handled.append)
+    dead_letter["fixed"].append(handled.append)
     result = step_until(dead_letter["worker"], lambda total: total.processed == 1)
 
     # then: handled once and acknowledged

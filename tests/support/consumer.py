@@ -42,12 +42,14 @@ def main() -> None:
     from django.db import transaction
 
     from audit.services import Actor, audit_record
-    from streams.worker import StreamWorker, handles
+    from streams.worker import HandlerRegistry, StreamWorker
 
     def special(envelope) -> bool:
         return args.mode == "hang" or bool(envelope.payload.get("special"))
 
-    @handles("mgmt:data:commands", "work")
+    registry = HandlerRegistry()
+
+    @registry.handles("mgmt:data:commands", "work")
     def work(envelope) -> None:
         if special(envelope):
             if args.marker:
@@ -68,7 +70,7 @@ def main() -> None:
             transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
 
     worker = StreamWorker(
-        group="data_consumers", consumer=args.consumer, service_name="test_consumer", block_ms=100,
+        registry=registry, group="data_consumers", consumer=args.consumer, service_name="test_consumer", block_ms=100,
         claim_idle_ms=args.claim_idle_ms, retry_delay_ms=0, max_deliveries=args.max_deliveries,
         batch_size=args.batch_size,
     )  # fmt: skip

@@ -26,9 +26,12 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         gateway = service.Gateway(stop_bots_on_exit=options["stop_bots_on_exit"])
-        service.install(gateway)
         self.worker = StreamWorker(
-            group="trading_consumers", consumer=options["consumer"], service_name="trading_gateway", block_ms=500
+            registry=service.gateway_registry(gateway),
+            group="trading_consumers",
+            consumer=options["consumer"],
+            service_name="trading_gateway",
+            block_ms=500,
         )
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)

@@ -8,11 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-import streams.listeners  # noqa: F401 - registers the handlers
 from multibot.heartbeats import heartbeat_publish
 from streams.catalog import LISTENERS
 from streams.health import record_unread_losses, sample_throughput
-from streams.worker import StreamWorker
+from streams.worker import StreamWorker, discover
 
 HEARTBEAT_SECONDS = 5.0
 
@@ -28,7 +27,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        self.worker = StreamWorker(group=LISTENERS, consumer=options["consumer"], service_name="listeners")
+        self.worker = StreamWorker(
+            registry=discover("listeners"), group=LISTENERS, consumer=options["consumer"], service_name="listeners"
+        )
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         self.stdout.write(f"listeners {options['consumer']} on {len(self.worker.streams)} streams")
