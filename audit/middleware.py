@@ -2,8 +2,9 @@
 
 Services record successes (and refusals they understand, like a wrong password) in their own
 transaction. This middleware records what they could not: a request refused before reaching a
-service (401, 403, 404, 422, 429) or one whose transaction rolled back. A success that no service
-recorded is recorded generically and logged, so a forgotten audit call is visible, not silent.
+service (401, 403, 404, 422, 429) or one whose transaction rolled back; of a caller's rate-limit
+refusals, only the first in each window. A success that no service recorded is recorded
+generically and logged, so a forgotten audit call is visible, not silent.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ class AuditMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if request.method in MUTATING_METHODS and request.path.startswith(API_PREFIX):
+            refusal = getattr(request, "rate_limited", None)  # set by multibot.ratelimit
+            # Rate-limit refusals are aggregated, so they cannot flood the log: the first of a
+            # caller in a window is recorded, the rest only counted in Redis.
+            if refusal is not None and not refusal.first_in_window():
+                return response
             try:
                 self._record(request, response)
             except DatabaseError:
@@ -98,4 +104,10 @@ class AuditMiddleware:
         detail = _detail(response)
         if detail is not None:
             details["detail"] = detail
-        audit_record(actor=actor, action=action, status=status, resource=resource, details=details)
+        user = None
+        refusal = getattr(request, "rate_limited", None)
+        if refusal is not None:
+            # Refused before authentication ran: the rate limiter knows the caller's account.
+            user = refusal.account()
+            details.update(refusal.details())
+        audit_record(actor=actor, action=action, status=status, resource=resource, details=details, user=user)

@@ -146,6 +146,7 @@ class BotEmergencyStopApi(APIView):
 
     audit_action = "bot_kill"
     audit_resource = "bot"
+    rate_limit_exempt = True  # the kill switch: see multibot.ratelimit
 
     def post(self, request: Request, bot: str) -> Response:
         found = bot_by_id_or_name(request.user, bot)
@@ -161,6 +162,7 @@ class EmergencyStopAllApi(APIView):
     """POST /emergency/stop-all: the caller's bots (every bot for a superuser), at once."""
 
     audit_action = "emergency_stop_all"
+    rate_limit_exempt = True  # the kill switch: see multibot.ratelimit
 
     def post(self, request: Request) -> Response:
         given = EmergencyInput(data=request.data)

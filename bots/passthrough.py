@@ -16,14 +16,13 @@ from django.http import HttpResponse
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from audit.models import AuditLog
 from audit.services import Actor, audit_record
 from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
 from bots.selectors import bot_list
-from multibot.authentication import BasicAuthentication
+from multibot.authentication import BasicAuthentication, JWTAuthentication
 
 FORWARDED_PREFIX = "api/v1/"
 # freqtrade's own token endpoints would sign freqtrade JWTs with the bot's jwt_secret_key: a

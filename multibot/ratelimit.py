@@ -3,7 +3,11 @@
 Fixed windows: one INCR per request on ``ratelimit:<scope>:<who>:<window>``. A view declares its
 scopes with ``rate_scopes = ("upload",)``; authenticated requests always count against "user",
 anonymous ones against "anon" (by IP). Every /api/ response carries the X-RateLimit-* headers of
-its tightest scope; a refusal is a 429 with Retry-After.
+its tightest scope; a refusal is a 429 with Retry-After. A view with ``rate_limit_exempt = True``
+(the emergency stops) is counted but never refused to a caller with a valid access token.
+
+A refusal is marked on the request (``request.rate_limited``, a RateLimitRefusal) for the audit
+middleware, which records only the first refusal of a caller in each window.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class Window:
     limit: int
     remaining: int
     reset: int  # epoch seconds when the window ends
+    who: str  # whose budget: "user42", "ip10.0.0.1", ...
 
     @property
     def exceeded(self) -> bool:
@@ -83,21 +88,63 @@ def hit(scopes: list[tuple[str, str]]) -> list[Window]:
         key = redis_key("ratelimit", scope, who, start)
         pipe.incr(key)
         pipe.expire(key, period + 1)
-        plan.append((scope, limit, start + period))
+        plan.append((scope, who, limit, start + period))
     results = pipe.execute()
     return [
-        Window(scope=scope, limit=limit, remaining=limit - int(results[index * 2]), reset=reset)
-        for index, (scope, limit, reset) in enumerate(plan)
+        Window(scope=scope, limit=limit, remaining=limit - int(results[index * 2]), reset=reset, who=who)
+        for index, (scope, who, limit, reset) in enumerate(plan)
     ]
 
 
-def _view_scopes(path: str) -> tuple[str, ...]:
+@dataclass(frozen=True)
+class RateLimitRefusal:
+    """A request the rate limiter refused: what the audit row of the refusal says, and who it names."""
+
+    window: Window
+    caller: str | None  # as _caller() tells it
+
+    def first_in_window(self) -> bool:
+        """Counts this refusal; True for the caller's first one in this window of this scope."""
+        key = redis_key("ratelimit-refused", self.window.scope, self.window.who, self.window.reset)
+        try:
+            pipe = redis_client().pipeline(transaction=False)
+            refusals, _ = pipe.incr(key).expireat(key, self.window.reset + 1).execute()
+        except redis.RedisError:
+            return True  # unsure: a row too many rather than a refusal unrecorded
+        return int(refusals) == 1
+
+    def account(self) -> Any:
+        """The account the caller's token is for, or the one HTTP Basic named (its password unchecked)."""
+        from django.contrib.auth import get_user_model
+
+        if self.caller is None:
+            return None
+        users = get_user_model().objects
+        if self.caller.startswith("basic:"):
+            return users.filter(username=self.caller.split(":")[1]).first()
+        return users.filter(pk=self.caller).first()
+
+    def details(self) -> dict[str, Any]:
+        if self.caller is None:
+            credentials = "none"
+        else:
+            credentials = "http_basic_unchecked" if self.caller.startswith("basic:") else "bearer"
+        return {
+            "reason": "rate_limited",
+            "scope": self.window.scope,
+            "limit": settings.RATE_LIMITS[self.window.scope],
+            "window_ends": self.window.reset,
+            "credentials": credentials,
+            "note": "Further refusals of this caller in this window are not recorded.",
+        }
+
+
+def _view_class(path: str) -> Any:
     try:
         match = resolve(path)
     except Resolver404:
-        return ()
-    view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
-    return tuple(getattr(view_class, "rate_scopes", ()))
+        return None
+    return getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
 
 
 class RateLimitMiddleware:
@@ -107,7 +154,9 @@ class RateLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if not request.path.startswith(API_PREFIX):
             return self.get_response(request)
-        scopes = self._scopes_for(request)
+        view_class = _view_class(request.path_info)
+        caller = _caller(request)
+        scopes = self._scopes_for(request, view_class=view_class, caller=caller)
         try:
             windows = hit(scopes)
         except redis.RedisError as exc:
@@ -116,11 +165,16 @@ class RateLimitMiddleware:
             return self.get_response(request)
 
         exceeded = [window for window in windows if window.exceeded]
-        if exceeded:
+        # The kill switch answers a caller with a signed token whatever they spent (the view then
+        # checks the account); strangers and Basic callers, which it does not accept, stay limited.
+        exempt = (
+            getattr(view_class, "rate_limit_exempt", False) and caller is not None and not caller.startswith("basic:")
+        )
+        if exceeded and not exempt:
             window = max(exceeded, key=lambda item: item.reset)
             response: HttpResponse = error_response(429, f"Rate limit exceeded: {settings.RATE_LIMITS[window.scope]}")
             response["Retry-After"] = str(max(1, window.reset - int(time.time())))
-            request.rate_limited = True  # type: ignore[attr-defined]
+            request.rate_limited = RateLimitRefusal(window=window, caller=caller)  # type: ignore[attr-defined]
         else:
             window = min(windows, key=lambda item: item.remaining)
             response = self.get_response(request)
@@ -129,14 +183,13 @@ class RateLimitMiddleware:
         response["X-RateLimit-Reset"] = str(window.reset)
         return response
 
-    def _scopes_for(self, request: HttpRequest) -> list[tuple[str, str]]:
-        declared = _view_scopes(request.path_info)
+    def _scopes_for(self, request: HttpRequest, *, view_class: Any, caller: str | None) -> list[tuple[str, str]]:
+        declared = tuple(getattr(view_class, "rate_scopes", ()))
         ip = client_ip(request)
-        user_id = _caller(request)
         scopes: list[tuple[str, Any]] = []
         for scope in declared:
             # Per-user scopes fall back to the IP for anonymous callers.
-            scopes.append((scope, f"user{user_id}" if user_id and scope not in ("health", "login") else f"ip{ip}"))
+            scopes.append((scope, f"user{caller}" if caller and scope not in ("health", "login") else f"ip{ip}"))
         if not any(scope in ("health", "login") for scope in declared):
-            scopes.append(("user", f"user{user_id}") if user_id else ("anon", f"ip{ip}"))
+            scopes.append(("user", f"user{caller}") if caller else ("anon", f"ip{ip}"))
         return scopes

@@ -180,7 +180,7 @@ if PRODUCTION:
 
 # -- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["multibot.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
@@ -232,10 +232,15 @@ for _item in env_list("MULTIBOT_RATE_LIMITS"):
     _scope, _, _rate = _item.partition("=")
     RATE_LIMITS[_scope.strip()] = _rate.strip()
 
-# Login lockout: this many failures for one account within the window lock it for the window.
+# Login lockout (login and HTTP Basic alike), counted in Redis; a count lasts the window after
+# its last failure. max_failures for one account from one address lock that address out of that
+# account; max_account_failures for one account from anywhere lock it for every address it has
+# not logged in from within known_address_days, so strangers never lock the owner out.
 LOGIN_LOCKOUT = {
     "max_failures": env_int("MULTIBOT_LOGIN_MAX_FAILURES", 5),
+    "max_account_failures": env_int("MULTIBOT_LOGIN_MAX_ACCOUNT_FAILURES", 50),
     "window_seconds": env_int("MULTIBOT_LOGIN_LOCKOUT_SECONDS", 900),
+    "known_address_days": env_int("MULTIBOT_LOGIN_KNOWN_ADDRESS_DAYS", 30),
 }
 
 MONITORING = {

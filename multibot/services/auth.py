@@ -1,4 +1,4 @@
-"""Login, token refresh with rotation, logout; with per-account lockout and audit rows."""
+"""Login, token refresh with rotation, logout; with a lockout per account and address, and audit rows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import update_last_login
 from django.db import transaction
+from django.db.models import F
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
@@ -40,8 +41,13 @@ class AccountLocked(Throttled):
     default_detail = "This account is locked after too many failed logins; try again later."
 
 
+# The account's token version (User.token_version) at issue; multibot.authentication checks it.
+TOKEN_VERSION_CLAIM = "token_version"
+
+
 def _issue(user: Any) -> TokenPair:
     refresh = RefreshToken.for_user(user)
+    refresh[TOKEN_VERSION_CLAIM] = user.token_version  # copied into the access token below
     return TokenPair(
         access_token=str(refresh.access_token),
         refresh_token=str(refresh),
@@ -49,36 +55,72 @@ def _issue(user: Any) -> TokenPair:
     )
 
 
-def _failures_key(username: str) -> str:
-    return redis_key("login-failures", username.lower())
+@dataclass(frozen=True)
+class _Lockout:
+    """The lockout counters of one account as seen from one address (see settings.LOGIN_LOCKOUT).
 
+    Failures count per (account, address) and per account. Too many from one address lock that
+    address out of that account, and only it. Too many for the account (a guess spread over many
+    addresses) lock it for every address it has not recently logged in from: an outsider can slow
+    the owner's new devices down, never lock the owner out of an address the owner uses.
+    """
 
-def _locked_for(username: str) -> int:
-    """Seconds the account stays locked, 0 when it is not."""
-    client = redis_client()
-    failures = int(client.get(_failures_key(username)) or 0)
-    if failures < settings.LOGIN_LOCKOUT["max_failures"]:
-        return 0
-    return max(1, int(client.ttl(_failures_key(username))))
+    pair: str
+    account: str
+    known: str
 
+    @classmethod
+    def of(cls, *, username: str, address: str | None) -> _Lockout:
+        account, where = username.lower(), address or "unknown"
+        # The address first: it is a canonical IP, so no username can make two pairs' keys meet.
+        return cls(
+            pair=redis_key("login-failures", "from", where, account),
+            account=redis_key("login-failures", "account", account),
+            known=redis_key("login-known", where, account),
+        )
 
-def _count_failure(username: str) -> None:
-    pipe = redis_client().pipeline()
-    pipe.incr(_failures_key(username))
-    pipe.expire(_failures_key(username), settings.LOGIN_LOCKOUT["window_seconds"])
-    pipe.execute()
+    def refusal(self) -> AccountLocked | None:
+        """The lock in force for this account and address, if any."""
+        rules = settings.LOGIN_LOCKOUT
+        pipe = redis_client().pipeline(transaction=False)
+        pipe.get(self.pair).ttl(self.pair).get(self.account).ttl(self.account).exists(self.known)
+        pair_failures, pair_ttl, account_failures, account_ttl, known = pipe.execute()
+        if int(pair_failures or 0) >= rules["max_failures"]:
+            return AccountLocked(
+                wait=max(1, pair_ttl),
+                detail="This account is locked for your address after too many failed logins; try again later.",
+            )
+        if int(account_failures or 0) >= rules["max_account_failures"] and not known:
+            return AccountLocked(
+                wait=max(1, account_ttl),
+                detail="This account is locked for new addresses after too many failed logins; try again later.",
+            )
+        return None
+
+    def count_failure(self) -> None:
+        window = settings.LOGIN_LOCKOUT["window_seconds"]
+        pipe = redis_client().pipeline()
+        pipe.incr(self.pair).expire(self.pair, window).incr(self.account).expire(self.account, window)
+        pipe.execute()
+
+    def count_success(self) -> None:
+        # The account-wide count stays: the owner's success must not reopen a spread-out guess.
+        pipe = redis_client().pipeline()
+        pipe.delete(self.pair).set(self.known, 1, ex=settings.LOGIN_LOCKOUT["known_address_days"] * 86400)
+        pipe.execute()
 
 
 def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair]:
-    locked = _locked_for(username)
+    lockout = _Lockout.of(username=username, address=actor.ip_address)
+    locked = lockout.refusal()
     known = User.objects.filter(username=username).first()
     if locked:
         audit_record(actor=actor, action="login", status=AuditLog.Status.DENIED, user=known,
                      details={"username": username, "reason": "account_locked"})  # fmt: skip
-        raise AccountLocked(wait=locked)
+        raise locked
     user = authenticate(username=username, password=password)
     if user is None:
-        _count_failure(username)
+        lockout.count_failure()
         reason = (
             "inactive_user"
             if known is not None and not known.is_active and known.check_password(password)
@@ -87,7 +129,7 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
         audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
                      details={"username": username, "reason": reason})  # fmt: skip
         raise AuthenticationFailed("Incorrect username or password")
-    redis_client().delete(_failures_key(username))
+    lockout.count_success()
     with transaction.atomic():
         tokens = _issue(user)
         update_last_login(None, user)
@@ -101,22 +143,27 @@ def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
     No tokens are issued. A failure counts towards the lockout and is audited like a failed login
     (``via: http_basic``); a success is not audited, since it happens on every request.
     """
-    locked = _locked_for(username)
+    lockout = _Lockout.of(username=username, address=actor.ip_address)
+    locked = lockout.refusal()
     if locked:
-        raise AccountLocked(wait=locked)
+        raise locked
     user = authenticate(username=username, password=password)
     if user is None:
-        _count_failure(username)
+        lockout.count_failure()
         known = User.objects.filter(username=username).first()
         inactive = known is not None and not known.is_active and known.check_password(password)
         audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
                      details={"username": username, "reason": "inactive_user" if inactive else "bad_credentials",
                               "via": "http_basic"})  # fmt: skip
         raise AuthenticationFailed("Incorrect username or password")
+    lockout.count_success()
     return user
 
 
 def revoke_all_sessions(user_id: Any) -> int:
+    """End every session of the account: its refresh tokens are blacklisted and, by raising its
+    token version, its access tokens refused. Returns how many refresh tokens were still live."""
+    User.objects.filter(pk=user_id).update(token_version=F("token_version") + 1)
     outstanding = OutstandingToken.objects.filter(user_id=user_id, blacklistedtoken__isnull=True)
     tokens = list(outstanding)
     BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in tokens], ignore_conflicts=True)
@@ -162,6 +209,8 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
             reuse_detected = False
             if not user.is_active:
                 raise AuthenticationFailed("User is inactive")
+            if token.get(TOKEN_VERSION_CLAIM, 0) != user.token_version:
+                raise AuthenticationFailed("Refresh token has been revoked")
             BlacklistedToken.objects.create(token=outstanding)
             tokens = _issue(user)
             audit_record(actor=actor, action="token_refresh", user=user, details={"rotated_jti": jti})

@@ -392,3 +392,133 @@ def test_a_logged_out_refresh_token_is_refused_without_signing_out_other_session
     assert again.status_code == 401
     assert again.json()["detail"] == "Refresh token has been revoked"
     assert refresh(api, second["refresh_token"]).status_code == 200
+
+
+# Lockout per account and address
+
+FT = "/api/v1/bots/999999/ft/api/v1/profit"  # no such bot: authenticated callers get a 404
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    import base64
+
+    return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+def login_from(api: APIClient, address: str, username: str, password: str = PASSWORD) -> Any:
+    return api.post(LOGIN_JSON, {"username": username, "password": password}, format="json", REMOTE_ADDR=address)
+
+
+def test_five_wrong_basic_passwords_from_another_address_do_not_lock_the_admin_out(api, superuser):
+    # given: five wrong Basic passwords for the admin from 127.0.0.2
+    guesses = [api.get(FT, REMOTE_ADDR="127.0.0.2", **basic(superuser.username, f"guess{n}")) for n in range(5)]
+    assert [guess.status_code for guess in guesses] == [401] * 5
+
+    # when
+    json_login = login_from(api, "127.0.0.1", superuser.username)
+    basic_call = api.get(FT, REMOTE_ADDR="127.0.0.1", **basic(superuser.username, PASSWORD))
+    access = json_login.json()["access_token"]
+    stop_all = bearer(access).post("/api/v1/emergency/stop-all", {}, format="json", REMOTE_ADDR="127.0.0.1")
+
+    # then: the admin gets in from 127.0.0.1, both ways, and reaches the kill switch
+    assert json_login.status_code == 200
+    assert basic_call.status_code == 404 and basic_call.json() == {"detail": "Bot not found"}
+    assert stop_all.status_code == 202
+    # while 127.0.0.2 stays locked out of the admin, even with the right password
+    assert api.get(FT, REMOTE_ADDR="127.0.0.2", **basic(superuser.username, PASSWORD)).status_code == 429
+    assert login_from(api, "127.0.0.2", superuser.username).status_code == 429
+
+
+def test_wrong_json_login_passwords_lock_only_the_address_they_came_from(api, user):
+    # given
+    for _ in range(MAX_FAILURES):
+        assert login_from(api, "10.0.0.2", user.username, "not-the-password").status_code == 401
+
+    # when
+    elsewhere = login_from(api, "10.0.0.1", user.username)
+    there = login_from(api, "10.0.0.2", user.username)
+
+    # then
+    assert elsewhere.status_code == 200
+    assert there.status_code == 429
+    assert "your address" in there.json()["detail"]
+    assert api.get(FT, REMOTE_ADDR="10.0.0.2", **basic(user.username, PASSWORD)).status_code == 429
+
+
+def test_a_guess_spread_over_many_addresses_locks_new_addresses_but_not_the_owners(api, user, settings):
+    # given: the owner used 10.0.0.1 (JSON login) and 10.0.0.5 (Basic) before
+    settings.LOGIN_LOCKOUT = {**settings.LOGIN_LOCKOUT, "max_account_failures": 8}
+    assert login_from(api, "10.0.0.1", user.username).status_code == 200
+    assert api.get(FT, REMOTE_ADDR="10.0.0.5", **basic(user.username, PASSWORD)).status_code == 404
+    # and eight guesses came from four other addresses, none of them locked on its own
+    for attacker in ("10.9.0.1", "10.9.0.2", "10.9.0.3", "10.9.0.4"):
+        for _ in range(2):
+            assert login_from(api, attacker, user.username, "not-the-password").status_code == 401
+
+    # when
+    new_address = login_from(api, "10.0.0.9", user.username)
+    new_address_basic = api.get(FT, REMOTE_ADDR="10.0.0.9", **basic(user.username, PASSWORD))
+    owner = login_from(api, "10.0.0.1", user.username)
+    owner_basic = api.get(FT, REMOTE_ADDR="10.0.0.5", **basic(user.username, PASSWORD))
+
+    # then
+    assert new_address.status_code == 429
+    assert "new addresses" in new_address.json()["detail"]
+    assert new_address_basic.status_code == 429
+    assert owner.status_code == 200
+    assert owner_basic.status_code == 404
+    # the owner's success reopens nothing for the guessers
+    assert login_from(api, "10.9.0.1", user.username).status_code == 429
+
+
+def test_the_account_wide_limit_counts_every_address(api, user, settings):
+    # given: a limit per address the guesser never reaches
+    settings.LOGIN_LOCKOUT = {**settings.LOGIN_LOCKOUT, "max_failures": 100, "max_account_failures": 3}
+    for address in ("10.9.0.1", "10.9.0.2", "10.9.0.3"):
+        assert login_from(api, address, user.username, "not-the-password").status_code == 401
+
+    # when
+    fourth = login_from(api, "10.9.0.4", user.username, "not-the-password")
+
+    # then
+    assert fourth.status_code == 429
+    assert 0 < int(fourth["Retry-After"]) <= settings.LOGIN_LOCKOUT["window_seconds"]
+
+
+# Signing out every session
+
+
+def test_a_detected_refresh_token_reuse_ends_the_accounts_access_tokens_too(api, user, other_user):
+    # given: two sessions of the user, the first rotated once; and another user's session
+    first = tokens_for(api, user)
+    rotated = refresh(api, first["refresh_token"]).json()
+    second = tokens_for(api, user)
+    other = tokens_for(api, other_user)
+    access_tokens = [first["access_token"], rotated["access_token"], second["access_token"]]
+    assert all(bearer(token).get("/api/v1/bots/").status_code == 200 for token in access_tokens)
+
+    # when: the rotated refresh token is presented again
+    reuse = refresh(api, first["refresh_token"])
+
+    # then: every access token of the account is refused, on the API and on the pass-through
+    assert reuse.status_code == 401
+    assert "all sessions of this account were signed out" in reuse.json()["detail"]
+    for token in access_tokens:
+        assert bearer(token).get("/api/v1/bots/").status_code == 401
+        assert bearer(token).get(FT).status_code == 401
+    assert bearer(other["access_token"]).get("/api/v1/bots/").status_code == 200
+    # and the owner can sign in again
+    assert bearer(tokens_for(api, user)["access_token"]).get("/api/v1/bots/").status_code == 200
+
+
+def test_a_refreshed_pair_keeps_working_until_a_reuse(api, user):
+    # given
+    pair = refresh(api, tokens_for(api, user)["refresh_token"]).json()
+
+    # when
+    again = refresh(api, pair["refresh_token"])
+
+    # then: the token version is carried through rotation
+    assert again.status_code == 200
+    assert bearer(pair["access_token"]).get("/api/v1/bots/").status_code == 200
+    assert bearer(again.json()["access_token"]).get("/api/v1/bots/").status_code == 200

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
-from tests.factories import access_token_for
+from bots.models import Bot
+from multibot.ratelimit import RateLimitRefusal, Window
+from tests.factories import access_token_for, make_bot
 from tests.support.processes import get, server_env, uvicorn_server
 
 
@@ -100,3 +103,77 @@ def test_http_basic_callers_count_against_the_user_budget_per_account_and_addres
     assert answers[2].status_code == 429
     # An anonymous caller from the same address still has the anonymous budget.
     assert api.get("/api/v1/bots/")["X-RateLimit-Limit"] == "50"
+
+
+# The kill switch
+
+
+def _spend_the_user_budget(client: Any, settings: Any, budget: int = 3) -> None:
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "user": f"{budget}/hour"}
+    _not_near_a_window_edge(period=3600, margin=10)
+    for _ in range(budget):
+        assert client.get("/api/v1/bots/").status_code == 200
+    assert client.get("/api/v1/bots/").status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_superuser_who_spent_the_hourly_budget_still_stops_every_bot(admin_api, superuser, settings):
+    # given
+    _spend_the_user_budget(admin_api, settings)
+
+    # when
+    response = admin_api.post("/api/v1/emergency/stop-all", {}, format="json")
+
+    # then: answered, with the headers of the spent budget
+    assert response.status_code == 202, response.content
+    assert response["X-RateLimit-Limit"] == "3"
+    assert response["X-RateLimit-Remaining"] == "0"
+    # and only the emergency paths are exempt
+    assert admin_api.get("/api/v1/bots/").status_code == 429
+
+
+@pytest.mark.django_db
+def test_a_user_who_spent_the_hourly_budget_still_kills_a_bot(user_api, user, settings):
+    # given: a running bot, and a spent budget
+    bot = make_bot(owner=user)
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING)
+    _spend_the_user_budget(user_api, settings)
+
+    # when
+    by_id = user_api.post(f"/api/v1/bots/{bot.pk}/emergency-stop")
+    by_name = user_api.post(f"/api/v1/bots/{bot.name}/emergency-stop")
+
+    # then
+    assert by_id.status_code == 202, by_id.content
+    assert by_name.status_code == 202, by_name.content
+    assert by_id["X-RateLimit-Remaining"] == "0"
+
+
+@pytest.mark.django_db
+def test_the_emergency_paths_still_limit_callers_without_a_token(api, settings):
+    # given: anonymous callers are limited by address
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "anon": "2/hour"}
+    _not_near_a_window_edge(period=3600, margin=10)
+
+    # when
+    answers = [api.post("/api/v1/emergency/stop-all", {}, format="json") for _ in range(3)]
+
+    # then: 401 while the budget lasts, then 429: the exemption is for signed-in callers only
+    assert [answer.status_code for answer in answers] == [401, 401, 429]
+
+
+# Counting refusals (their audit rows: tests/audit/test_rate_limit_refusals.py)
+
+
+def test_a_callers_refusals_are_counted_once_per_window_and_scope(redis_server):
+    window_end = int(time.time()) + 3600
+
+    def refusal(scope: str = "user", who: str = "user7", reset: int = window_end) -> RateLimitRefusal:
+        return RateLimitRefusal(window=Window(scope=scope, limit=1, remaining=-1, reset=reset, who=who), caller="7")
+
+    # first of this caller in this window, then not again
+    assert [refusal().first_in_window() for _ in range(3)] == [True, False, False]
+    # the next window, another scope, another caller: each a first again
+    assert refusal(reset=window_end + 3600).first_in_window()
+    assert refusal(scope="upload").first_in_window()
+    assert refusal(who="user8").first_in_window()

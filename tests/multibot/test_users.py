@@ -117,6 +117,21 @@ def test_a_reactivated_user_can_log_in_again(admin_api, api, user):
     assert login(api, user.username).status_code == 200
 
 
+def test_the_access_tokens_of_a_deactivated_user_stay_refused_after_reactivation(admin_api, api, user):
+    # given: a session from before the deactivation
+    before = login(api, user.username).json()["access_token"]
+    admin_api.post(f"{USERS}{user.pk}/deactivate")
+
+    # when
+    admin_api.post(f"{USERS}{user.pk}/activate")
+
+    # then: deactivation signed that session out for good; a new login works
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {before}")
+    assert api.get("/api/v1/bots/").status_code == 401
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {login(api, user.username).json()['access_token']}")
+    assert api.get("/api/v1/bots/").status_code == 200
+
+
 def test_a_weak_password_is_a_422_that_does_not_echo_the_password(admin_api):
     # when
     response = admin_api.post(USERS, {"username": "bob", "password": "12345"}, format="json")
