@@ -29,6 +29,7 @@ def _date_bound(value: str, name: str) -> date | datetime:
 
 class AuditLogFilter(django_filters.FilterSet):
     user = django_filters.CharFilter(field_name="username")
+    # Any name, not only AuditLog.Action: rows are kept forever, so names since retired stay findable.
     action = django_filters.CharFilter(field_name="action")
     status = django_filters.ChoiceFilter(field_name="status", choices=AuditLog.Status.choices)
     resource = django_filters.CharFilter(field_name="resource")

@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
 from audit.models import AuditLog
+from audit.resources import resource
 from audit.services import Actor, audit_record
 from multibot.errors import API_PREFIX
 
@@ -40,26 +41,47 @@ def _status_for(code: int) -> str:
     return AuditLog.Status.SUCCESS
 
 
-def describe(request: HttpRequest) -> tuple[str, str]:
-    """(action, resource) for a request, from the view's ``audit_*`` attributes."""
+def view_action(view: Callable[..., Any], method: str) -> AuditLog.Action:
+    """The action a request with ``method`` to ``view`` (a URL pattern's callback) is filed under.
+
+    A view names it with a constant: ``audit_action`` on an APIView (for each method it serves), or
+    ``audit_actions`` on a viewset, by DRF action (``{"create": AuditLog.Action.USER_CREATE}``). A
+    viewset action it does not name is ``<audit_resource>_<verb>`` when that is an action
+    (``bot_delete``), the one its service records. Anything else, a method the view does not serve
+    included, is ``api_request``: the row's details say which method and path.
+    """
+    view_class = getattr(view, "cls", None) or getattr(view, "view_class", None)
+    method = method.lower()
+    routed = getattr(view, "actions", None)  # a viewset route: {method: DRF action}
+    if routed is not None:
+        drf_action = routed.get(method)
+        if drf_action is None:
+            return AuditLog.Action.API_REQUEST
+        name = getattr(view_class, "audit_actions", {}).get(drf_action) or (
+            f"{getattr(view_class, 'audit_resource', '')}_{_SERVICE_VERBS.get(drf_action, drf_action)}"
+        )
+    elif view_class is not None and method in view_class.http_method_names and hasattr(view_class, method):
+        name = getattr(view_class, "audit_action", "")
+    else:
+        return AuditLog.Action.API_REQUEST
+    try:
+        return AuditLog.Action(name)
+    except ValueError:
+        return AuditLog.Action.API_REQUEST
+
+
+def describe(request: HttpRequest) -> tuple[AuditLog.Action, str]:
+    """(action, resource) for a request: the view's action (``view_action``) and ``<audit_resource>:<key>``."""
     match = getattr(request, "resolver_match", None)  # set by Django when the URL resolved
     if match is None:
         try:
             match = resolve(request.path_info)
         except Resolver404:
-            return f"{request.method.lower()}_unknown_path", ""
+            return AuditLog.Action.API_REQUEST, ""
     view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
-    actions = getattr(match.func, "actions", None) or {}
-    resource_name = getattr(view_class, "audit_resource", "") or (match.url_name or "")
-    drf_action = actions.get(request.method.lower())
-    if drf_action:
-        verb = _SERVICE_VERBS.get(drf_action, drf_action)
-        action = getattr(view_class, "audit_actions", {}).get(drf_action, f"{resource_name}_{verb}")
-    else:
-        action = getattr(view_class, "audit_action", "") or f"{resource_name}_{request.method.lower()}"
+    kind = getattr(view_class, "audit_resource", "") or (match.url_name or "")
     key = match.kwargs.get("pk") or match.kwargs.get("name")
-    resource = f"{resource_name}:{key}" if key and resource_name else resource_name
-    return action.replace("-", "_"), resource
+    return view_action(match.func, request.method or ""), resource(kind, key) if key and kind else kind
 
 
 def _detail(response: HttpResponse) -> Any:

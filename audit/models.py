@@ -21,6 +21,43 @@ class AuditLogQuerySet(models.QuerySet["AuditLog"]):
 
 
 class AuditLog(models.Model):
+    class Action(models.TextChoices):
+        """Every action a row can name; audit/events.py has one constructor per kind of event."""
+
+        # Accounts and sessions
+        LOGIN = "login"
+        TOKEN_REFRESH = "token_refresh"
+        LOGOUT = "logout"
+        USER_CREATE = "user_create"
+        USER_UPDATE = "user_update"
+        USER_ACTIVATE = "user_activate"
+        USER_DEACTIVATE = "user_deactivate"
+        # Bots: their rows, the commands sent to the gateway, and what the gateway did
+        BOT_CREATE = "bot_create"
+        BOT_UPDATE = "bot_update"
+        BOT_DELETE = "bot_delete"
+        BOT_START = "bot_start"
+        BOT_STOP = "bot_stop"
+        BOT_RESTART = "bot_restart"
+        BOT_KILL = "bot_kill"
+        # A fleet request records one row per bot; these name the request when no bot's row exists
+        # (refused before the service, or a fleet of no bots).
+        BOT_START_ALL = "bot_start_all"
+        BOT_STOP_ALL = "bot_stop_all"
+        BOT_RESTART_ALL = "bot_restart_all"
+        BOT_FT_PASSTHROUGH = "bot_ft_passthrough"
+        BOT_STRAY_KILL = "bot_stray_kill"
+        EMERGENCY_STOP_ALL = "emergency_stop_all"
+        EMERGENCY_STOP_ENTRIES = "emergency_stop_entries"
+        EMERGENCY_FORCE_EXIT_ALL = "emergency_force_exit_all"
+        # Market data
+        DATA_UPLOAD = "data_upload"
+        # Streams
+        DEAD_LETTER_REPLAY = "dead_letter_replay"
+        DEAD_LETTER_PURGE = "dead_letter_purge"
+        # A mutating request that no view names: a method a path does not serve, an unknown path.
+        API_REQUEST = "api_request"
+
     class Status(models.TextChoices):
         SUCCESS = "success"
         FAILURE = "failure"  # refused: bad input, wrong password, conflict
@@ -32,7 +69,7 @@ class AuditLog(models.Model):
     # copied so a row reads on its own.
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     username = models.CharField(max_length=150, blank=True, db_index=True)
-    action = models.CharField(max_length=64, db_index=True)
+    action = models.CharField(max_length=64, db_index=True, choices=Action.choices)
     resource = models.CharField(max_length=128, blank=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, db_index=True)

@@ -20,6 +20,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditLog
+from audit.resources import Kind
 from audit.services import Actor
 from bots.validation import PAIR
 from marketdata.csv_validation import CandleCsvError, CsvProblem, candles_to_csv, parse_candles_csv
@@ -100,8 +102,8 @@ class CandleUploadApi(APIView):
 
     parser_classes = [MultiPartParser]
     rate_scopes = ("upload",)
-    audit_action = "data_upload"
-    audit_resource = "data"
+    audit_action = AuditLog.Action.DATA_UPLOAD
+    audit_resource = Kind.DATA
 
     @extend_schema(request={"multipart/form-data": UploadInput}, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:

@@ -12,7 +12,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from marketdata import demo
 from marketdata.models import CandleSet
 from marketdata.storage import TIMEFRAME_SECONDS, candle_path, load_candles, merge_candles, resample, store_candles
@@ -59,10 +60,8 @@ def candles_save(
         candle_set.synthetic = synthetic if (created or replace) else (candle_set.synthetic or synthetic)
         candle_set.save()
         if actor is not None:
-            audit_record(
-                actor=actor, action="data_upload", resource=f"data:{exchange}:{pair}:{timeframe}",
-                details={"pair": pair, "timeframe": timeframe, "source": source, **changes},
-            )  # fmt: skip
+            events.candles_uploaded_event(actor=actor, exchange=exchange, pair=pair, timeframe=timeframe,
+                                          source=source, changes=changes)  # fmt: skip
         store_candles(datadir, pair, timeframe, merged)
     return candle_set, changes
 

@@ -6,7 +6,8 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db import transaction
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from multibot.models import User
 
 
@@ -18,13 +19,8 @@ class UserAdmin(DjangoUserAdmin):
     def save_model(self, request, obj: User, form, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            # Field names only: a password change must not put the hash in the audit log.
-            audit_record(
-                actor=Actor.from_request(request),
-                action="user_update" if change else "user_create",
-                resource=f"user:{obj.pk}",
-                details={"username": obj.username, "via": "admin", "changed": list(form.changed_data)},
-            )
+            events.user_admin_saved_event(actor=Actor.from_request(request), user=obj, created=not change,
+                                          changed_fields=form.changed_data)  # fmt: skip
 
     def has_delete_permission(self, request, obj: User | None = None) -> bool:
         # Users are deactivated, never deleted: their audit rows keep naming them.

@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditLog
+from audit.resources import Kind
 from audit.services import Actor
 from multibot.apis.users import IsSuperuser
 from multibot.errors import QueryValidationError
@@ -128,8 +130,8 @@ class DeadLetterSelection(serializers.Serializer):
 
 class DeadLetterReplayApi(APIView):
     permission_classes = [IsSuperuser]
-    audit_action = "dead_letter_replay"
-    audit_resource = "stream"
+    audit_action = AuditLog.Action.DEAD_LETTER_REPLAY
+    audit_resource = Kind.STREAM
 
     def post(self, request: Request, name: str) -> Response:
         given = DeadLetterSelection(data=request.data)
@@ -143,8 +145,8 @@ class DeadLetterReplayApi(APIView):
 
 class DeadLetterPurgeApi(APIView):
     permission_classes = [IsSuperuser]
-    audit_action = "dead_letter_purge"
-    audit_resource = "stream"
+    audit_action = AuditLog.Action.DEAD_LETTER_PURGE
+    audit_resource = Kind.STREAM
 
     def post(self, request: Request, name: str) -> Response:
         given = DeadLetterSelection(data=request.data)

@@ -6,7 +6,8 @@ from typing import Any
 
 import redis
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from multibot.redis_client import redis_client
 from streams.bus import ENVELOPE_FIELDS, Envelope, EnvelopeError, stream_key
 from streams.catalog import stream_config
@@ -77,8 +78,8 @@ def dead_letter_replay(
         replayed.append({"dead_letter_id": dead_id, "message_id": _text(new_id)})
     found = {item["dead_letter_id"] for item in replayed} | set(not_replayable)
     missing = sorted(set(message_ids or []) - found)
-    audit_record(actor=actor, action="dead_letter_replay", resource=f"stream:{stream}",
-                 details={"replayed": replayed, "not_found": missing, "not_replayable": not_replayable})  # fmt: skip
+    events.dead_letters_replayed_event(actor=actor, stream=stream, replayed=replayed, not_found=missing,
+                                       not_replayable=not_replayable)  # fmt: skip
     return {
         "stream": stream, "replayed": len(replayed), "messages": replayed,
         "not_found": missing, "not_replayable": not_replayable,
@@ -99,6 +100,5 @@ def dead_letter_purge(*, actor: Actor, stream: str, message_ids: list[str] | Non
             purged = int(pipe.execute()[0])
     except redis.ResponseError as exc:
         raise _not_entry_ids(exc) from exc
-    audit_record(actor=actor, action="dead_letter_purge", resource=f"stream:{stream}",
-                 details={"purged": purged, "message_ids": message_ids or "all"})  # fmt: skip
+    events.dead_letters_purged_event(actor=actor, stream=stream, purged=purged, message_ids=message_ids)
     return {"stream": stream, "purged": purged}

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditLog
 from audit.services import Actor
 from multibot.services import auth
 
@@ -51,7 +52,7 @@ class _CredentialsApi(APIView):
 
 
 class _LoginApi(_CredentialsApi):
-    audit_action = "login"
+    audit_action = AuditLog.Action.LOGIN
 
     def post(self, request: Request) -> Response:
         given = LoginInput(data=request.data)
@@ -70,7 +71,7 @@ class LoginFormApi(_LoginApi):
 
 class RefreshApi(_CredentialsApi):
     parser_classes = [JSONParser, FormParser]
-    audit_action = "token_refresh"
+    audit_action = AuditLog.Action.TOKEN_REFRESH
 
     def post(self, request: Request) -> Response:
         given = RefreshInput(data=request.data)
@@ -81,7 +82,7 @@ class RefreshApi(_CredentialsApi):
 
 class LogoutApi(APIView):
     parser_classes = [JSONParser, FormParser]
-    audit_action = "logout"
+    audit_action = AuditLog.Action.LOGOUT
 
     def post(self, request: Request) -> Response:
         given = RefreshInput(data=request.data)

@@ -11,6 +11,8 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from audit.models import AuditLog
+from audit.resources import Kind
 from audit.services import Actor
 from multibot.apis.auth import UserOutput
 from multibot.services import users
@@ -35,7 +37,12 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     permission_classes = [IsSuperuser]
     serializer_class = UserOutput
     lookup_value_regex = r"\d+"
-    audit_resource = "user"
+    audit_resource = Kind.USER
+    audit_actions = {
+        "create": AuditLog.Action.USER_CREATE,
+        "activate": AuditLog.Action.USER_ACTIVATE,
+        "deactivate": AuditLog.Action.USER_DEACTIVATE,
+    }
 
     def get_queryset(self) -> QuerySet:
         return User.objects.order_by("id")

@@ -15,8 +15,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
-from audit.models import AuditLog
-from audit.services import Actor, audit_record
+from audit import events
+from audit.selectors import token_was_rotated
+from audit.services import Actor
 from multibot.redis_client import redis_client, redis_key
 
 User = get_user_model()
@@ -115,8 +116,7 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
     locked = lockout.refusal()
     known = User.objects.filter(username=username).first()
     if locked:
-        audit_record(actor=actor, action="login", status=AuditLog.Status.DENIED, user=known,
-                     details={"username": username, "reason": "account_locked"})  # fmt: skip
+        events.login_failed_event(actor=actor, username=username, reason="account_locked", account=known)
         raise locked
     user = authenticate(username=username, password=password)
     if user is None:
@@ -126,14 +126,13 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
             if known is not None and not known.is_active and known.check_password(password)
             else "bad_credentials"
         )
-        audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
-                     details={"username": username, "reason": reason})  # fmt: skip
+        events.login_failed_event(actor=actor, username=username, reason=reason, account=known)
         raise AuthenticationFailed("Incorrect username or password")
     lockout.count_success()
     with transaction.atomic():
         tokens = _issue(user)
         update_last_login(None, user)
-        audit_record(actor=actor, action="login", user=user, details={"username": username})
+        events.login_succeeded_event(actor=actor, user=user)
     return user, tokens
 
 
@@ -152,9 +151,8 @@ def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
         lockout.count_failure()
         known = User.objects.filter(username=username).first()
         inactive = known is not None and not known.is_active and known.check_password(password)
-        audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
-                     details={"username": username, "reason": "inactive_user" if inactive else "bad_credentials",
-                              "via": "http_basic"})  # fmt: skip
+        events.login_failed_event(actor=actor, username=username, account=known, via="http_basic",
+                                  reason="inactive_user" if inactive else "bad_credentials")  # fmt: skip
         raise AuthenticationFailed("Incorrect username or password")
     lockout.count_success()
     return user
@@ -168,13 +166,6 @@ def revoke_all_sessions(user_id: Any) -> int:
     tokens = list(outstanding)
     BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in tokens], ignore_conflicts=True)
     return len(tokens)
-
-
-def _was_rotated(*, user: Any, jti: str) -> bool:
-    # The audit row of each rotation names the retired token: durable, and no extra state to keep.
-    return AuditLog.objects.filter(
-        user=user, action="token_refresh", status=AuditLog.Status.SUCCESS, details__rotated_jti=jti
-    ).exists()
 
 
 def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
@@ -198,12 +189,12 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
         if outstanding is None or user is None:
             raise AuthenticationFailed("Refresh token is invalid or expired")
         if BlacklistedToken.objects.filter(token=outstanding).exists():
-            if not _was_rotated(user=user, jti=jti):
+            # The audit row of each rotation names the retired token: durable, and no extra state to keep.
+            if not token_was_rotated(user=user, jti=jti):
                 # Blacklisted by a logout or a deactivation: refused, but not a sign of theft.
                 raise AuthenticationFailed("Refresh token has been revoked")
             revoked = revoke_all_sessions(user_id)
-            audit_record(actor=actor, action="token_refresh", status=AuditLog.Status.DENIED, user=user,
-                         details={"reason": "reused_refresh_token", "sessions_revoked": revoked})  # fmt: skip
+            events.refresh_token_reused_event(actor=actor, user=user, sessions_revoked=revoked)
             reuse_detected = True
         else:
             reuse_detected = False
@@ -213,7 +204,7 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
                 raise AuthenticationFailed("Refresh token has been revoked")
             BlacklistedToken.objects.create(token=outstanding)
             tokens = _issue(user)
-            audit_record(actor=actor, action="token_refresh", user=user, details={"rotated_jti": jti})
+            events.token_refreshed_event(actor=actor, user=user, rotated_jti=jti)
     if reuse_detected:
         raise AuthenticationFailed("Refresh token was already used; all sessions of this account were signed out")
     return tokens
@@ -228,4 +219,4 @@ def logout(*, actor: Actor, user: Any, raw_token: str) -> None:
         raise PermissionDenied("That refresh token belongs to another account")
     with transaction.atomic():
         token.blacklist()
-        audit_record(actor=actor, action="logout", details={"jti": token.get("jti")})
+        events.logged_out_event(actor=actor, jti=token.get("jti"))

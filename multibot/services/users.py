@@ -10,7 +10,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from rest_framework.exceptions import ValidationError
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from multibot.services.auth import revoke_all_sessions
 
 User = get_user_model()
@@ -30,8 +31,7 @@ def user_create(*, actor: Actor, username: str, password: str, email: str = "", 
             username=username, password=password, email=email, full_name=full_name,
             is_superuser=is_superuser, is_staff=is_superuser,
         )  # fmt: skip
-        audit_record(actor=actor, action="user_create", resource=f"user:{user.pk}",
-                     details={"username": username, "is_superuser": is_superuser})  # fmt: skip
+        events.user_created_event(actor=actor, user=user)
     return user
 
 
@@ -44,8 +44,7 @@ def user_deactivate(*, actor: Actor, user: Any) -> Any:
         user.is_active = False
         user.save(update_fields=["is_active"])
         revoked = revoke_all_sessions(user.pk)
-        audit_record(actor=actor, action="user_deactivate", resource=f"user:{user.pk}",
-                     details={"username": user.username, "sessions_revoked": revoked})  # fmt: skip
+        events.user_deactivated_event(actor=actor, user=user, sessions_revoked=revoked)
     return user
 
 
@@ -54,6 +53,5 @@ def user_activate(*, actor: Actor, user: Any) -> Any:
         user = User.objects.select_for_update().get(pk=user.pk)
         user.is_active = True
         user.save(update_fields=["is_active"])
-        audit_record(actor=actor, action="user_activate", resource=f"user:{user.pk}",
-                     details={"username": user.username})  # fmt: skip
+        events.user_activated_event(actor=actor, user=user)
     return user

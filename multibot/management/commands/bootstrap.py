@@ -11,7 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from marketdata.services import demo_data_ensure
 from multibot.embedded_redis import EmbeddedRedis
 from multibot.env import env_str
@@ -54,8 +55,7 @@ class Command(BaseCommand):
             password = secrets.token_urlsafe(18)
         with transaction.atomic():
             user = user_model.objects.create_superuser(username=username, password=password, email="")
-            audit_record(actor=Actor.system(), action="user_create", resource=f"user:{user.pk}",
-                         details={"username": username, "is_superuser": True, "via": "bootstrap"})  # fmt: skip
+            events.user_created_event(actor=Actor.system(), user=user, via="bootstrap")
         self.stdout.write(self.style.SUCCESS(f"Created superuser {username!r}."))
         return password if generated else ""
 

@@ -1,0 +1,37 @@
+"""What an audit row is about, written ``<kind>:<key>`` (``bot:7``) by one helper."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    BOT = "bot"
+    BOTS = "bots"  # the fleet: an emergency stop of many bots, strays killed by a gateway
+    USER = "user"
+    STREAM = "stream"
+    DATA = "data"
+
+
+def resource(kind: str, *keys: object) -> str:
+    """``resource("bot", 7)`` is ``bot:7``; with no key, the bare kind (a refused create, the fleet)."""
+    return ":".join([str(kind), *(str(key) for key in keys)])
+
+
+def bot_resource(bot_id: int) -> str:
+    return resource(Kind.BOT, bot_id)
+
+
+def user_resource(user_id: int) -> str:
+    return resource(Kind.USER, user_id)
+
+
+def stream_resource(name: str) -> str:
+    return resource(Kind.STREAM, name)
+
+
+def data_resource(*, exchange: str, pair: str, timeframe: str) -> str:
+    return resource(Kind.DATA, exchange, pair, timeframe)
+
+
+FLEET = resource(Kind.BOTS)
