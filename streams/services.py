@@ -7,15 +7,14 @@ from typing import Any
 import redis
 
 from audit.services import Actor, audit_record
+from multibot.errors import InvalidInputError
 from multibot.redis_client import redis_client
 from streams.bus import ENVELOPE_FIELDS, Envelope, EnvelopeError, stream_key
 from streams.catalog import stream_config
 
 
-def _not_entry_ids(exc: redis.ResponseError) -> Exception:
-    from rest_framework.exceptions import ValidationError
-
-    return ValidationError({"message_ids": [f"Not stream entry ids: {exc}"]})
+def _not_entry_ids(exc: redis.ResponseError) -> InvalidInputError:
+    return InvalidInputError("message_ids", f"Not stream entry ids: {exc}")
 
 
 # Delete the dead letter and re-add its envelope in one step, only if the delete happened: two

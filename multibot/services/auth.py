@@ -9,13 +9,13 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import update_last_login
 from django.db import transaction
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 
 from audit.models import AuditLog
 from audit.services import Actor, audit_record
+from multibot.errors import ForbiddenError, TooManyAttemptsError, UnauthorizedError
 from multibot.redis_client import redis_client, redis_key
 
 User = get_user_model()
@@ -36,8 +36,9 @@ class TokenPair:
         }
 
 
-class AccountLocked(Throttled):
-    default_detail = "This account is locked after too many failed logins; try again later."
+class AccountLocked(TooManyAttemptsError):  # noqa: N818 - the name callers know
+    def __init__(self, *, wait: int) -> None:
+        super().__init__("This account is locked after too many failed logins; try again later.", retry_after=wait)
 
 
 def _issue(user: Any) -> TokenPair:
@@ -86,7 +87,7 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
         )
         audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
                      details={"username": username, "reason": reason})  # fmt: skip
-        raise AuthenticationFailed("Incorrect username or password")
+        raise UnauthorizedError("Incorrect username or password")
     redis_client().delete(_failures_key(username))
     with transaction.atomic():
         tokens = _issue(user)
@@ -112,7 +113,7 @@ def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
         audit_record(actor=actor, action="login", status=AuditLog.Status.FAILURE, user=known,
                      details={"username": username, "reason": "inactive_user" if inactive else "bad_credentials",
                               "via": "http_basic"})  # fmt: skip
-        raise AuthenticationFailed("Incorrect username or password")
+        raise UnauthorizedError("Incorrect username or password")
     return user
 
 
@@ -140,20 +141,20 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
         # Signature and expiry only: a blacklisted token must reach the reuse check below.
         token = UntypedToken(raw_token)
     except TokenError as exc:
-        raise AuthenticationFailed("Refresh token is invalid or expired") from exc
+        raise UnauthorizedError("Refresh token is invalid or expired") from exc
     if token.get("token_type") != "refresh":
-        raise AuthenticationFailed("Refresh token is invalid or expired")
+        raise UnauthorizedError("Refresh token is invalid or expired")
     jti, user_id = token.get("jti"), token.get("user_id")
     with transaction.atomic():
         # Lock the token row so two concurrent refreshes with one token cannot both succeed.
         outstanding = OutstandingToken.objects.select_for_update().filter(jti=jti).first()
         user = User.objects.filter(pk=user_id).first()
         if outstanding is None or user is None:
-            raise AuthenticationFailed("Refresh token is invalid or expired")
+            raise UnauthorizedError("Refresh token is invalid or expired")
         if BlacklistedToken.objects.filter(token=outstanding).exists():
             if not _was_rotated(user=user, jti=jti):
                 # Blacklisted by a logout or a deactivation: refused, but not a sign of theft.
-                raise AuthenticationFailed("Refresh token has been revoked")
+                raise UnauthorizedError("Refresh token has been revoked")
             revoked = revoke_all_sessions(user_id)
             audit_record(actor=actor, action="token_refresh", status=AuditLog.Status.DENIED, user=user,
                          details={"reason": "reused_refresh_token", "sessions_revoked": revoked})  # fmt: skip
@@ -161,12 +162,12 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
         else:
             reuse_detected = False
             if not user.is_active:
-                raise AuthenticationFailed("User is inactive")
+                raise UnauthorizedError("User is inactive")
             BlacklistedToken.objects.create(token=outstanding)
             tokens = _issue(user)
             audit_record(actor=actor, action="token_refresh", user=user, details={"rotated_jti": jti})
     if reuse_detected:
-        raise AuthenticationFailed("Refresh token was already used; all sessions of this account were signed out")
+        raise UnauthorizedError("Refresh token was already used; all sessions of this account were signed out")
     return tokens
 
 
@@ -174,9 +175,9 @@ def logout(*, actor: Actor, user: Any, raw_token: str) -> None:
     try:
         token = RefreshToken(raw_token)
     except TokenError as exc:
-        raise AuthenticationFailed("Refresh token is invalid or expired") from exc
+        raise UnauthorizedError("Refresh token is invalid or expired") from exc
     if str(token.get("user_id")) != str(user.pk):
-        raise PermissionDenied("That refresh token belongs to another account")
+        raise ForbiddenError("That refresh token belongs to another account")
     with transaction.atomic():
         token.blacklist()
         audit_record(actor=actor, action="logout", details={"jti": token.get("jti")})
