@@ -10,12 +10,19 @@ from rest_framework import serializers
 
 from bots.ftconfig import UNLIMITED_STAKE
 from bots.models import Bot
+from bots.validation import MAX_STAKE
 
 # A 32-bit column: what every database's IntegerField holds.
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-_STAKE_SCHEMA = {"oneOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "enum": [UNLIMITED_STAKE]}]}
+# The schema tells the bounds the service holds a stake to (bots.validation).
+_STAKE_SCHEMA = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_STAKE)},
+        {"type": "string", "enum": [UNLIMITED_STAKE]},
+    ]
+}
 
 
 @extend_schema_field(_STAKE_SCHEMA)

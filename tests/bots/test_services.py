@@ -132,4 +132,3 @@ def test_a_superuser_who_owns_one_of_the_namesakes_gets_their_own(user, superuse
     own = make_bot(owner=superuser, name="Same")
 
     assert bot_by_id_or_name(user=superuser, key="Same") == own
-
