@@ -51,8 +51,12 @@ def _replay_markets() -> frozenset[str]:
     return frozenset(replay_market_pairs())
 
 
-def _check(bot: Bot, *, changed: Sequence[str]) -> None:
-    """The bot as it would be saved, against every rule; InvalidInputError names the first broken one."""
+def bot_validate(*, bot: Bot, changed: Sequence[str]) -> None:
+    """The bot as it would be saved, against every rule; InvalidInputError names the first broken one.
+
+    ``changed`` names the fields that differ from the stored bot (every field for a new one): rules
+    that ask the outside world (ccxt, the replay's markets) run only when theirs changed.
+    """
     config = BotConfig(
         name=bot.name, strategy_name=bot.strategy_name, exchange=bot.exchange, stake_currency=bot.stake_currency,
         stake_amount=bot.stake_amount, timeframe=bot.timeframe, pair_whitelist=tuple(bot.pair_whitelist),
@@ -132,7 +136,7 @@ def bot_create(
         "max_open_trades": max_open_trades, "dry_run": dry_run,
         "exchange_key": exchange_key, "exchange_secret": exchange_secret,
     }  # fmt: skip
-    _check(Bot(owner=owner, **fields), changed=list(fields))
+    bot_validate(bot=Bot(owner=owner, **fields), changed=list(fields))
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -193,7 +197,7 @@ def bot_update(
         changed = {field: value for field, value in given.items() if value is not KEEP and getattr(bot, field) != value}
         for field, value in changed.items():
             setattr(bot, field, value)
-        _check(bot, changed=list(changed))
+        bot_validate(bot=bot, changed=list(changed))
         try:
             with transaction.atomic():
                 bot.save()
