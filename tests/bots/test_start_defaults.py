@@ -17,6 +17,7 @@ from bots.services import bot_create
 from strategies.library import install_builtin_strategies
 from tests.factories import store_replay_markets
 from tests.support.market import PAIRS, store_history
+from tests.support.processes import free_port
 from tests.support.replay import freqtrade_bot, replay_exchange
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]
@@ -31,6 +32,9 @@ def test_a_replay_bot_created_without_pairs_and_an_unlimited_stake_starts_on_the
     with replay_exchange(tmp_path) as url:
         settings.HOME, settings.REPLAY_EXCHANGE_URL = tmp_path, url
         settings.MARKETDATA = {**settings.MARKETDATA, "dir": tmp_path / "data"}
+        # A port of the OS's choosing, not the range's lowest: other test runs on this host allocate those too.
+        port = free_port()
+        settings.BOTS = {**settings.BOTS, "api_port_first": port, "api_port_last": port}
         install_builtin_strategies()
         bot = bot_create(
             actor=Actor(user=user, ip_address="127.0.0.1"), owner=user, name="NoPairs",
