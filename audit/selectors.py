@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 
 from audit.models import AuditLog
 
+if TYPE_CHECKING:
+    from multibot.models import User
 
-def audit_log_list(*, user) -> QuerySet[AuditLog]:
+
+def audit_log_list(*, user: User) -> QuerySet[AuditLog]:
     entries = AuditLog.objects.select_related("user")
     if user.is_superuser:
         return entries

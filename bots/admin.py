@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
+from django import forms
 from django.contrib import admin
 from django.db import transaction
 
 from audit.services import Actor, audit_record
 from bots.models import Bot
+from bots.services import bot_validate
+from multibot.errors import InvalidInputError
+
+
+class BotAdminForm(forms.ModelForm):
+    """The admin writes rows directly: the same rules as the API, so it cannot store a bot that breaks them."""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        bot = copy.copy(self.instance)
+        for field, value in cleaned.items():
+            setattr(bot, field, value)
+        try:
+            bot_validate(bot=bot, changed=self.changed_data if self.instance.pk else list(cleaned))
+        except InvalidInputError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+        return cleaned
 
 
 @admin.register(Bot)
 class BotAdmin(admin.ModelAdmin):
+    form = BotAdminForm
     list_display = ["id", "name", "owner", "strategy_name", "exchange", "status", "dry_run", "api_port"]
     list_filter = ["status", "exchange", "dry_run"]
     search_fields = ["name", "strategy_name", "owner__username"]

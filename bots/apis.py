@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from datetime import UTC, datetime
-
 from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework import serializers, viewsets
@@ -17,7 +14,8 @@ from rest_framework.views import APIView
 from audit.services import Actor
 from bots import services, workspace
 from bots.models import Bot
-from bots.selectors import bot_list
+from bots.processes import process_info
+from bots.selectors import bot_by_id_or_name, bot_list
 from bots.serializers import BotSerializer
 from multibot.errors import QueryValidationError
 
@@ -116,28 +114,11 @@ class LinesQuery(serializers.Serializer):
     lines = serializers.IntegerField(min_value=1, max_value=5000, default=100)
 
 
-def bot_by_id_or_name(user: object, key: str) -> Bot:
-    """By id, else by name: the caller's own bot first; a name several owners use is ambiguous."""
-    bots = bot_list(user=user)
-    found = bots.filter(pk=int(key)).first() if key.isascii() and key.isdigit() else None
-    if found is not None:
-        return found
-    named = list(bots.filter(name=key).order_by("id")[:20])
-    own = [bot for bot in named if bot.owner_id == getattr(user, "pk", None)]
-    if len(own) == 1:
-        return own[0]
-    if len(named) == 1:
-        return named[0]
-    if not named:
-        raise NotFound("Bot not found")
-    raise services.BotCommandRefused(f"{len(named)} bots are named {key!r}; use the bot's id.")
-
-
 class BotProcessApi(APIView):
     """GET /bots/{id or name}/process: the bot's process as the operating system sees it."""
 
     def get(self, request: Request, bot: str) -> Response:
-        found = bot_by_id_or_name(request.user, bot)
+        found = bot_by_id_or_name(user=request.user, key=bot)
         return Response({"bot_id": found.pk, "bot_name": found.name, **process_info(found)})
 
 
@@ -149,7 +130,7 @@ class BotEmergencyStopApi(APIView):
     rate_limit_exempt = True  # the kill switch: see multibot.ratelimit
 
     def post(self, request: Request, bot: str) -> Response:
-        found = bot_by_id_or_name(request.user, bot)
+        found = bot_by_id_or_name(user=request.user, key=bot)
         return Response(services.bot_command(actor=Actor.from_request(request), bot=found, command="bot_kill"),
                         status=202)  # fmt: skip
 
@@ -172,31 +153,3 @@ class EmergencyStopAllApi(APIView):
                                               force_exit=given.validated_data["force_exit"])  # fmt: skip
         return Response({"message": "Emergency stop command sent.", "timestamp": timezone.now().isoformat(), **outcome},
                         status=202)  # fmt: skip
-
-
-def process_info(bot: Bot) -> dict[str, object]:
-    """pid, status, start time, memory and CPU of the bot's process, if it is ours and alive."""
-    import psutil
-
-    from bots.gateway.supervisor import is_our_process
-
-    if not bot.pid:
-        return {"pid": None, "status": "not_running"}
-    if bot.host and bot.host != socket.gethostname():
-        return {"pid": bot.pid, "status": bot.status, "host": bot.host, "detail": "runs on another host"}
-    try:
-        process = psutil.Process(bot.pid)
-        if not is_our_process(
-            process, create_time=bot.pid_create_time, marker=str(workspace.workspace_for(bot.pk).config)
-        ):
-            return {"pid": bot.pid, "status": "not_running"}
-        with process.oneshot():
-            return {
-                "pid": process.pid, "status": process.status(),
-                "start_time": datetime.fromtimestamp(process.create_time(), UTC).isoformat(),
-                "memory_usage_mb": round(process.memory_info().rss / 1024 / 1024, 1),
-                "cpu_percent": process.cpu_percent(interval=0.1),
-                "children": len(process.children(recursive=True)),
-            }  # fmt: skip
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return {"pid": bot.pid, "status": "not_running"}

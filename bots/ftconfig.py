@@ -5,6 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# freqtrade's word for a stake that is not fixed: each trade stakes an equal share of what the wallet allows.
+UNLIMITED_STAKE = "unlimited"
+# A bot on a real exchange that lists no pairs trades what freqtrade's own config template starts with:
+# the 20 most traded pairs of its stake currency, refreshed every 30 minutes.
+VOLUME_PAIRLIST = {
+    "method": "VolumePairList", "number_assets": 20, "sort_key": "quoteVolume", "min_value": 0, "refresh_period": 1800,
+}  # fmt: skip
+
 
 @dataclass(frozen=True)
 class BotSpec:
@@ -13,7 +21,7 @@ class BotSpec:
     strategy: str
     exchange: dict[str, Any]  # freqtrade's "exchange" section (replay or a real ccxt exchange)
     stake_currency: str
-    stake_amount: float
+    stake_amount: float | None  # None: UNLIMITED_STAKE
     timeframe: str
     max_open_trades: int
     dry_run: bool
@@ -51,7 +59,7 @@ def render_config(spec: BotSpec, api: BotApi, paths: BotPaths) -> dict[str, Any]
         "dataformat_ohlcv": "feather",
         "max_open_trades": spec.max_open_trades,
         "stake_currency": spec.stake_currency,
-        "stake_amount": spec.stake_amount,
+        "stake_amount": UNLIMITED_STAKE if spec.stake_amount is None else spec.stake_amount,
         "tradable_balance_ratio": 0.99,
         "dry_run": spec.dry_run,
         "dry_run_wallet": spec.dry_run_wallet,
@@ -59,7 +67,7 @@ def render_config(spec: BotSpec, api: BotApi, paths: BotPaths) -> dict[str, Any]
         "timeframe": spec.timeframe,
         "trading_mode": "spot",
         "exchange": spec.exchange,
-        "pairlists": [{"method": "StaticPairList"}],
+        "pairlists": [{"method": "StaticPairList"}] if spec.exchange.get("pair_whitelist") else [VOLUME_PAIRLIST],
         "entry_pricing": {"price_side": "same", "use_order_book": True, "order_book_top": 1},
         "exit_pricing": {"price_side": "same", "use_order_book": True, "order_book_top": 1},
         "unfilledtimeout": {"entry": 10, "exit": 10, "exit_timeout_count": 0, "unit": "minutes"},

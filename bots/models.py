@@ -23,7 +23,8 @@ class Bot(models.Model):
     strategy_name = models.CharField(max_length=100)
     exchange = models.CharField(max_length=32, default="replay")
     stake_currency = models.CharField(max_length=16, default="USDT")
-    stake_amount = models.DecimalField(max_digits=24, decimal_places=8)
+    # Null is freqtrade's "unlimited": each trade stakes what the wallet allows.
+    stake_amount = models.DecimalField(max_digits=24, decimal_places=8, null=True, blank=True)
     timeframe = models.CharField(max_length=4, default="5m")
     pair_whitelist = models.JSONField(default=list, blank=True)
     max_open_trades = models.IntegerField(default=3)

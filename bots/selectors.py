@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.db.models import Count, QuerySet
 
 from bots.models import Bot
+from multibot.errors import ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from multibot.models import User
 
 
-def bot_list(*, user) -> QuerySet[Bot]:
+def bot_list(*, user: User) -> QuerySet[Bot]:
     bots = Bot.objects.all()
     return bots if user.is_superuser else bots.filter(owner=user)
 
 
-def bot_name_taken(*, owner, name: str, exclude_id: int | None = None) -> bool:
-    bots = Bot.objects.filter(owner=owner, name=name)
-    if exclude_id is not None:
-        bots = bots.exclude(id=exclude_id)
-    return bots.exists()
+def bot_by_id_or_name(*, user: User, key: str) -> Bot:
+    """By id, else by name: the caller's own bot first; a name several owners use is ambiguous."""
+    bots = bot_list(user=user)
+    found = bots.filter(pk=int(key)).first() if key.isascii() and key.isdigit() else None
+    if found is not None:
+        return found
+    named = list(bots.filter(name=key).order_by("id")[:20])
+    own = [bot for bot in named if bot.owner_id == user.pk]
+    if len(own) == 1:
+        return own[0]
+    if len(named) == 1:
+        return named[0]
+    if not named:
+        raise NotFoundError("Bot not found")
+    raise ConflictError(f"{len(named)} bots are named {key!r}; use the bot's id.")
 
 
-def bot_statistics(*, user) -> dict[str, object]:
+def bot_statistics(*, user: User) -> dict[str, object]:
     by_status = dict(bot_list(user=user).values_list("status").annotate(count=Count("id")).order_by())
     counts = {status: by_status.get(status, 0) for status in Bot.Status.values}
     return {"total_bots": sum(counts.values()), "by_status": counts, "running_bots": counts[Bot.Status.RUNNING]}

@@ -1,27 +1,55 @@
-"""Bot input and output shapes; the rules themselves live in bots.validation."""
+"""Bot input and output shapes (types and lengths); the rules live in bots.services and bots.validation."""
 
 from __future__ import annotations
 
-import functools
+from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bots import validation
+from bots.ftconfig import UNLIMITED_STAKE
 from bots.models import Bot
-from bots.selectors import bot_name_taken
+from bots.validation import MAX_STAKE
+
+# A 32-bit column: what every database's IntegerField holds.
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-@functools.cache
-def known_exchanges() -> frozenset[str]:
-    import ccxt  # heavy import: only when a bot names a real exchange
+# The schema tells the bounds the service holds a stake to (bots.validation).
+_STAKE_SCHEMA = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_STAKE)},
+        {"type": "string", "enum": [UNLIMITED_STAKE]},
+    ]
+}
 
-    return frozenset(ccxt.exchanges)
+
+@extend_schema_field(_STAKE_SCHEMA)
+class StakeAmountField(serializers.DecimalField):
+    """A number of the stake currency, or freqtrade's "unlimited" (None inside, null in the database)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # The column's own shape: 24 digits, 8 of them after the point.
+        super().__init__(max_digits=24, decimal_places=8, coerce_to_string=False, **kwargs)
+
+    def get_attribute(self, instance: Any) -> Any:
+        value = super().get_attribute(instance)
+        return UNLIMITED_STAKE if value is None else value
+
+    def to_internal_value(self, data: Any) -> Decimal | None:
+        if data == UNLIMITED_STAKE:
+            return None
+        return super().to_internal_value(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return UNLIMITED_STAKE if value == UNLIMITED_STAKE else super().to_representation(value)
 
 
 class BotSerializer(serializers.ModelSerializer):
-    stake_amount = serializers.DecimalField(max_digits=24, decimal_places=8, coerce_to_string=False)
+    stake_amount = StakeAmountField()
     total_profit = serializers.DecimalField(max_digits=24, decimal_places=8, coerce_to_string=False, read_only=True)
+    max_open_trades = serializers.IntegerField(required=False, min_value=_INT_MIN, max_value=_INT_MAX)
     pair_whitelist = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
     exchange_key = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512)
     exchange_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512)
@@ -36,49 +64,5 @@ class BotSerializer(serializers.ModelSerializer):
             "exchange_key", "exchange_secret", "has_exchange_keys", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "status", "pid", "total_trades", "profitable_trades", "created_at", "updated_at"]
-        # Uniqueness per owner is checked in validate(); the owner is not an input.
+        # Names are unique per owner: the service checks it, the owner is not an input.
         validators: list[Any] = []
-
-    DEFAULTS: dict[str, Any] = {
-        "exchange": "replay", "stake_currency": "USDT", "timeframe": "5m", "pair_whitelist": [],
-        "max_open_trades": 3, "dry_run": True, "exchange_key": "", "exchange_secret": "",
-    }  # fmt: skip
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # Rules span fields (pairs vs stake currency, live vs keys): check the bot as it would be.
-        if self.instance is None:
-            merged = dict(self.DEFAULTS)
-        else:
-            merged = {
-                field: getattr(self.instance, field)
-                for field in [*self.DEFAULTS, "name", "strategy_name", "stake_amount"]
-            }
-        merged.update(attrs)
-        try:
-            self._check(merged, attrs)
-        except validation.ConfigError as exc:
-            raise serializers.ValidationError({exc.field: [str(exc)]}, code="value_error") from exc
-        return attrs
-
-    def _check(self, merged: dict[str, Any], attrs: dict[str, Any]) -> None:
-        validation.check_bot_name(merged["name"])
-        validation.check_strategy_name(merged["strategy_name"])
-        validation.check_stake_currency(merged["stake_currency"])
-        validation.check_stake_amount(merged["stake_amount"])
-        validation.check_timeframe(merged["timeframe"])
-        validation.check_max_open_trades(merged["max_open_trades"])
-        validation.check_pairs(merged["pair_whitelist"], merged["stake_currency"])
-        if "exchange" in attrs:
-            validation.check_exchange(
-                merged["exchange"], known_exchanges() if merged["exchange"] != "replay" else frozenset()
-            )
-        validation.check_trading_mode(
-            exchange=merged["exchange"],
-            dry_run=merged["dry_run"],
-            has_keys=bool(merged["exchange_key"] and merged["exchange_secret"]),
-        )
-        owner = self.context["request"].user if self.instance is None else self.instance.owner
-        if "name" in attrs and bot_name_taken(
-            owner=owner, name=merged["name"], exclude_id=getattr(self.instance, "id", None)
-        ):
-            raise validation.ConfigError("name", f"You already have a bot named {merged['name']!r}.")

@@ -1,26 +1,75 @@
-"""Every write to a bot: create, update, delete. Each runs in one transaction with its audit row."""
+"""Every write to a bot: create, update, delete. Each runs in one transaction with its audit row.
+
+The bot rules (bots.validation) and name uniqueness are checked here, once, whoever calls: the API,
+a management command or a test. Refusals are domain errors (multibot.errors), never HTTP ones.
+"""
 
 from __future__ import annotations
 
+import enum
+import functools
 import secrets
 import socket
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException  # the lifecycle half's BotCommandRefused, until it moves
 
 from audit.services import Actor, audit_record
+from bots.ftconfig import UNLIMITED_STAKE
 from bots.models import Bot
+from bots.validation import REPLAY_EXCHANGE, BotConfig, ConfigError, check_bot
+from marketdata.selectors import replay_market_pairs
+from multibot.errors import ConflictError, InvalidInputError, UnavailableError
+
+if TYPE_CHECKING:
+    from multibot.models import User
 
 _SECRET_FIELDS = frozenset({"exchange_key", "exchange_secret"})
 
 
-class BotConflict(APIException):
-    status_code = 409
-    default_detail = "The bot is running; stop it first."
-    default_code = "conflict"
+class Keep(enum.Enum):
+    """A keyword left out of ``bot_update``: the bot keeps the value it has."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+@functools.cache
+def known_exchanges() -> frozenset[str]:
+    import ccxt  # heavy import: only when a bot names a real exchange
+
+    return frozenset(ccxt.exchanges)
+
+
+def _replay_markets() -> frozenset[str]:
+    return frozenset(replay_market_pairs())
+
+
+def bot_validate(*, bot: Bot, changed: Sequence[str]) -> None:
+    """The bot as it would be saved, against every rule; InvalidInputError names the first broken one.
+
+    ``changed`` names the fields that differ from the stored bot (every field for a new one): rules
+    that ask the outside world (ccxt, the replay's markets) run only when theirs changed.
+    """
+    config = BotConfig(
+        name=bot.name, strategy_name=bot.strategy_name, exchange=bot.exchange, stake_currency=bot.stake_currency,
+        stake_amount=bot.stake_amount, timeframe=bot.timeframe, pair_whitelist=tuple(bot.pair_whitelist),
+        max_open_trades=bot.max_open_trades, dry_run=bot.dry_run, has_keys=bot.has_exchange_keys,
+    )  # fmt: skip
+    try:
+        check_bot(config, changed=changed, known_exchanges=known_exchanges, replay_markets=_replay_markets)
+    except ConfigError as exc:
+        raise InvalidInputError(exc.field, str(exc)) from exc
+
+
+def _name_taken(name: str) -> InvalidInputError:
+    return InvalidInputError("name", f"You already have a bot named {name!r}.")
 
 
 def _port_is_free(port: int) -> bool:
@@ -39,23 +88,55 @@ def _allocate_api_port() -> int:
     for port in range(first, last + 1):
         if port not in held and _port_is_free(port):
             return port
-    raise APIException(f"No free bot API port left in {first}-{last}; widen MULTIBOT_BOT_PORT_FIRST/LAST.")
+    raise UnavailableError(f"No free bot API port left in {first}-{last}; widen MULTIBOT_BOT_PORT_FIRST/LAST.")
 
 
 def _public_changes(fields: dict[str, Any]) -> dict[str, Any]:
     """What an audit row may say about the fields: values, except secrets which are only named."""
     return {
-        name: ("<set>" if value else "<cleared>") if name in _SECRET_FIELDS else _jsonable(value)
+        name: ("<set>" if value else "<cleared>") if name in _SECRET_FIELDS else _jsonable(name, value)
         for name, value in fields.items()
     }
 
 
-def _jsonable(value: Any) -> Any:
-    # Audit details are JSON: a Decimal (stake_amount from the API) is written as exact text.
-    return format(value.normalize(), "f") if isinstance(value, Decimal) else value
+def _jsonable(name: str, value: Any) -> Any:
+    # Audit details are JSON: a Decimal stake is written as exact text, no stake as freqtrade's word.
+    if name == "stake_amount" and value is None:
+        return UNLIMITED_STAKE
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return list(value) if isinstance(value, tuple) else value
 
 
-def bot_create(*, actor: Actor, owner: Any, **fields: Any) -> Bot:
+def _stake(amount: Decimal | int | None) -> Decimal | None:
+    return None if amount is None else Decimal(amount)
+
+
+def bot_create(
+    *,
+    actor: Actor,
+    owner: User,
+    name: str,
+    strategy_name: str,
+    stake_amount: Decimal | int | None,
+    exchange: str = REPLAY_EXCHANGE,
+    stake_currency: str = "USDT",
+    timeframe: str = "5m",
+    pair_whitelist: Sequence[str] = (),
+    max_open_trades: int = 3,
+    dry_run: bool = True,
+    exchange_key: str = "",
+    exchange_secret: str = "",
+) -> Bot:
+    """A new stopped bot of ``owner``. ``stake_amount`` None is "unlimited"; no pairs on the replay
+    exchange means every stored pair of the stake currency (resolved at each start)."""
+    fields: dict[str, Any] = {
+        "name": name, "strategy_name": strategy_name, "exchange": exchange, "stake_currency": stake_currency,
+        "stake_amount": _stake(stake_amount), "timeframe": timeframe, "pair_whitelist": list(pair_whitelist),
+        "max_open_trades": max_open_trades, "dry_run": dry_run,
+        "exchange_key": exchange_key, "exchange_secret": exchange_secret,
+    }  # fmt: skip
+    bot_validate(bot=Bot(owner=owner, **fields), changed=list(fields))
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -76,27 +157,52 @@ def bot_create(*, actor: Actor, owner: Any, **fields: Any) -> Bot:
                 )
                 return bot
         except IntegrityError as exc:
-            if Bot.objects.filter(owner=owner, name=fields.get("name")).exists():
-                raise ValidationError({"name": [f"You already have a bot named {fields.get('name')!r}."]}) from exc
+            # The constraint is the one check of name uniqueness; the read only says which one failed.
+            if Bot.objects.filter(owner=owner, name=name).exists():
+                raise _name_taken(name) from exc
             if attempt == 2:
                 raise
             # Another request took the same port between our check and insert: pick again.
     raise AssertionError("unreachable")
 
 
-def bot_update(*, actor: Actor, bot: Bot, **fields: Any) -> Bot:
+def bot_update(
+    *,
+    actor: Actor,
+    bot: Bot,
+    name: str | Keep = KEEP,
+    strategy_name: str | Keep = KEEP,
+    stake_amount: Decimal | int | Keep | None = KEEP,
+    exchange: str | Keep = KEEP,
+    stake_currency: str | Keep = KEEP,
+    timeframe: str | Keep = KEEP,
+    pair_whitelist: Sequence[str] | Keep = KEEP,
+    max_open_trades: int | Keep = KEEP,
+    dry_run: bool | Keep = KEEP,
+    exchange_key: str | Keep = KEEP,
+    exchange_secret: str | Keep = KEEP,
+) -> Bot:
+    """Change a stopped bot; the bot is checked as it would become, and a left-out keyword is kept."""
+    given: dict[str, Any] = {
+        "name": name, "strategy_name": strategy_name, "exchange": exchange, "stake_currency": stake_currency,
+        "stake_amount": stake_amount if stake_amount is KEEP else _stake(stake_amount), "timeframe": timeframe,
+        "pair_whitelist": pair_whitelist if pair_whitelist is KEEP else list(pair_whitelist),
+        "max_open_trades": max_open_trades, "dry_run": dry_run,
+        "exchange_key": exchange_key, "exchange_secret": exchange_secret,
+    }  # fmt: skip
     with transaction.atomic():
         bot = Bot.objects.select_for_update().get(pk=bot.pk)
         if bot.is_active:
-            raise BotConflict("The bot is running; stop it before changing its configuration.")
-        changed = {name: value for name, value in fields.items() if getattr(bot, name) != value}
-        for name, value in changed.items():
-            setattr(bot, name, value)
+            raise ConflictError("The bot is running; stop it before changing its configuration.")
+        changed = {field: value for field, value in given.items() if value is not KEEP and getattr(bot, field) != value}
+        for field, value in changed.items():
+            setattr(bot, field, value)
+        bot_validate(bot=bot, changed=list(changed))
         try:
             with transaction.atomic():
                 bot.save()
         except IntegrityError as exc:
-            raise ValidationError({"name": [f"You already have a bot named {bot.name!r}."]}) from exc
+            raise _name_taken(bot.name) from exc
         audit_record(
             actor=actor,
             action="bot_update",

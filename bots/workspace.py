@@ -18,6 +18,7 @@ from bots.ftconfig import BotApi, BotPaths, BotSpec, live_exchange_section, rend
 from bots.logfile import tail_lines
 from bots.models import Bot
 from marketdata.replay_config import replay_exchange_section
+from marketdata.selectors import replay_market_pairs
 from marketdata.services import exchange_dir
 from multibot.files import write_private
 from strategies.library import strategy_file
@@ -61,9 +62,22 @@ def workspace_for(bot_id: int) -> Workspace:
     return Workspace(Path(settings.HOME) / "bots" / str(bot_id))
 
 
+def _replay_pairs(bot: Bot) -> list[str]:
+    """The bot's pairs; none listed means every replay market of its stake currency, as stored now."""
+    if bot.pair_whitelist:
+        return list(bot.pair_whitelist)
+    pairs = replay_market_pairs(quote=bot.stake_currency)
+    if not pairs:
+        raise WorkspaceError(
+            f"the bot lists no pairs and the replay exchange has no market quoted in {bot.stake_currency}: "
+            "list pair_whitelist, or upload 1m candles of such a pair"
+        )
+    return pairs
+
+
 def _exchange_section(bot: Bot) -> dict:
     if bot.exchange == "replay":
-        return replay_exchange_section(bot.pair_whitelist)
+        return replay_exchange_section(_replay_pairs(bot))
     if not bot.dry_run and not (bot.exchange_key and bot.exchange_secret):
         raise WorkspaceError("live trading needs exchange keys, and they cannot be read (SECRET_KEY changed?)")
     return live_exchange_section(
@@ -89,7 +103,8 @@ def prepare(bot: Bot) -> Workspace:
     copy.chmod(0o400)
     spec = BotSpec(
         bot_id=bot.pk, name=bot.name, strategy=bot.strategy_name, exchange=_exchange_section(bot),
-        stake_currency=bot.stake_currency, stake_amount=float(bot.stake_amount), timeframe=bot.timeframe,
+        stake_currency=bot.stake_currency, timeframe=bot.timeframe,
+        stake_amount=None if bot.stake_amount is None else float(bot.stake_amount),
         max_open_trades=bot.max_open_trades, dry_run=bot.dry_run, dry_run_wallet=1000.0,
     )  # fmt: skip
     api = BotApi(port=bot.api_port, username=bot.api_username, password=bot.api_password or "",

@@ -23,13 +23,12 @@ from rest_framework.views import APIView
 from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
-from bots.validation import PAIR
 from marketdata.csv_validation import CandleCsvError, CsvProblem, candles_to_csv, parse_candles_csv
 from marketdata.models import CandleSet
-from marketdata.pairs import is_spot_pair, pair_from_input
 from marketdata.selectors import candle_set_frame, candle_set_get, candle_set_list
 from marketdata.services import candles_save
-from marketdata.storage import TIMEFRAME_SECONDS, StorageError
+from marketdata.storage import StorageError
+from marketdata.vocabulary import TIMEFRAME_SECONDS, pair_from_input, parse_pair
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +62,12 @@ class UploadInput(serializers.Serializer):
     timeframe = serializers.ChoiceField(choices=list(TIMEFRAME_SECONDS))
 
     def validate_pair(self, value: str) -> str:
-        pair = pair_from_input(value)
-        if not PAIR.match(pair):
+        pair = parse_pair(pair_from_input(value))
+        if pair is None:
             raise serializers.ValidationError("Write a pair like 'BTC/USDT' (or 'BTC_USDT').")
-        if not is_spot_pair(pair):
+        if not pair.is_spot:
             raise serializers.ValidationError("Only spot candles are stored: write the pair without ':SETTLE'.")
-        return pair
+        return str(pair)
 
 
 def _declared_length(request: Request) -> int:

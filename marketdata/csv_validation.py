@@ -27,7 +27,8 @@ from typing import BinaryIO
 import numpy as np
 import pandas as pd
 
-from marketdata.storage import COLUMNS, TIMEFRAME_SECONDS
+from marketdata.storage import COLUMNS
+from marketdata.vocabulary import TIMEFRAME_SECONDS
 
 PRICES = ("open", "high", "low", "close")
 HEADER = ",".join(COLUMNS)

@@ -25,12 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MINUTE_MS = 60_000
-DAY_MS = 86_400_000
-TIMEFRAME_MS = {
-    "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "30m": 1_800_000, "1h": 3_600_000,
-    "2h": 7_200_000, "4h": 14_400_000, "6h": 21_600_000, "8h": 28_800_000, "12h": 43_200_000, "1d": DAY_MS,
-}  # fmt: skip
+from marketdata.vocabulary import (
+    DAY_SECONDS,
+    REPLAY_BASE_TIMEFRAME,
+    REPLAY_TIMEFRAMES,
+    is_spot_pair,
+    pair_from_file_stem,
+    timeframe_ms,
+)
+
+MINUTE_MS = timeframe_ms(REPLAY_BASE_TIMEFRAME)  # the base candle: one minute
+DAY_MS = DAY_SECONDS * 1000
+TIMEFRAME_MS = {timeframe: timeframe_ms(timeframe) for timeframe in REPLAY_TIMEFRAMES}
+_FILE_SUFFIX = f"-{REPLAY_BASE_TIMEFRAME}.feather"
 
 
 class ReplayError(Exception):
@@ -55,7 +62,7 @@ class PairCandles:
 
     @property
     def symbol(self) -> str:
-        return self.pair.replace("/", "")
+        return self.pair.replace("/", "")  # Binance's symbol
 
     @classmethod
     def from_frame(cls, pair: str, frame: pd.DataFrame) -> PairCandles:
@@ -140,7 +147,7 @@ class ReplayMarket:
 
     # -- data ------------------------------------------------------------------------------------
     def _files(self) -> list[Path]:
-        return sorted(self.datadir.glob("*-1m.feather"))
+        return sorted(self.datadir.glob(f"*{_FILE_SUFFIX}"))
 
     def refresh(self, force: bool = False) -> None:
         """Reload when the stored 1m files changed (checked every ``reload_seconds``)."""
@@ -154,10 +161,12 @@ class ReplayMarket:
             return
         pairs = {}
         for path in files:
-            base, _, quote = path.name.removesuffix("-1m.feather").partition("_")
+            pair = pair_from_file_stem(path.name.removesuffix(_FILE_SUFFIX))
+            if not is_spot_pair(pair):
+                continue  # not a candle file of a spot pair: no market of ours
             frame = pd.read_feather(path)
             if not frame.empty:
-                pairs[f"{base}/{quote}"] = PairCandles.from_frame(f"{base}/{quote}", frame)
+                pairs[pair] = PairCandles.from_frame(pair, frame)
         with self._lock:
             self.pairs, self._aggregates, self._signature = pairs, {}, signature
             self.clock = self._make_clock() if pairs else None

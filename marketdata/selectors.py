@@ -6,9 +6,9 @@ import pandas as pd
 from django.db.models import QuerySet
 
 from marketdata.models import CandleSet
-from marketdata.pairs import pair_from_input
 from marketdata.services import exchange_dir
 from marketdata.storage import StorageError, candle_path, load_candles
+from marketdata.vocabulary import REPLAY_BASE_TIMEFRAME, pair_from_input, parse_pair
 
 
 def candle_set_list() -> QuerySet[CandleSet]:
@@ -26,3 +26,10 @@ def candle_set_frame(candle_set: CandleSet) -> pd.DataFrame:
     if not candle_path(datadir, candle_set.pair, candle_set.timeframe).exists():
         raise StorageError(f"the candle file of {candle_set} is missing")
     return load_candles(datadir, candle_set.pair, candle_set.timeframe)
+
+
+def replay_market_pairs(*, quote: str | None = None) -> list[str]:
+    """The replay exchange's markets (spot pairs whose 1m candles are stored), sorted; only ``quote``'s if given."""
+    stored = candle_set_list().filter(exchange="replay", timeframe=REPLAY_BASE_TIMEFRAME).values_list("pair", flat=True)
+    parsed = [pair for pair in map(parse_pair, stored) if pair is not None and pair.is_spot]
+    return sorted({str(pair) for pair in parsed if quote is None or pair.quote == quote})

@@ -16,7 +16,8 @@ from audit import events
 from audit.services import Actor
 from marketdata import demo
 from marketdata.models import CandleSet
-from marketdata.storage import TIMEFRAME_SECONDS, candle_path, load_candles, merge_candles, resample, store_candles
+from marketdata.storage import candle_path, load_candles, merge_candles, resample, store_candles
+from marketdata.vocabulary import TIMEFRAME_SECONDS
 
 
 def exchange_dir(exchange: str = "replay") -> Path:

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from marketdata.vocabulary import TIMEFRAME_SECONDS, parse_pair
+
 COLUMNS = ["date", "open", "high", "low", "close", "volume"]
-TIMEFRAME_SECONDS = {
-    "1m": 60, "3m": 180, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "2h": 7200, "4h": 14400,
-    "6h": 21600, "8h": 28800, "12h": 43200, "1d": 86400, "3d": 259200, "1w": 604800,
-}  # fmt: skip
 
 
 class StorageError(Exception):
@@ -33,7 +31,10 @@ def _handler(datadir: Path):
 
 def candle_path(datadir: Path, pair: str, timeframe: str) -> Path:
     """freqtrade's file name for a spot pair: ``BTC/USDT`` 5m -> ``BTC_USDT-5m.feather``."""
-    return Path(datadir) / f"{pair.replace('/', '_')}-{timeframe}.feather"
+    parsed = parse_pair(pair)
+    if parsed is None or not parsed.is_spot:
+        raise StorageError(f"{pair!r} is not a spot pair; only spot candles are stored")
+    return Path(datadir) / f"{parsed.file_stem}-{timeframe}.feather"
 
 
 def empty_frame() -> pd.DataFrame:

@@ -18,6 +18,7 @@ from rest_framework_simplejwt import authentication as simplejwt
 from rest_framework_simplejwt.tokens import Token
 
 from audit.services import Actor
+from multibot.errors import TooManyAttemptsError, UnauthorizedError, as_api_exception
 from multibot.services import auth
 
 
@@ -45,4 +46,7 @@ class BasicAuthentication(authentication.BasicAuthentication):
         # The Django request: asking the DRF request for its user here would re-enter authentication.
         django_request = getattr(request, "_request", request)
         actor = Actor.from_request(django_request) if django_request is not None else Actor(user=None, ip_address=None)
-        return auth.check_credentials(actor=actor, username=userid, password=password), None
+        try:
+            return auth.check_credentials(actor=actor, username=userid, password=password), None
+        except (UnauthorizedError, TooManyAttemptsError) as exc:
+            raise as_api_exception(exc) from exc

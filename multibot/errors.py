@@ -16,7 +16,6 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +63,32 @@ class UnavailableError(DomainError):
     """A resource the operation needs is exhausted or down (no free port, Redis unreachable)."""
 
     status_code = 503
+
+
+class UnauthorizedError(DomainError):
+    """The credentials presented were refused (a wrong password; a token invalid, expired or revoked)."""
+
+    status_code = 401
+
+
+class TooManyAttemptsError(DomainError):
+    """Refused for now after too many attempts; it may work again in ``retry_after`` seconds."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def as_api_exception(exc: UnauthorizedError | TooManyAttemptsError) -> exceptions.APIException:
+    """DRF's own exception for a refusal whose answer carries a header (WWW-Authenticate, Retry-After).
+
+    Also for DRF authentication classes, which must raise DRF's exceptions.
+    """
+    if isinstance(exc, TooManyAttemptsError):
+        return exceptions.Throttled(wait=exc.retry_after, detail=exc.message)
+    return exceptions.AuthenticationFailed(exc.message)
 
 
 class InvalidInputError(DomainError):
@@ -141,13 +166,23 @@ def _domain_error_response(exc: DomainError, context: dict[str, Any]) -> Respons
     return Response({"detail": exc.message}, status=exc.status_code)
 
 
+def _with_auth_header(exc: exceptions.APIException, context: dict[str, Any]) -> exceptions.APIException:
+    # What DRF's view does for its own AuthenticationFailed: a 401 names the scheme to authenticate with.
+    view, request = context.get("view"), context.get("request")
+    if isinstance(exc, exceptions.AuthenticationFailed) and view is not None and request is not None:
+        exc.auth_header = view.get_authenticate_header(request)
+    return exc
+
+
 def _query_data(context: dict[str, Any]) -> Any:
     request = context.get("request")
     return dict(request.query_params.items()) if request is not None else None
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DomainError):
+    if isinstance(exc, (UnauthorizedError, TooManyAttemptsError)):
+        exc = _with_auth_header(as_api_exception(exc), context)
+    elif isinstance(exc, DomainError):
         return _domain_error_response(exc, context)
     if isinstance(exc, exceptions.ParseError):
         body = [{"type": "json_invalid", "loc": ["body"], "msg": str(exc.detail), "input": None}]
@@ -156,6 +191,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         loc = ("query",) if getattr(exc, "location", "body") == "query" else ("body",)
         body = field_errors(exc.detail, _request_data(context) if loc == ("body",) else None, loc)
         return Response({"detail": body}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+    # Imported here: rest_framework.views loads the authentication classes, which import this module.
+    from rest_framework.views import exception_handler
 
     response = exception_handler(exc, context)
     if response is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
@@ -14,13 +13,11 @@ from rest_framework.views import APIView
 from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
-from multibot.apis.users import IsSuperuser
 from multibot.errors import QueryValidationError
-from multibot.redis_client import redis_client
+from multibot.permissions import IsSuperuser
 from streams import health, services
-from streams.bus import stream_key
 from streams.catalog import UnknownStream, stream_config, stream_names
-from streams.worker import describe_entry
+from streams.selectors import dead_letter_list
 
 SERVICE = "management_server"
 
@@ -112,13 +109,7 @@ class DeadLetterMessagesApi(APIView):
         query = LimitQuery(data=request.query_params)
         if not query.is_valid():
             raise QueryValidationError(query.errors)
-        key = stream_key(stream_config(_known(name)).dead_letter)
-        entries = redis_client().xrevrange(key, count=query.validated_data["limit"])
-        return Response([_dead_letter(entry_id, fields) for entry_id, fields in entries])
-
-
-def _dead_letter(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
-    return {"id": entry_id, "data": describe_entry(fields), "timestamp": fields.get("failed_at", "")}
+        return Response(dead_letter_list(stream=_known(name), limit=query.validated_data["limit"]))
 
 
 class DeadLetterSelection(serializers.Serializer):

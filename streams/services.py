@@ -8,15 +8,14 @@ import redis
 
 from audit import events
 from audit.services import Actor
+from multibot.errors import InvalidInputError
 from multibot.redis_client import redis_client
 from streams.bus import ENVELOPE_FIELDS, Envelope, EnvelopeError, stream_key
 from streams.catalog import stream_config
 
 
-def _not_entry_ids(exc: redis.ResponseError) -> Exception:
-    from rest_framework.exceptions import ValidationError
-
-    return ValidationError({"message_ids": [f"Not stream entry ids: {exc}"]})
+def _not_entry_ids(exc: redis.ResponseError) -> InvalidInputError:
+    return InvalidInputError("message_ids", f"Not stream entry ids: {exc}")
 
 
 # Delete the dead letter and re-add its envelope in one step, only if the delete happened: two

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -12,6 +13,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from audit.services import Actor
 from bots.models import Bot
 from bots.services import bot_create
+from marketdata.models import CandleSet
 
 PASSWORD = "correct-horse-battery-9"
 _sequence = itertools.count(1)
@@ -39,6 +41,16 @@ def client_for(user: Any) -> APIClient:
     return client
 
 
+def store_replay_markets(*pairs: str) -> None:
+    """The replay exchange lists ``pairs`` as markets: their 1m CandleSet rows (no candle file is written)."""
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    for pair in pairs:
+        CandleSet.objects.get_or_create(
+            exchange="replay", pair=pair, timeframe="1m",
+            defaults={"start": moment, "end": moment, "records": 0, "source": CandleSet.Source.DEMO, "synthetic": True},
+        )  # fmt: skip
+
+
 def make_bot(*, owner: Any, **fields: Any) -> Bot:
     values: dict[str, Any] = {
         "name": f"bot{next(_sequence)}",
@@ -47,4 +59,6 @@ def make_bot(*, owner: Any, **fields: Any) -> Bot:
         "pair_whitelist": ["BTC/USDT"],
     }
     values.update(fields)
+    if values.get("exchange", "replay") == "replay":
+        store_replay_markets(*values["pair_whitelist"])
     return bot_create(actor=Actor(user=owner, ip_address="127.0.0.1"), owner=owner, **values)

@@ -7,7 +7,6 @@ from django.db.models import QuerySet
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,14 +14,10 @@ from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
 from multibot.apis.auth import UserOutput
+from multibot.permissions import IsSuperuser
 from multibot.services import users
 
 User = get_user_model()
-
-
-class IsSuperuser(IsAdminUser):
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
 
 
 class UserInput(serializers.Serializer):

@@ -10,7 +10,6 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import update_last_login
 from django.db import transaction
 from django.db.models import F
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
@@ -18,6 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 from audit import events
 from audit.selectors import token_was_rotated
 from audit.services import Actor
+from multibot.errors import ForbiddenError, TooManyAttemptsError, UnauthorizedError
 from multibot.redis_client import redis_client, redis_key
 
 User = get_user_model()
@@ -38,8 +38,11 @@ class TokenPair:
         }
 
 
-class AccountLocked(Throttled):
-    default_detail = "This account is locked after too many failed logins; try again later."
+class AccountLocked(TooManyAttemptsError):  # noqa: N818 - the name callers know
+    def __init__(
+        self, *, wait: int, detail: str = "This account is locked after too many failed logins; try again later."
+    ) -> None:
+        super().__init__(detail, retry_after=wait)
 
 
 # The account's token version (User.token_version) at issue; multibot.authentication checks it.
@@ -127,7 +130,7 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
             else "bad_credentials"
         )
         events.login_failed_event(actor=actor, username=username, reason=reason, account=known)
-        raise AuthenticationFailed("Incorrect username or password")
+        raise UnauthorizedError("Incorrect username or password")
     lockout.count_success()
     with transaction.atomic():
         tokens = _issue(user)
@@ -153,7 +156,7 @@ def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
         inactive = known is not None and not known.is_active and known.check_password(password)
         events.login_failed_event(actor=actor, username=username, account=known, via="http_basic",
                                   reason="inactive_user" if inactive else "bad_credentials")  # fmt: skip
-        raise AuthenticationFailed("Incorrect username or password")
+        raise UnauthorizedError("Incorrect username or password")
     lockout.count_success()
     return user
 
@@ -178,35 +181,35 @@ def refresh(*, actor: Actor, raw_token: str) -> TokenPair:
         # Signature and expiry only: a blacklisted token must reach the reuse check below.
         token = UntypedToken(raw_token)
     except TokenError as exc:
-        raise AuthenticationFailed("Refresh token is invalid or expired") from exc
+        raise UnauthorizedError("Refresh token is invalid or expired") from exc
     if token.get("token_type") != "refresh":
-        raise AuthenticationFailed("Refresh token is invalid or expired")
+        raise UnauthorizedError("Refresh token is invalid or expired")
     jti, user_id = token.get("jti"), token.get("user_id")
     with transaction.atomic():
         # Lock the token row so two concurrent refreshes with one token cannot both succeed.
         outstanding = OutstandingToken.objects.select_for_update().filter(jti=jti).first()
         user = User.objects.filter(pk=user_id).first()
         if outstanding is None or user is None:
-            raise AuthenticationFailed("Refresh token is invalid or expired")
+            raise UnauthorizedError("Refresh token is invalid or expired")
         if BlacklistedToken.objects.filter(token=outstanding).exists():
             # The audit row of each rotation names the retired token: durable, and no extra state to keep.
             if not token_was_rotated(user=user, jti=jti):
                 # Blacklisted by a logout or a deactivation: refused, but not a sign of theft.
-                raise AuthenticationFailed("Refresh token has been revoked")
+                raise UnauthorizedError("Refresh token has been revoked")
             revoked = revoke_all_sessions(user_id)
             events.refresh_token_reused_event(actor=actor, user=user, sessions_revoked=revoked)
             reuse_detected = True
         else:
             reuse_detected = False
             if not user.is_active:
-                raise AuthenticationFailed("User is inactive")
+                raise UnauthorizedError("User is inactive")
             if token.get(TOKEN_VERSION_CLAIM, 0) != user.token_version:
-                raise AuthenticationFailed("Refresh token has been revoked")
+                raise UnauthorizedError("Refresh token has been revoked")
             BlacklistedToken.objects.create(token=outstanding)
             tokens = _issue(user)
             events.token_refreshed_event(actor=actor, user=user, rotated_jti=jti)
     if reuse_detected:
-        raise AuthenticationFailed("Refresh token was already used; all sessions of this account were signed out")
+        raise UnauthorizedError("Refresh token was already used; all sessions of this account were signed out")
     return tokens
 
 
@@ -214,9 +217,9 @@ def logout(*, actor: Actor, user: Any, raw_token: str) -> None:
     try:
         token = RefreshToken(raw_token)
     except TokenError as exc:
-        raise AuthenticationFailed("Refresh token is invalid or expired") from exc
+        raise UnauthorizedError("Refresh token is invalid or expired") from exc
     if str(token.get("user_id")) != str(user.pk):
-        raise PermissionDenied("That refresh token belongs to another account")
+        raise ForbiddenError("That refresh token belongs to another account")
     with transaction.atomic():
         token.blacklist()
         events.logged_out_event(actor=actor, jti=token.get("jti"))

@@ -8,10 +8,10 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
 
 from audit import events
 from audit.services import Actor
+from multibot.errors import InvalidInputError
 from multibot.services.auth import revoke_all_sessions
 
 User = get_user_model()
@@ -23,10 +23,10 @@ def user_create(*, actor: Actor, username: str, password: str, email: str = "", 
     try:
         validate_password(password, user=candidate)
     except DjangoValidationError as exc:
-        raise ValidationError({"password": list(exc.messages)}) from exc
+        raise InvalidInputError("password", " ".join(exc.messages)) from exc
     with transaction.atomic():
         if User.objects.filter(username__iexact=username).exists():
-            raise ValidationError({"username": ["A user with that username already exists."]})
+            raise InvalidInputError("username", "A user with that username already exists.")
         user = User.objects.create_user(
             username=username, password=password, email=email, full_name=full_name,
             is_superuser=is_superuser, is_staff=is_superuser,
@@ -38,7 +38,7 @@ def user_create(*, actor: Actor, username: str, password: str, email: str = "", 
 def user_deactivate(*, actor: Actor, user: Any) -> Any:
     """Refuse every future request of the user and sign out all their sessions."""
     if actor.user is not None and actor.user.pk == user.pk:
-        raise ValidationError({"id": ["You cannot deactivate your own account."]})
+        raise InvalidInputError("id", "You cannot deactivate your own account.")
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         user.is_active = False

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
 from audit.models import AuditLog
 from bots.models import Bot
-from tests.factories import make_bot, make_user
+from marketdata.models import CandleSet
+from tests.factories import make_bot, make_user, store_replay_markets
 
 BOTS = "/api/v1/bots/"
 SEED_BODY = {
@@ -669,3 +671,226 @@ def test_an_exhausted_port_range_refuses_the_bot_with_a_json_error(user, user_ap
     assert response.status_code >= 500
     assert isinstance(response.json()["detail"], str)
     assert list(Bot.objects.all()) == [bot]
+
+
+# -- numbers that read back ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", [9999999999999999, 10**12 + 1, "1e16", 1e300])
+def test_a_stake_too_large_to_store_and_read_back_is_refused_and_the_fleet_still_lists(user, user_api, amount):
+    # given: a bot of the same owner, so the listing has something to load
+    make_bot(owner=user, name="Existing")
+
+    # when
+    response = user_api.post(BOTS, {**SEED_BODY, "stake_amount": amount}, format="json")
+
+    # then
+    assert_single_field_error(response, "stake_amount")
+    assert list(Bot.objects.values_list("name", flat=True)) == ["Existing"]
+    listing = user_api.get(BOTS)
+    assert listing.status_code == 200
+    assert [bot["name"] for bot in listing.json()] == ["Existing"]
+
+
+@pytest.mark.django_db
+def test_an_update_to_a_poison_stake_is_refused_and_the_bot_keeps_its_stake(user, user_api):
+    bot = make_bot(owner=user, stake_amount=100)
+
+    response = user_api.patch(bot_url(bot), {"stake_amount": 9999999999999999}, format="json")
+
+    assert_single_field_error(response, "stake_amount")
+    assert float(Bot.objects.get(pk=bot.pk).stake_amount) == 100.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", [10**12, 123456789012.123, 0.00000001, 12.5])
+def test_a_stake_within_the_bounds_reads_back_exactly(user_api, amount):
+    # when
+    created = user_api.post(BOTS, {**SEED_BODY, "stake_amount": amount}, format="json")
+
+    # then
+    assert created.status_code == 201, created.content
+    assert user_api.get(bot_url(created.json()["id"])).json()["stake_amount"] == amount
+    assert [bot["stake_amount"] for bot in user_api.get(BOTS).json()] == [amount]
+
+
+@pytest.mark.django_db
+def test_a_stake_with_more_digits_than_every_database_keeps_is_refused(user_api):
+    response = user_api.post(BOTS, {**SEED_BODY, "stake_amount": "123456789012.12345678"}, format="json")
+
+    error = assert_single_field_error(response, "stake_amount")
+    assert "significant digits" in error["msg"]
+    assert not Bot.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("count", [2**31, -(2**31) - 1, 10**30, 1001, -2])
+def test_max_open_trades_beyond_the_column_or_the_rule_is_refused(user_api, count):
+    response = user_api.post(BOTS, {**SEED_BODY, "max_open_trades": count}, format="json")
+
+    assert_single_field_error(response, "max_open_trades")
+    assert not Bot.objects.exists()
+
+
+# -- unlimited stake -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_unlimited_stake_is_accepted_stored_as_null_and_answered_as_unlimited(user_api):
+    # when
+    created = user_api.post(BOTS, {**SEED_BODY, "stake_amount": "unlimited"}, format="json")
+
+    # then
+    assert created.status_code == 201, created.content
+    assert created.json()["stake_amount"] == "unlimited"
+    assert Bot.objects.get(pk=created.json()["id"]).stake_amount is None
+    assert user_api.get(bot_url(created.json()["id"])).json()["stake_amount"] == "unlimited"
+    row = AuditLog.objects.get(action="bot_create")
+    assert row.details["stake_amount"] == "unlimited"
+
+
+@pytest.mark.django_db
+def test_a_bot_goes_from_a_fixed_stake_to_unlimited_and_back(user, user_api):
+    bot = make_bot(owner=user, stake_amount=100)
+
+    unlimited = user_api.patch(bot_url(bot), {"stake_amount": "unlimited"}, format="json")
+    fixed = user_api.patch(bot_url(bot), {"stake_amount": 25}, format="json")
+
+    assert unlimited.status_code == 200, unlimited.content
+    assert unlimited.json()["stake_amount"] == "unlimited"
+    assert fixed.json()["stake_amount"] == 25
+    assert float(Bot.objects.get(pk=bot.pk).stake_amount) == 25.0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("amount", [None, "Unlimited", "all", ""])
+def test_only_the_word_unlimited_stands_for_no_fixed_stake(user_api, amount):
+    response = user_api.post(BOTS, {**SEED_BODY, "stake_amount": amount}, format="json")
+
+    assert_single_field_error(response, "stake_amount")
+
+
+@pytest.mark.django_db
+def test_an_unlimited_stake_with_unlimited_open_trades_is_refused_as_freqtrade_would(user_api):
+    body = {**SEED_BODY, "stake_amount": "unlimited", "max_open_trades": -1}
+
+    response = user_api.post(BOTS, body, format="json")
+
+    error = assert_single_field_error(response, "stake_amount")
+    assert "both be unlimited" in error["msg"]
+
+
+# -- strategy names ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["__import__", "__init__", "class", "None", "lambda", "1Strategy", "a.b"])
+def test_a_strategy_name_that_is_not_a_plain_class_name_is_refused(user_api, name):
+    response = user_api.post(BOTS, {**SEED_BODY, "strategy_name": name}, format="json")
+
+    error = assert_single_field_error(response, "strategy_name")
+    assert error["input"] == name
+    assert not Bot.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["SampleStrategy", "_Private", "My_Strategy2", "Strategy__v2"])
+def test_a_plain_class_name_is_a_strategy_name(user_api, name):
+    response = user_api.post(BOTS, {**SEED_BODY, "strategy_name": name}, format="json")
+
+    assert response.status_code == 201, response.content
+
+
+# -- pairs and timeframes on the replay exchange ---------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_futures_pair_is_refused_on_a_replay_bot_with_a_clear_message(user_api):
+    # given: the spot market exists
+    store_replay_markets("BTC/USDT")
+
+    # when
+    response = user_api.post(BOTS, {**SEED_BODY, "pair_whitelist": ["BTC/USDT:USDT"]}, format="json")
+
+    # then
+    error = assert_single_field_error(response, "pair_whitelist")
+    assert "futures" in error["msg"] and "BTC/USDT" in error["msg"]
+    assert error["input"] == ["BTC/USDT:USDT"]
+    assert not Bot.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_pair_the_replay_exchange_does_not_have_is_refused_naming_the_markets_it_has(user_api):
+    # given: two markets, and ETH stored only as 5m candles (the replay's markets are its 1m candles)
+    store_replay_markets("BTC/USDT", "SOL/USDT")
+    CandleSet.objects.create(exchange="replay", pair="ETH/USDT", timeframe="5m", start=timezone.now(),
+                             end=timezone.now(), records=0, source=CandleSet.Source.UPLOAD)  # fmt: skip
+
+    # when
+    response = user_api.post(BOTS, {**SEED_BODY, "pair_whitelist": ["BTC/USDT", "ETH/USDT"]}, format="json")
+
+    # then
+    error = assert_single_field_error(response, "pair_whitelist")
+    assert "ETH/USDT" in error["msg"]
+    assert "BTC/USDT, SOL/USDT" in error["msg"]
+
+
+@pytest.mark.django_db
+def test_stored_spot_pairs_are_accepted_on_a_replay_bot(user_api):
+    store_replay_markets("BTC/USDT", "ETH/USDT")
+
+    response = user_api.post(BOTS, {**SEED_BODY, "pair_whitelist": ["ETH/USDT", "BTC/USDT"]}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["pair_whitelist"] == ["ETH/USDT", "BTC/USDT"]
+
+
+@pytest.mark.django_db
+def test_moving_a_bot_onto_the_replay_exchange_checks_its_pairs_there(user, user_api):
+    bot = make_bot(owner=user, exchange="binance", pair_whitelist=["DOGE/USDT"])
+
+    response = user_api.patch(bot_url(bot), {"exchange": "replay"}, format="json")
+
+    error = assert_single_field_error(response, "pair_whitelist")
+    assert "DOGE/USDT" in error["msg"]
+    assert Bot.objects.get(pk=bot.pk).exchange == "binance"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("timeframe", ["3d", "1w", "1M"])
+def test_a_timeframe_longer_than_a_day_is_refused_on_replay_but_not_on_a_real_exchange(user_api, timeframe):
+    on_replay = user_api.post(BOTS, {**SEED_BODY, "timeframe": timeframe}, format="json")
+    on_binance = user_api.post(BOTS, {**SEED_BODY, "exchange": "binance", "timeframe": timeframe}, format="json")
+
+    error = assert_single_field_error(on_replay, "timeframe")
+    assert "replay" in error["msg"]
+    assert on_binance.status_code == 201, on_binance.content
+
+
+@pytest.mark.django_db
+def test_the_seed_body_on_binance_without_pairs_is_accepted(user_api):
+    response = user_api.post(BOTS, {**SEED_BODY, "exchange": "binance"}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["pair_whitelist"] == []
+
+
+# -- the serializer only shapes ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_bot_serializer_validates_without_reading_the_database(user, django_assert_num_queries):
+    from bots.serializers import BotSerializer
+
+    # given: a name this owner already uses (only the service may find that out)
+    make_bot(owner=user, name="MyBot")
+    given = BotSerializer(data={**SEED_BODY, "strategy_name": "__import__"})
+
+    # when
+    with django_assert_num_queries(0):
+        valid = given.is_valid()
+
+    # then: shapes only; the rules are the service's
+    assert valid, given.errors
+    assert given.validated_data["strategy_name"] == "__import__"

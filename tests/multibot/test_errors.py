@@ -339,3 +339,25 @@ def test_an_invalid_input_becomes_a_422_naming_its_field_and_quoting_the_input()
     assert response.data == {
         "detail": [{"type": "value_error", "loc": ["body", "name"], "msg": "Use letters and digits.", "input": "x y"}]
     }
+
+
+def test_a_refused_credential_is_a_401_naming_the_scheme_of_the_view():
+    class View:
+        def get_authenticate_header(self, request: Any) -> str:
+            return 'Bearer realm="api"'
+
+    context = {"request": Request(APIRequestFactory().post("/api/v1/auth/login/json")), "view": View()}
+
+    response = errors.api_exception_handler(errors.UnauthorizedError("Incorrect username or password"), context)
+
+    assert response.status_code == 401
+    assert response.data == {"detail": "Incorrect username or password"}
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_too_many_attempts_is_a_429_with_retry_after():
+    response = errors.api_exception_handler(errors.TooManyAttemptsError("Locked for now.", retry_after=42), {})
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "42"
+    assert response.data["detail"].startswith("Locked for now.")

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from audit.models import AuditLog
+from audit.services import Actor
 from multibot.heartbeats import heartbeat_publish
 from multibot.redis_client import redis_client
 from streams import health
@@ -705,3 +706,34 @@ def test_two_replays_of_one_dead_letter_put_it_back_once():
     assert first is not None and second is None
     assert redis_client().xlen(stream_key("mgmt:data:commands")) == 1
     assert redis_client().xlen(stream_key("mgmt:data:commands:dead")) == 0
+
+
+# -- the services and the selector on their own ----------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("call", ["replay", "purge"])
+def test_the_dead_letter_services_refuse_unreadable_ids_with_a_domain_error(dead_letter, superuser, call):
+    from multibot.errors import InvalidInputError
+    from streams import services
+
+    actor = Actor(user=superuser, ip_address="127.0.0.1")
+    action = services.dead_letter_replay if call == "replay" else services.dead_letter_purge
+
+    with pytest.raises(InvalidInputError) as refused:
+        action(actor=actor, stream=DATA, message_ids=["99999999999999999999999-1"])
+
+    assert refused.value.field == "message_ids"
+    assert len(dead_letters()) == 1
+
+
+@pytest.mark.django_db
+def test_the_dead_letter_list_is_newest_first_with_the_payload_decoded(dead_letter):
+    from streams.selectors import dead_letter_list
+
+    [shown] = dead_letter_list(stream=DATA, limit=10)
+
+    assert shown["id"] == dead_letter["dead_id"]
+    assert shown["data"]["payload"] == {"pair": "BTC/USDT", "days": 30}
+    assert shown["timestamp"] == dead_letter["fields"]["failed_at"]
+    assert dead_letter_list(stream=DATA, limit=1) == [shown]
