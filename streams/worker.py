@@ -410,7 +410,8 @@ class StreamWorker:
         self._start_keepalive()
         if self._held:
             # Back from a Redis outage with entries in hand: step() handles them from memory, since
-            # reading them again (XREADGROUP from 0) would count a delivery.
+            # reading them again (XREADGROUP from 0) would count a delivery; the drain follows.
+            self._retry_due.update(dict.fromkeys(self._names, 0.0))
             return StepResult()
         return self.drain_pending()
 
@@ -437,10 +438,11 @@ class StreamWorker:
             result.add(self.reclaim())
             self._next_reclaim = now + self.claim_idle_ms / 2000
         for key, due in list(self._retry_due.items()):
-            if due <= now:
+            if due <= now and not self._held:
                 del self._retry_due[key]
                 result.add(self._read_own_pending(key))
-        result.add(self.read_new())
+        if not self._held:  # an outage that began in this step pauses the rest of it
+            result.add(self.read_new())
         self.totals.add(result)
         return result
 
@@ -464,9 +466,10 @@ class StreamWorker:
         """This consumer's own pending entries (left by a previous run under the same name), all of them."""
         result = StepResult()
         for key in self._names:
-            result.add(self._read_own_pending(key))
             if self._held:
-                break
+                self._retry_due[key] = 0.0  # an outage stopped the drain: it goes on once it ends
+                continue
+            result.add(self._read_own_pending(key))
         self.totals.add(result)
         return result
 
@@ -479,6 +482,7 @@ class StreamWorker:
                 return result
             result.add(self._handle(key, entries, deliveries=self._delivery_counts(key, entries)))
             if self._held:
+                self._retry_due[key] = 0.0  # the rest of this consumer's pending entries, after the outage
                 return result
             cursor = entries[-1][0]
 

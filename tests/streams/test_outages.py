@@ -126,6 +126,36 @@ def test_a_handler_that_loses_redis_is_paused_and_done_once_redis_is_back_withou
     assert pending_deliveries(DATA, "data_consumers") == []
 
 
+@pytest.mark.django_db
+def test_a_worker_stopped_during_an_outage_hands_its_entries_back_uncounted(registry, worker, redis_server):
+    # given: an entry in hand because Redis went away under its handler
+    seen: list[int] = []
+
+    def announce(envelope: Envelope) -> None:
+        seen.append(envelope.deliveries)
+        if len(seen) == 1:
+            redis_server.stop()
+        publish("system:events", type="import_done", payload={})
+
+    registry.handles(DATA, "work", atomic=False)(announce)
+    publish(DATA, type="work", payload={})
+    try:
+        assert worker.step().paused == 1
+    finally:
+        redis_server.start()
+    # when: it stops before resuming, and comes back under the same name
+    worker.close()
+    assert pending_deliveries(DATA, "data_consumers") == [0]
+    again = StreamWorker(registry=registry, group="data_consumers", consumer="w1", block_ms=0, max_deliveries=1)
+    try:
+        drained = again.prepare()
+    finally:
+        again.close()
+    # then: its first delivery still
+    assert drained.processed == 1 and drained.dead == 0
+    assert seen == [1, 1]
+
+
 # -- a real fault under run_listeners ------------------------------------------------------------
 
 
