@@ -11,7 +11,12 @@ Guarantees (DESIGN.md section 4):
 - handlers registered ``atomic`` run in one database transaction with a ProcessedEnvelope row keyed
   by (group, request_id): a redelivered entry whose effect was committed is skipped (exactly-once effect);
 - pending entries trimmed away by MAXLEN before they were acknowledged are counted as lost and
-  reported (log, ``streams:lost`` counters, a ``stream_entries_lost`` event on ``system:events``).
+  reported (log, ``streams:lost`` counters, a ``stream_entries_lost`` event on ``system:events``);
+- an infrastructure failure under a handler (the database unreachable or locked, Redis gone) is not
+  the handler's failure: consumption pauses, the entries in hand wait in memory, and they are handled
+  again once the database or Redis answers, without counting a delivery;
+- a registration's ``time_limit`` tells a hung handler from a slow one: past it the delivery fails
+  (``time_limit_exceeded``) and the keepalive stops vouching for the consumer.
 """
 
 from __future__ import annotations
@@ -21,15 +26,17 @@ import importlib.util
 import json
 import logging
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 
 from multibot.redis_client import redis_client, redis_key
 from streams.bus import BusError, Envelope, EnvelopeError, publish, stream_key
@@ -70,9 +77,14 @@ class HandlerRegistry:
         ``atomic`` handlers run in one database transaction together with the record that their
         envelope was processed, so a redelivery never repeats their database effect. Handlers with
         effects outside the database pass ``atomic=False`` and must be idempotent by ``request_id``.
+        ``time_limit`` (seconds) bounds one delivery: past it the handler is interrupted and the
+        delivery counts as failed (dead letter reason ``time_limit_exceeded``); without one a handler
+        may take as long as it needs, kept alive against reclaim.
         """
         if stream not in CATALOG:
             raise UnknownStream(stream)
+        if time_limit is not None and not time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
 
         def register(func: Handler) -> Handler:
             self.add(Registration(stream=stream, type=str(type), func=func, atomic=atomic, time_limit=time_limit))
@@ -134,6 +146,124 @@ def _reason(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
 
 
+# -- infrastructure failures ---------------------------------------------------------------------
+# Driver codes that say the database did not answer, rather than that the statement was wrong.
+# SQLite: another connection holds the write lock (BUSY, LOCKED), the file cannot be opened or written.
+_SQLITE_OUTAGES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_IOERR", "SQLITE_CANTOPEN", "SQLITE_FULL")
+# PostgreSQL SQLSTATEs: connection exceptions (08), insufficient resources (53: too many connections,
+# disk full), the server shutting down, crashed or starting (57P01-57P03), I/O errors (58), a lock not
+# available (55P03). A statement timeout (57014) or a deadlock (40P01) stays the handler's own failure.
+_POSTGRES_OUTAGES = ("08", "53", "57P01", "57P02", "57P03", "58", "55P03")
+_OUTAGE_PROBE_MAX_SECONDS = 2.0
+_OUTAGE_NAMES = {"database": "the database", "redis": "Redis"}
+
+
+def outage_of(exc: BaseException) -> str | None:
+    """``"database"`` or ``"redis"`` when ``exc`` means that infrastructure is down, else None (the handler failed).
+
+    By exception class first: only Django's OperationalError and InterfaceError, or a Redis connection
+    error (possibly wrapped in a BusError), can be an outage. An OperationalError is one when the
+    driver's code says so, when the driver raised it with no code at all (a server reports each of its
+    errors with a SQLSTATE, SQLite with a result code: without one it is the client's connection that
+    failed, e.g. "server closed the connection unexpectedly"), or when the connection no longer works.
+    "no such table" on a working connection stays the handler's own failure.
+    """
+    if any(isinstance(error, redis.ConnectionError | redis.TimeoutError) for error in (exc, exc.__cause__)):
+        return "redis"
+    if isinstance(exc, InterfaceError):
+        return "database"
+    if isinstance(exc, OperationalError):
+        cause = exc.__cause__
+        sqlite_code = getattr(cause, "sqlite_errorname", None) or ""
+        sqlstate = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None) or ""
+        if cause is not None and not sqlite_code and not sqlstate:
+            return "database"
+        if sqlite_code.startswith(_SQLITE_OUTAGES) or (sqlstate and sqlstate.startswith(_POSTGRES_OUTAGES)):
+            return "database"
+        if not _database_connected():
+            return "database"
+    return None
+
+
+def _database_connected() -> bool:
+    try:
+        return connection.connection is not None and connection.is_usable()
+    except Exception:  # noqa: BLE001 - a connection that cannot even say is not usable
+        return False
+
+
+def _close_database() -> None:
+    """Drop this thread's connection (it may be dead); the next query opens a new one."""
+    if connection.in_atomic_block:
+        return  # a worker stepped inside someone's transaction (a test): theirs to end
+    try:
+        connection.close()
+    except DatabaseError:
+        logger.debug("closing a broken database connection failed", exc_info=True)
+
+
+def database_answers() -> bool:
+    """Whether the database would take a handler's write now (cheap; never waits out a busy timeout)."""
+    try:
+        connection.ensure_connection()
+        with connection.cursor() as cursor:
+            if connection.vendor != "sqlite" or connection.in_atomic_block:
+                cursor.execute("SELECT 1")
+                return True
+            # SQLite's outage is a write lock held elsewhere (WAL readers still pass): take it and let
+            # go at once, with a short busy timeout instead of the connection's ten seconds.
+            cursor.execute("PRAGMA busy_timeout")
+            (busy_timeout,) = cursor.fetchone()
+            cursor.execute("PRAGMA busy_timeout = 100")
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                cursor.execute("ROLLBACK")
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+        return True
+    except DatabaseError:
+        _close_database()
+        return False
+
+
+def _redis_answers(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+class _InfrastructureError(Exception):
+    """Raised by ``_handle_one`` to ``_handle``: this entry and the rest of its batch wait in hand."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+@dataclass
+class _Outage:
+    kind: str  # "database" or "redis"
+    since: float
+    error: str
+    next_probe: float
+    backoff: float = 0.5
+    logged: bool = False
+
+    def probe_later(self) -> None:
+        self.next_probe = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, _OUTAGE_PROBE_MAX_SECONDS)
+
+
+# -- time limits ----------------------------------------------------------------------------------
+class TimeLimitExceeded(BaseException):
+    """A handler ran past its registration's ``time_limit``; the delivery counts as failed.
+
+    A BaseException, like KeyboardInterrupt, so that a handler's ``except Exception`` cannot swallow it;
+    ``transaction.atomic`` rolls back on it like on any exception.
+    """
+
+
 @dataclass
 class StepResult:
     read: int = 0
@@ -143,6 +273,8 @@ class StepResult:
     reclaimed: int = 0
     lost: int = 0
     skipped: int = 0
+    # Entries put back in hand by an outage (handled again when it ends, no delivery counted).
+    paused: int = 0
 
     def add(self, other: StepResult) -> StepResult:
         for name in self.__dataclass_fields__:
@@ -152,10 +284,12 @@ class StepResult:
 
 @dataclass
 class _InFlight:
-    """Entry ids being handled now, per stream key; the keepalive thread refreshes their idle time."""
+    """Entry ids in hand (being handled, or waiting out an outage), per stream key; the keepalive
+    thread refreshes their idle time while no handler is past its time limit (``deadline``)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: dict[str, list[str]] = field(default_factory=dict)
+    deadline: float | None = None
 
     def set(self, key: str, ids: list[str]) -> None:
         with self.lock:
@@ -168,6 +302,10 @@ class _InFlight:
     def snapshot(self) -> dict[str, list[str]]:
         with self.lock:
             return {key: list(ids) for key, ids in self.ids.items()}
+
+    def overdue(self) -> bool:
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() > deadline
 
 
 class StreamWorker:
@@ -201,6 +339,9 @@ class StreamWorker:
         self.client = redis_client()
         self._names = {stream_key(name): name for name in self.streams}
         self._retry_due: dict[str, float] = {}
+        # Entries in hand when an outage began, per stream key, with the delivery count each had.
+        self._held: dict[str, tuple[list[tuple[str, Any]], dict[str, int]]] = {}
+        self._outage: _Outage | None = None
         self._next_reclaim = 0.0
         self._inflight = _InFlight()
         self._stopping = threading.Event()
@@ -267,25 +408,41 @@ class StreamWorker:
 
         ensure_groups(self.streams)
         self._start_keepalive()
+        if self._held:
+            # Back from a Redis outage with entries in hand: step() handles them from memory, since
+            # reading them again (XREADGROUP from 0) would count a delivery; the drain follows.
+            self._retry_due.update(dict.fromkeys(self._names, 0.0))
+            return StepResult()
         return self.drain_pending()
 
     def close(self) -> None:
         self._stopping.set()
         if self._keepalive is not None:
             self._keepalive.join(timeout=5)
+        self._hand_back_held()
 
     def step(self) -> StepResult:
-        """One round: reclaim if due, retry own failures if due, then read and handle a batch of new entries."""
+        """One round: reclaim if due, retry own failures if due, then read and handle a batch of new entries.
+
+        While an outage holds entries in hand, a step only probes (at most ``block_ms``) and, once the
+        database or Redis answers, handles those entries; nothing new is read, retried or reclaimed.
+        """
         result = StepResult()
+        if self._held:
+            result.add(self._resume())
+            if self._held:
+                self.totals.add(result)
+                return result
         now = time.monotonic()
         if now >= self._next_reclaim:
             result.add(self.reclaim())
             self._next_reclaim = now + self.claim_idle_ms / 2000
         for key, due in list(self._retry_due.items()):
-            if due <= now:
+            if due <= now and not self._held:
                 del self._retry_due[key]
                 result.add(self._read_own_pending(key))
-        result.add(self.read_new())
+        if not self._held:  # an outage that began in this step pauses the rest of it
+            result.add(self.read_new())
         self.totals.add(result)
         return result
 
@@ -309,6 +466,9 @@ class StreamWorker:
         """This consumer's own pending entries (left by a previous run under the same name), all of them."""
         result = StepResult()
         for key in self._names:
+            if self._held:
+                self._retry_due[key] = 0.0  # an outage stopped the drain: it goes on once it ends
+                continue
             result.add(self._read_own_pending(key))
         self.totals.add(result)
         return result
@@ -321,6 +481,9 @@ class StreamWorker:
             if not entries:
                 return result
             result.add(self._handle(key, entries, deliveries=self._delivery_counts(key, entries)))
+            if self._held:
+                self._retry_due[key] = 0.0  # the rest of this consumer's pending entries, after the outage
+                return result
             cursor = entries[-1][0]
 
     def reclaim(self) -> StepResult:
@@ -344,6 +507,8 @@ class StreamWorker:
                 if entries:
                     result.reclaimed += len(entries)
                     result.add(self._handle(key, entries, deliveries=self._delivery_counts(key, entries)))
+                    if self._held:
+                        return result
                 if cursor in ("0-0", "0"):
                     break
         return result
@@ -361,14 +526,22 @@ class StreamWorker:
         result = StepResult(read=len(entries))
         acks: list[str] = []
         lost: list[str] = []
+        in_hand: list[tuple[str, Any]] = []  # what an outage leaves to handle later
+        down: _InfrastructureError | None = None
         self._inflight.set(key, [entry_id for entry_id, _ in entries])
         try:
-            for entry_id, fields in entries:
+            for index, (entry_id, fields) in enumerate(entries):
                 if not fields:
                     lost.append(entry_id)  # trimmed by MAXLEN while it was pending
                     continue
                 count = 1 if deliveries is None else deliveries.get(entry_id, 1)
-                outcome = self._handle_one(key, name, entry_id, fields, count)
+                try:
+                    outcome = self._handle_one(key, name, entry_id, fields, count)
+                except _InfrastructureError as exc:
+                    # Pause: this entry and the rest of the batch are not tried against a database that
+                    # does not answer (on SQLite each try would wait out the busy timeout).
+                    in_hand, down = entries[index:], exc
+                    break
                 if outcome == "ok":
                     acks.append(entry_id)
                     result.processed += 1
@@ -379,13 +552,26 @@ class StreamWorker:
                     result.dead += 1
                 else:
                     result.failed += 1
-                    # Back off with each delivery, so a passing outage (a database restarting) is
-                    # waited out instead of turned into dead letters.
+                    # Back off with each delivery, so a passing trouble is waited out rather than
+                    # turned into dead letters.
                     self._retry_due.setdefault(key, time.monotonic() + self.retry_delay * 2 ** (count - 1))
             if acks or lost:
-                self.client.xack(key, self.group, *acks, *lost)
+                try:
+                    self.client.xack(key, self.group, *acks, *lost)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    # Handled but not acknowledged: kept in hand too, and acknowledged once Redis is
+                    # back (an atomic handler's effect is not repeated; it is skipped).
+                    done = set(acks) | set(lost)
+                    in_hand = [entry for entry in entries if entry[0] in done] + in_hand
+                    raise
         finally:
-            self._inflight.clear(key)
+            if in_hand:
+                self._hold(key, in_hand, deliveries)
+            else:
+                self._inflight.clear(key)
+        if down is not None:
+            self._outage_begins(down.kind, down.__cause__)
+            result.paused = len(in_hand)
         if lost:
             self._report_lost(name, lost)
             result.lost += len(lost)
@@ -409,7 +595,12 @@ class StreamWorker:
             return "dead"
         try:
             done = self._dispatch(registration, envelope)
-        except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+        except (Exception, TimeLimitExceeded) as exc:  # any handler failure: retried, then dead-lettered
+            kind = None if isinstance(exc, TimeLimitExceeded) else outage_of(exc)
+            if kind is not None:
+                raise _InfrastructureError(kind) from exc
+            if isinstance(exc, TimeLimitExceeded):
+                _close_database()  # it may have been cut off mid-query
             if deliveries >= self.max_deliveries:
                 logger.error("entry %s on %s failed %d times, dead-lettered: %r", entry_id, name, deliveries, exc)
                 self._dead_letter(key, entry_id, fields, _reason(exc), str(exc), deliveries)
@@ -421,7 +612,7 @@ class StreamWorker:
     def _dispatch(self, registration: Registration, envelope: Envelope) -> bool:
         """Run the handler; False when an atomic handler's effect was already committed before."""
         if not registration.atomic:
-            registration.func(envelope)
+            self._call(registration, envelope)
             return True
         with transaction.atomic():
             try:
@@ -434,8 +625,127 @@ class StreamWorker:
                     )
             except IntegrityError:
                 return False
-            registration.func(envelope)
+            self._call(registration, envelope)
         return True
+
+    def _call(self, registration: Registration, envelope: Envelope) -> None:
+        if registration.time_limit is None:
+            registration.func(envelope)
+            return
+        with self._time_limit(registration):
+            registration.func(envelope)
+
+    @contextmanager
+    def _time_limit(self, registration: Registration) -> Iterator[None]:
+        """Fail the handler past its ``time_limit``: SIGALRM interrupts it (sleeps, network waits, loops),
+        as Ctrl-C would; where no alarm can (a worker off the main thread, a call that holds on in C), a
+        late return fails all the same and the keepalive has already stopped vouching for the entry.
+
+        Raised inside the handler's transaction, so an atomic handler leaves no effect behind. A thread
+        with a timeout was the alternative; it cannot be stopped, so every hung handler would keep its
+        transaction (on SQLite, the write lock) while its entry ran again. Here only a hang that no
+        signal reaches does: its entry goes to another consumer, and ending the stuck process (its
+        supervisor's part) frees the transaction.
+        """
+        limit = float(registration.time_limit or 0)
+        started = time.monotonic()
+        self._inflight.deadline = started + limit
+        alarm = threading.current_thread() is threading.main_thread()
+        if alarm:
+
+            def interrupt(signum: int, frame: Any) -> None:
+                if self._inflight.deadline is not None:  # not once the handler has returned
+                    raise TimeLimitExceeded(f"{_qualname(registration.func)} ran past its time limit of {limit:g} s")
+
+            previous_handler = signal.signal(signal.SIGALRM, interrupt)
+            previous_timer, _ = signal.setitimer(signal.ITIMER_REAL, limit)
+        try:
+            yield
+        finally:
+            self._inflight.deadline = None
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous_handler)
+                if previous_timer:  # someone else's alarm was running: give back what is left of it
+                    signal.setitimer(signal.ITIMER_REAL, max(previous_timer - (time.monotonic() - started), 1e-3))
+        if time.monotonic() - started > limit:
+            raise TimeLimitExceeded(f"{_qualname(registration.func)} returned after its time limit of {limit:g} s")
+
+    # -- outages ---------------------------------------------------------------------------------
+    # The entries in hand when the database or Redis stopped answering stay in this process's memory
+    # and are handled again from there. Reading them again instead (XREADGROUP from id 0) would add
+    # a delivery in Redis for each retry, and an outage would walk them to the dead-letter bound.
+    # Their count in Redis stays what it was; if this process dies meanwhile, the next read counts
+    # one delivery, as for any consumer that dies; a clean stop hands them back uncounted.
+    def _hold(self, key: str, entries: list[tuple[str, Any]], deliveries: dict[str, int] | None) -> None:
+        held, counts = self._held.get(key, ([], {}))
+        for entry_id, fields in entries:
+            held.append((entry_id, fields))
+            counts[entry_id] = 1 if deliveries is None else deliveries.get(entry_id, 1)
+        self._held[key] = (held, counts)
+        self._inflight.set(key, [entry_id for entry_id, _ in held])  # kept alive: nobody else reclaims them
+
+    def _outage_begins(self, kind: str, error: BaseException | None) -> None:
+        if kind == "database":
+            _close_database()
+        now = time.monotonic()
+        if self._outage is None:
+            # First probe at once: a connection the server dropped is replaced without a pause, and
+            # without a warning; an outage is announced when it outlasts that (a probe fails, or the
+            # entries fail again).
+            self._outage = _Outage(kind=kind, since=now, error=repr(error), next_probe=now)
+        else:
+            self._outage.kind = kind
+            self._announce(self._outage)
+            self._outage.probe_later()
+
+    def _announce(self, outage: _Outage) -> None:
+        if not outage.logged:
+            outage.logged = True
+            held = sum(len(entries) for entries, _ in self._held.values())
+            logger.warning("%s: %s does not answer (%s); consumption paused, %d entries in hand, no delivery "
+                           "counted", self.consumer, _OUTAGE_NAMES[outage.kind], outage.error, held)  # fmt: skip
+
+    def _resume(self) -> StepResult:
+        """Once the database or Redis answers, handle the entries in hand; until then wait for the next probe."""
+        result, outage = StepResult(), self._outage
+        if outage is not None:
+            wait = outage.next_probe - time.monotonic()
+            if wait > 0:
+                self._stopping.wait(min(wait, self.block_ms / 1000))
+                return result
+            answers = database_answers() if outage.kind == "database" else _redis_answers(self.client)
+            if not answers:
+                self._announce(outage)
+                outage.probe_later()
+                return result
+        for key in list(self._held):
+            entries, counts = self._held.pop(key)
+            result.add(self._handle(key, entries, deliveries=counts))
+            if self._held:
+                return result  # down again: the same outage goes on
+        if outage is not None:
+            self._outage = None
+            if outage.logged:
+                logger.warning("%s: %s answers again after %.1f s; consumption resumed",
+                               self.consumer, _OUTAGE_NAMES[outage.kind], time.monotonic() - outage.since)  # fmt: skip
+            else:
+                logger.info("%s: lost its %s connection (%s); reconnected", self.consumer, outage.kind, outage.error)
+        return result
+
+    def _hand_back_held(self) -> None:
+        """Stopping during an outage: reset each entry's delivery count in Redis to what it was before
+        it was read (XCLAIM RETRYCOUNT), so that the next run's read of it counts no outage."""
+        for key, (entries, counts) in self._held.items():
+            by_count: dict[int, list[str]] = {}
+            for entry_id, _ in entries:
+                by_count.setdefault(counts.get(entry_id, 1), []).append(entry_id)
+            for count, ids in by_count.items():
+                try:
+                    self.client.xclaim(key, self.group, self.consumer, 0, ids, retrycount=count - 1, justid=True)
+                except redis.RedisError:
+                    logger.warning("could not hand back %d entries of %s", len(ids), self._names.get(key))
+        self._held.clear()
 
     def _dead_letter(
         self, key: str, entry_id: str, fields: dict[str, str], reason: str, error: str, deliveries: int
@@ -480,6 +790,10 @@ class StreamWorker:
     def _keep_alive(self) -> None:
         interval = self.claim_idle_ms / 3000
         while not self._stopping.wait(interval):
+            if self._inflight.overdue():
+                # A handler past its time limit is hung, not slow: stop vouching for this consumer,
+                # so that its entries go idle and another consumer reclaims them.
+                continue
             for key, ids in self._inflight.snapshot().items():
                 try:
                     # JUSTID: resets the idle time without counting a delivery.

@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 def start_consumer(*args: str) -> subprocess.Popen[str]:
     env = server_env(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=database_url())
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.consumer", *args],
+        [sys.executable, "-m", "tests.support.stream_process", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
 
@@ -53,8 +53,12 @@ def pending() -> int:
     return int(redis_client().xpending(stream_key(STREAM), GROUP)["pending"])
 
 
-def work(seq: int = 0, *, special: bool = False, request_id: str | None = None) -> None:
-    publish(STREAM, type="work", payload={"seq": seq, "special": special}, request_id=request_id)
+def owners() -> list[str]:
+    return [item["consumer"] for item in redis_client().xpending_range(stream_key(STREAM), GROUP, "-", "+", 100)]
+
+
+def work(seq: int = 0, *, special: bool = False, request_id: str | None = None, sleep: float = 0) -> None:
+    publish(STREAM, type="work", payload={"seq": seq, "special": special, "sleep": sleep}, request_id=request_id)
 
 
 @pytest.fixture(autouse=True)
@@ -159,6 +163,48 @@ def test_a_slow_but_healthy_job_is_not_stolen():
     assert a_totals["processed"] == 1
     assert b_totals["reclaimed"] == 0 and b_totals["processed"] == 0
     assert [row.details["consumer"] for row in effects("req-slow")] == ["a"]
+    assert pending() == 0
+
+
+def test_a_handler_past_its_time_limit_fails_its_delivery_and_the_consumer_moves_on():
+    # given: an entry whose handler hangs, one slow but within the 1 s limit, one quick
+    work(1, special=True, request_id="req-hung")
+    work(2, sleep=0.5, request_id="req-slow")
+    work(3, request_id="req-quick")
+    # when: a consumer whose handler has a 1 s limit and a dead-letter bound of 2
+    totals = finish(start_consumer("--mode", "slow", "--slow-seconds", "3600", "--time-limit", "1",
+                                   "--max-deliveries", "2", "--exit-after", "6"))  # fmt: skip
+    # then: the hung one failed twice and is dead-lettered for it; the others were done
+    assert totals["failed"] == 1 and totals["dead"] == 1 and totals["processed"] == 2
+    [(_, fields)] = redis_client().xrange(stream_key(f"{STREAM}:dead"))
+    assert fields["dead_letter_reason"] == "time_limit_exceeded"
+    assert fields["request_id"] == "req-hung"
+    assert fields["final_retry_count"] == "2"
+    assert "time limit of 1 s" in fields["error"]
+    assert effects("req-hung") == []
+    assert [row.details["seq"] for row in effects()] == [2, 3]
+    assert pending() == 0
+
+
+def test_a_hung_handler_the_alarm_cannot_reach_is_no_longer_kept_alive_so_another_consumer_takes_its_entry(tmp_path):
+    # given: A is stuck past its 1 s limit in a handler deaf to the alarm (compare the slow but
+    # healthy job above, which has no limit and keeps its entry)
+    marker = tmp_path / "a"
+    work(1, special=True, request_id="req-stuck")
+    stuck = start_consumer("--mode", "stuck", "--slow-seconds", "60", "--time-limit", "1", "--consumer", "a",
+                           "--claim-idle-ms", "1000", "--marker", str(marker))  # fmt: skip
+    try:
+        wait_for(lambda: Path(f"{marker}.started").exists(), 30, "A to start handling")
+        # when: B reclaims anything idle past 1 s
+        thief = start_consumer("--consumer", "b", "--claim-idle-ms", "1000", "--exit-after", "8")
+        wait_for(lambda: owners() == ["b"], 10, "B to take the entry over while A is still stuck")
+    finally:
+        # A still holds its transaction (on SQLite, the write lock): ending it is its supervisor's part.
+        kill(stuck)
+    totals = finish(thief)
+    # then
+    assert totals["reclaimed"] == 1 and totals["processed"] == 1
+    assert [row.details["consumer"] for row in effects("req-stuck")] == ["b"]
     assert pending() == 0
 
 

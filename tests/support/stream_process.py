@@ -1,12 +1,14 @@
-"""A real consumer process for the bus tests: ``python -m tests.support.consumer --mode effect ...``.
+"""A real stream worker process for the bus tests: ``python -m tests.support.stream_process --mode effect ...``.
 
-Its handler (on mgmt:data:commands, type "work") writes one AuditLog row per envelope (action
-"test_effect") in the worker's transaction, so tests can count effects. Modes change how it behaves
-on the entry whose payload has ``"special": true`` (or on every entry for mode "hang"):
+Its handler (on mgmt:data:commands, type "work", with --time-limit if given) writes one AuditLog row
+per envelope (action "test_effect") in the worker's transaction, so tests can count effects. An entry
+whose payload has ``"sleep": <seconds>`` sleeps that long first. Modes change how it behaves on the
+entry whose payload has ``"special": true`` (or on every entry for mode "hang"):
   effect             handle normally
   hang               write "<marker>.started" and sleep forever (the test SIGKILLs us)
   kill_after_commit  commit the effect, then SIGKILL ourselves before the worker acknowledges
   slow               sleep --slow-seconds, then commit the effect
+  stuck              like slow, but deaf to the time limit's alarm (a hang nothing in Python can interrupt)
   crash              SIGKILL ourselves before any effect (a poison entry that kills its consumer)
   raise              raise ValueError (a poison entry that fails cleanly)
 At exit (after --exit-after seconds, or SIGTERM) it prints its totals as one JSON line.
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--slow-seconds", type=float, default=3.0)
     parser.add_argument("--exit-after", type=float, default=30.0)
     parser.add_argument("--marker", default="")
+    parser.add_argument("--time-limit", type=float, default=None)
     args = parser.parse_args()
 
     import django
@@ -49,8 +52,9 @@ def main() -> None:
 
     registry = HandlerRegistry()
 
-    @registry.handles("mgmt:data:commands", "work")
+    @registry.handles("mgmt:data:commands", "work", time_limit=args.time_limit)
     def work(envelope) -> None:
+        time.sleep(float(envelope.payload.get("sleep") or 0))
         if special(envelope):
             if args.marker:
                 Path(f"{args.marker}.started").write_text(envelope.message_id)
@@ -60,7 +64,9 @@ def main() -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
             if args.mode == "raise":
                 raise ValueError("poison")
-            if args.mode == "slow":
+            if args.mode == "stuck":
+                signal.signal(signal.SIGALRM, signal.SIG_IGN)
+            if args.mode in ("slow", "stuck"):
                 time.sleep(args.slow_seconds)
         audit_record(
             actor=Actor.system(), action="test_effect",
