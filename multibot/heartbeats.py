@@ -54,3 +54,25 @@ def heartbeat_local_processes(*, components: Iterable[str] = ("*",)) -> list[psu
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     return processes
+
+
+def wait_until_gone(processes: list[psutil.Process], *, timeout: float) -> list[psutil.Process]:
+    """Wait, up to ``timeout``, until every one of ``processes`` has exited; returns those still running.
+
+    An exited process its parent has not reaped yet (a zombie: its shell died first) counts as gone.
+    """
+    deadline = time.monotonic() + timeout
+    running = list(processes)
+    while running:
+        running = [process for process in running if _running(process)]
+        if not running or time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    return running
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

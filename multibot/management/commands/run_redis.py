@@ -6,13 +6,12 @@ import signal
 import threading
 from typing import Any
 
-import psutil
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from multibot.embedded_redis import EmbeddedRedis
-from multibot.heartbeats import heartbeat_local_processes
+from multibot.heartbeats import heartbeat_local_processes, wait_until_gone
 
 
 class Command(BaseCommand):
@@ -51,7 +50,7 @@ class Command(BaseCommand):
         if processes:
             self.stdout.write(f"waiting up to {timeout:.0f}s for {', '.join(names)} to stop first")
             self.stdout.flush()
-            psutil.wait_procs(processes, timeout=timeout)
+            wait_until_gone(processes, timeout=timeout)
         return names
 
     def on_signal(self, signum: int, frame: Any) -> None:

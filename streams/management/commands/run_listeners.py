@@ -8,13 +8,12 @@ import threading
 import time
 from typing import Any
 
-import psutil
 import redis
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
 import streams.listeners  # noqa: F401 - registers the handlers
-from multibot.heartbeats import heartbeat_local_processes, heartbeat_publish
+from multibot.heartbeats import heartbeat_local_processes, heartbeat_publish, wait_until_gone
 from streams.catalog import LISTENERS
 from streams.health import record_unread_losses, sample_throughput
 from streams.worker import StreamWorker
@@ -64,6 +63,6 @@ class Command(BaseCommand):
         except redis.RedisError:
             gateways = []
         if gateways:
-            psutil.wait_procs(gateways, timeout=settings.MONITORING["shutdown_wait_seconds"])
+            wait_until_gone(gateways, timeout=settings.MONITORING["shutdown_wait_seconds"])
             time.sleep(DRAIN_SECONDS)
         self.worker.stop()
