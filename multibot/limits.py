@@ -9,6 +9,7 @@ parses them (``DATA_UPLOAD_MAX_*``); ``multibot.errors`` answers those refusals 
 
 from __future__ import annotations
 
+import asyncio
 import re
 import tempfile
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -122,9 +123,9 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-def _unread(receive: Receive) -> Receive:
-    """A receive that reports an empty body (Django refuses it from its declared length), then
-    discards the unread rest until the client goes, so that a disconnect is still seen."""
+def _unread() -> Receive:
+    """A receive that reports an empty body (Django refuses it from its declared length) and then
+    nothing more: the rest is never read, and Django stops waiting once it has answered."""
     delivered = False
 
     async def unread() -> Message:
@@ -132,10 +133,8 @@ def _unread(receive: Receive) -> Receive:
         if not delivered:
             delivered = True
             return {"type": "http.request", "body": b"", "more_body": False}
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return message
+        await asyncio.Event().wait()  # cancelled when the response is sent
+        raise AssertionError("unreachable")
 
     return unread
 
@@ -170,7 +169,7 @@ class BoundedBodies:
             await self.app(scope, receive, send)  # no body
         elif declared is not None:
             over = _declared_length(declared) > body_cap(scope["path"])
-            await self.app(scope, _unread(receive) if over else receive, send)
+            await self.app(scope, _unread() if over else receive, send)
         else:
             await self._chunked(scope, receive, send)
 
@@ -192,4 +191,4 @@ class BoundedBodies:
             # Over the cap: the length read so far, more than the cap, is what Django refuses.
             scope = {**scope, "headers": [*headers, (b"content-length", str(length).encode())]}
             spool.seek(0)
-            await self.app(scope, _unread(receive) if length > cap else _replayed(spool, length, receive), send)
+            await self.app(scope, _unread() if length > cap else _replayed(spool, length, receive), send)

@@ -390,3 +390,60 @@ def test_a_real_server_takes_a_candle_upload_larger_than_any_other_body(server, 
     assert len(text) > 1024 * 1024
     assert uploaded.status_code == 201, uploaded.text
     assert elsewhere.status_code == 413
+
+
+# -- what the ASGI side reads --------------------------------------------------------------------
+
+
+def _through_bounded_bodies(chunks: list[bytes]) -> tuple[int, dict[bytes, bytes], bytes]:
+    """Send a chunked body through BoundedBodies to an app that reads it all, as Django does:
+    (chunks the server was asked for, the headers the app saw, the body the app read)."""
+    import asyncio
+
+    from multibot.limits import BoundedBodies
+
+    pulled, seen = 0, {}
+
+    async def server_receive() -> dict:
+        nonlocal pulled
+        pulled += 1
+        index = pulled - 1
+        return {"type": "http.request", "body": chunks[index], "more_body": index < len(chunks) - 1}
+
+    async def app(scope, receive, send) -> None:
+        seen["headers"] = dict(scope["headers"])
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body, more = body + message["body"], message["more_body"]
+        seen["body"] = body
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message) -> None:
+        pass
+
+    scope = {"type": "http", "method": "POST", "path": BOTS, "headers": [(b"transfer-encoding", b"chunked")]}
+    asyncio.run(BoundedBodies(app)(scope, server_receive, send))
+    return pulled, seen["headers"], seen["body"]
+
+
+def test_a_chunked_body_gets_its_length_and_arrives_whole():
+    chunks = [bytes([index]) * 1000 for index in range(50)]
+
+    pulled, headers, body = _through_bounded_bodies(chunks)
+
+    assert pulled == 50
+    assert headers[b"content-length"] == b"50000" and b"transfer-encoding" not in headers
+    assert body == b"".join(chunks)
+
+
+def test_a_chunked_body_over_its_cap_is_read_no_further():
+    chunk = b"x" * 64 * 1024
+    chunks = [chunk] * 160  # 10 MiB, ten times the cap
+
+    pulled, headers, body = _through_bounded_bodies(chunks)
+
+    assert pulled == 17  # the first chunk past 1 MiB, and not one more
+    assert int(headers[b"content-length"]) > 1024 * 1024  # Django refuses it from that
+    assert body == b""
