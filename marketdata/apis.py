@@ -100,6 +100,7 @@ class CandleUploadApi(APIView):
     """Multipart ``file`` (a CSV, see marketdata.csv_validation), ``pair`` and ``timeframe``; merged with the stored."""
 
     parser_classes = [MultiPartParser]
+    body_limit = "upload"  # settings.REQUEST_LIMITS: a CSV may be larger than any other body
     rate_scopes = ("upload",)
     audit_action = AuditLog.Action.DATA_UPLOAD
     audit_resource = Kind.DATA

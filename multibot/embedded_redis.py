@@ -2,21 +2,26 @@
 
 Its configuration (port, password, AOF) lives under ``MULTIBOT_HOME/redis/`` so that every process
 that reads settings (web, workers, ``manage.py shell``) computes the same ``REDIS_URL`` without
-the server having to be up yet. The password sits in a 0600 config file, never on a command line.
+the server having to be up yet. The password sits in a 0600 config file, never on a command line;
+the data (AOF) is the server's user's only: files 0600 in a 0700 directory.
 """
 
 from __future__ import annotations
 
+import ctypes
 import importlib.util
-import os
 import secrets
+import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
-from multibot.files import write_private
+from multibot.files import make_private, write_private
+
+_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -44,6 +49,18 @@ def server_binary() -> Path:
     if not binary.exists():
         raise EmbeddedRedisError(f"valkey-server binary missing at {binary}")
     return binary
+
+
+def _terminated_with_parent() -> Callable[[], None] | None:
+    """On Linux, a child set-up that has the kernel SIGTERM the server when its parent dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork, called after it
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    return setup
 
 
 class EmbeddedRedis:
@@ -126,9 +143,18 @@ class EmbeddedRedis:
     def command(self) -> list[str]:
         return [str(server_binary()), str(self.config_path)]
 
-    def start(self, timeout: float = 15.0) -> None:
+    def start(self, timeout: float = 15.0, *, detached: bool = False, quiet: bool = True) -> None:
+        """Start the server and wait until it answers.
+
+        ``detached``: in its own session, so a signal to our process group (a process manager stopping
+        everything at once) does not reach it and we choose when it stops; it still ends with us.
+        """
         self.claim_port()
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL)
+        make_private(self.directory, *self.directory.rglob("*"))  # data written by an older version
+        self.process = subprocess.Popen(
+            self.command(), stdout=subprocess.DEVNULL if quiet else None, umask=0o077,
+            start_new_session=detached, preexec_fn=_terminated_with_parent() if detached else None,
+        )  # fmt: skip
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -148,9 +174,3 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-
-    def exec(self) -> NoReturn:
-        """Replace this process with the server, so a supervisor's SIGTERM reaches it directly."""
-        self.claim_port()
-        command = self.command()
-        os.execv(command[0], command)  # noqa: S606 - a fixed binary and config path

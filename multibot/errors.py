@@ -13,6 +13,7 @@ import logging
 import re
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -22,6 +23,9 @@ logger = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 # Inputs of these fields are never echoed back in an error.
 _SECRET_FIELD = re.compile(r"password|secret|token|key", re.IGNORECASE)
+# An error quotes at most this much of an input (or a message that repeats it), then an ellipsis.
+QUOTE_CHARS = 200
+_ELLIPSIS = "…"
 _TYPE_BY_CODE = {"required": "missing", "null": "missing", "blank": "missing", "invalid": "value_error"}
 _DEFAULT_DETAIL = {
     400: "Bad request",
@@ -29,6 +33,7 @@ _DEFAULT_DETAIL = {
     403: "Not enough permissions",
     404: "Not found",
     405: "Method not allowed",
+    413: "Request too large",
     415: "Unsupported media type",
     429: "Too many requests",
     500: "Internal server error",
@@ -107,6 +112,24 @@ class QueryValidationError(exceptions.ValidationError):
     location = "query"
 
 
+class ContentTooLarge(exceptions.APIException):
+    status_code = 413
+    default_detail = _DEFAULT_DETAIL[413]
+
+
+def request_limit_error(exc: Exception) -> exceptions.APIException | None:
+    """Django's refusals of an oversized request, raised while DRF reads it, as the 413 they are."""
+    from django.conf import settings
+
+    if isinstance(exc, RequestDataTooBig):
+        return ContentTooLarge(f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.")
+    if isinstance(exc, TooManyFieldsSent):
+        return ContentTooLarge(f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} form fields or query parameters.")
+    if isinstance(exc, TooManyFilesSent):
+        return ContentTooLarge(f"More than {settings.DATA_UPLOAD_MAX_NUMBER_FILES} files.")
+    return None
+
+
 def field_errors(detail: Any, data: Any, loc: tuple[str, ...] = ("body",)) -> list[dict[str, Any]]:
     """Flatten DRF's nested ``{field: [ErrorDetail]}`` into ``[{type, loc, msg, input}]``."""
     if isinstance(detail, dict):
@@ -130,20 +153,32 @@ def field_errors(detail: Any, data: Any, loc: tuple[str, ...] = ("body",)) -> li
         {
             "type": _TYPE_BY_CODE.get(code, code),
             "loc": list(loc),
-            "msg": str(detail),
+            "msg": _shortened(str(detail), QUOTE_CHARS * 2),
             "input": "********" if secret and data not in (None, "") else _jsonable(data),
         }
     ]
 
 
+def _shortened(text: str, limit: int = QUOTE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + _ELLIPSIS
+
+
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+    """The input as JSON, or (when it is long) the first QUOTE_CHARS characters of it as text."""
+    if isinstance(value, str):
+        return _shortened(value)
+    if value is None or isinstance(value, (int, float, bool, list, dict)):
         try:
-            json.dumps(value)
-            return value
+            text = json.dumps(value)
         except (TypeError, ValueError):
-            return str(value)
-    return str(value)
+            return _shortened(str(value))
+        return value if len(text) <= QUOTE_CHARS else _shortened(text)
+    return _shortened(str(value))
+
+
+def _request_query(context: dict[str, Any]) -> Any:
+    request = context.get("request")
+    return None if request is None else request.query_params
 
 
 def _request_data(context: dict[str, Any]) -> Any:
@@ -180,6 +215,7 @@ def _query_data(context: dict[str, Any]) -> Any:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = request_limit_error(exc) or exc
     if isinstance(exc, (UnauthorizedError, TooManyAttemptsError)):
         exc = _with_auth_header(as_api_exception(exc), context)
     elif isinstance(exc, DomainError):
@@ -189,7 +225,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response({"detail": body}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, exceptions.ValidationError):
         loc = ("query",) if getattr(exc, "location", "body") == "query" else ("body",)
-        body = field_errors(exc.detail, _request_data(context) if loc == ("body",) else None, loc)
+        body = field_errors(exc.detail, _request_data(context) if loc == ("body",) else _request_query(context), loc)
         return Response({"detail": body}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
 
     # Imported here: rest_framework.views loads the authentication classes, which import this module.

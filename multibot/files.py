@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -13,3 +14,15 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     tmp.replace(path)
+
+
+def make_private(*paths: Path) -> None:
+    """Files that exist among ``paths`` become 0600 (directories 0700) if anyone else could read them."""
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            continue
+        if mode & 0o077:
+            with contextlib.suppress(PermissionError):  # not ours: nothing we can tighten
+                path.chmod(0o700 if path.is_dir() else 0o600)

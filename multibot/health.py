@@ -15,7 +15,8 @@ from django.db import DatabaseError, connection
 from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client
 
-STARTED_AT = time.time()
+# The process's own start, not this module's import (which waits for the first request).
+STARTED_AT = psutil.Process().create_time()
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 # Without these nothing works; any other component down only degrades the system.
 ESSENTIAL = frozenset({"database", "redis"})

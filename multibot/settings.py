@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -13,9 +15,15 @@ from multibot.embedded_redis import EmbeddedRedis
 from multibot.env import env_bool, env_int, env_list, env_str
 from multibot.files import write_private
 
+# Everything this process writes (database and its WAL, Redis data, bot files, logs) is for this
+# user only: files 0600, directories 0700. Set before anything is created; children inherit it.
+os.umask(0o077)
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOME = Path(env_str("MULTIBOT_HOME", str(BASE_DIR / "var"))).resolve()
 HOME.mkdir(parents=True, exist_ok=True)
+with contextlib.suppress(PermissionError):
+    HOME.chmod(0o700)  # a home made by an older version was 0755
 
 PRODUCTION = env_str("MULTIBOT_ENV", "development") == "production"
 DEBUG = env_bool("MULTIBOT_DEBUG", False)
@@ -124,6 +132,7 @@ MIDDLEWARE = [
     "multibot.errors.ApiErrorMiddleware",
     "audit.middleware.AuditMiddleware",
     "multibot.ratelimit.RateLimitMiddleware",
+    "multibot.limits.RequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -248,6 +257,10 @@ MONITORING = {
     # a heartbeat in Redis, and health reports a missing one as down. Later processes add theirs.
     "components": env_list("MULTIBOT_COMPONENTS", ["listeners", "gateway"]),
     "heartbeat_ttl_seconds": env_int("MULTIBOT_HEARTBEAT_TTL", 30),
+    # `make run` stops every process at once, but a stopping gateway still reports its bots stopped:
+    # the listeners wait this long at most for the local gateway to exit, the embedded Redis for both.
+    # Under honcho, which kills what is left 5 s after the first process exits, 4 s stays inside.
+    "shutdown_wait_seconds": env_int("MULTIBOT_SHUTDOWN_WAIT_SECONDS", 4),
 }
 
 # -- logging -----------------------------------------------------------------------------------
@@ -295,6 +308,24 @@ MARKETDATA = {
     # About two years of 1m candles; a CSV upload with more rows is refused.
     "max_upload_rows": env_int("MULTIBOT_MAX_UPLOAD_ROWS", 1_000_000),
 }
+
+# Request bounds, checked before a body or query string is parsed (multibot/limits.py). A bigger
+# body is a 413 before it is read; a view names its own cap with ``body_limit = "upload"``.
+REQUEST_LIMITS = {
+    "body_bytes": {
+        "default": env_int("MULTIBOT_MAX_BODY_BYTES", 1024 * 1024),
+        # A CSV of candles at its own cap, plus room for the multipart envelope and other fields.
+        "upload": MARKETDATA["max_upload_bytes"] + 1024 * 1024,
+    },
+    "json_depth": env_int("MULTIBOT_MAX_JSON_DEPTH", 32),
+    "form_fields": env_int("MULTIBOT_MAX_FORM_FIELDS", 1000),
+    "files": env_int("MULTIBOT_MAX_FILES", 10),
+    # The largest integer a JSON client holds exactly; a page number times a page size stays in 64 bits.
+    "query_integer": 2**53 - 1,
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_LIMITS["body_bytes"]["default"]
+DATA_UPLOAD_MAX_NUMBER_FIELDS = REQUEST_LIMITS["form_fields"]
+DATA_UPLOAD_MAX_NUMBER_FILES = REQUEST_LIMITS["files"]
 
 REPLAY = {
     "host": "127.0.0.1",

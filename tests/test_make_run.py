@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
+import stat
 import subprocess
+from pathlib import Path
 
 import httpx
 import psutil
@@ -63,8 +66,16 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
             json={"username": "boss", "password": password.group(1) if password else ""},
         )
         token = login.json().get("access_token", "")
-        stored = httpx.get(f"http://127.0.0.1:{port}/api/v1/data/", headers={"Authorization": f"Bearer {token}"})
+        auth = {"Authorization": f"Bearer {token}"}
+        stored = httpx.get(f"http://127.0.0.1:{port}/api/v1/data/", headers=auth)
         markets = httpx.get(f"http://127.0.0.1:{replay_port}/api/v3/exchangeInfo", timeout=10)
+        # The demo bot, started: Ctrl-C must leave it stopped, in its process and in the database.
+        (demo,) = [bot for bot in httpx.get(f"http://127.0.0.1:{port}/api/v1/bots/", headers=auth).json()
+                   if bot["name"] == "demo"]  # fmt: skip
+        bot_url = f"http://127.0.0.1:{port}/api/v1/bots/{demo['id']}"
+        started = httpx.post(f"{bot_url}/start", headers=auth, timeout=10)
+        wait_for(lambda: httpx.get(bot_url, headers=auth).json()["status"] == "running", 90, "the demo bot to run")
+        demo_pid = httpx.get(bot_url, headers=auth).json()["pid"]
     finally:
         # Ctrl-C: SIGINT to the whole foreground process group.
         os.killpg(make.pid, signal.SIGINT)
@@ -86,3 +97,16 @@ def test_make_run_serves_a_healthy_system_and_ctrl_c_stops_everything(tmp_path):
     assert {item["timeframe"] for item in sets} == {"1m", "5m"}
     assert len({s["symbol"] for s in markets.json()["symbols"]}) == 4
     wait_for(lambda: not _processes_using(home), 15, "every process of make run to exit")
+    # The gateway stopped the bot and reported it before the listeners and Redis went.
+    assert started.status_code == 202
+    assert not psutil.pid_exists(demo_pid)
+    with sqlite3.connect(os.path.join(home, "multibot.sqlite3")) as database:
+        status, pid = database.execute("SELECT status, pid FROM bots_bot WHERE name = 'demo'").fetchone()
+    log.seek(0)
+    assert (status, pid) == ("stopped", None), log.read()[-4000:]
+    # Data under MULTIBOT_HOME is this user's only.
+    private = [Path(home) / "multibot.sqlite3", *(Path(home) / "redis" / "appendonlydir").iterdir()]
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in private} == dict.fromkeys(
+        (path.name for path in private), 0o600
+    )
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700

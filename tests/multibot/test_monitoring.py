@@ -86,3 +86,24 @@ def test_status_reports_system_metrics_and_only_the_callers_bots(user, other_use
     assert body["bot_statistics"]["by_status"]["stopped"] == 2
     assert body["overall_status"] == "healthy"
     assert {c["name"] for c in body["component_health"]} >= {"database", "redis"}
+
+
+def test_uptime_counts_from_the_process_start_not_the_first_request():
+    import subprocess
+    import sys
+
+    from tests.support.processes import ROOT, server_env
+
+    # given: a process that is up 2 s before health is first imported (as a server before its first request)
+    script = (
+        "import time; time.sleep(2); import django; django.setup(); "
+        "from multibot.health import check_server; print(check_server()['details']['uptime_seconds'])"
+    )
+
+    # when
+    env = server_env(DJANGO_SETTINGS_MODULE="tests.settings")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+    # then
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) >= 2.0

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -49,13 +49,13 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def uvicorn_server(env: dict[str, str]) -> Iterator[str]:
-    """One real ASGI server process on a free port; yields its base URL."""
+def uvicorn_server(env: dict[str, str], *, output: IO[str] | None = None) -> Iterator[str]:
+    """One real ASGI server process on a free port; yields its base URL. ``output`` takes its log."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "multibot.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
     )  # fmt: skip
     try:
         wait_for(lambda: process.poll() is not None or port_accepts(port), 30, "uvicorn to listen")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
+import time
 from typing import Any
 
+import redis
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from multibot.heartbeats import heartbeat_publish
+from multibot.heartbeats import heartbeat_local_processes, heartbeat_publish, wait_until_gone
 from streams.catalog import LISTENERS
 from streams.health import record_unread_losses, sample_throughput
 from streams.worker import StreamWorker, discover
 
 HEARTBEAT_SECONDS = 5.0
+# After a local gateway is gone, one more read takes in what it published last.
+DRAIN_SECONDS = 0.5
 
 
 class Command(BaseCommand):
@@ -44,5 +50,20 @@ class Command(BaseCommand):
         record_unread_losses()
 
     def on_signal(self, signum: int, frame: Any) -> None:
-        # Finish the current batch; the loop ends at its next check.
+        # Finish the current batch; the loop ends at its next check. When a gateway of this machine
+        # is stopping too (`make run`'s Ctrl-C), its last reports (bots stopped) are taken in first.
+        if getattr(self, "stop_requested", False):
+            self.worker.stop()  # asked twice: now
+            return
+        self.stop_requested = True
+        threading.Thread(target=self.stop_after_local_gateways, name="stop-after-gateway", daemon=True).start()
+
+    def stop_after_local_gateways(self) -> None:
+        try:
+            gateways = heartbeat_local_processes(components=["gateway"])
+        except redis.RedisError:
+            gateways = []
+        if gateways:
+            wait_until_gone(gateways, timeout=settings.MONITORING["shutdown_wait_seconds"])
+            time.sleep(DRAIN_SECONDS)
         self.worker.stop()
