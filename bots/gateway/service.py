@@ -207,11 +207,11 @@ class Gateway:
         if bot.desired_state != DesiredState.RUNNING:
             return _done("superseded")
         restarted: Future[str] = Future()
+        start_again = closes_its_connection(functools.partial(self._start_by_id, bot.pk, reason="restart"))
 
-        @closes_its_connection
         def second_half(stopped: Future[str]) -> None:
             try:
-                restarted.set_result(self._start_by_id(bot.pk, reason="restart"))
+                restarted.set_result(start_again())  # its connection closed before anyone hears of it
             except Exception as exc:
                 logger.exception("bot %s: the restart's start failed", bot.pk)
                 restarted.set_exception(exc)
