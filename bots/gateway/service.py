@@ -276,9 +276,9 @@ class Gateway:
         """Exits noticed (and restarts decided), started bots promoted to running, due restarts started."""
         return self.supervisor.poll()
 
-    def heartbeat(self, *, force: bool = False) -> GatewayHeartbeat | None:
+    def heartbeat(self) -> GatewayHeartbeat | None:
         """Every ``HEARTBEAT_SECONDS``: this host's heartbeat and the bots it supervises; None when not due."""
-        if not force and time.monotonic() < self._next_beat:
+        if time.monotonic() < self._next_beat:
             return None
         self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
         bots = [BotBeat(bot_id=bot_id, pid=child.pid, status=child.status)

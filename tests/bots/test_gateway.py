@@ -148,6 +148,26 @@ def open_connections() -> int:
         return int(cursor.fetchone()[0])
 
 
+def test_every_command_kind_has_its_own_handler_bound_to_the_gateway(gateways):
+    registry = gateway_registry(gateways())
+
+    handlers = {registration.type: registration.func for registration in registry}
+    assert sorted(handlers) == sorted(Command) and len(set(handlers.values())) == len(Command)
+    assert all(registration.stream == TRADING_COMMANDS and not registration.atomic for registration in registry)
+
+
+def test_a_kill_command_sigkills_the_bot_without_its_grace(gateways, user):
+    gateway = gateways(tiny(children.IGNORE_SIGTERM))
+    bot = wanted(user)
+    gateway.bot_start(build_bot_command(bot_id=bot.pk))
+    pid = gateway.supervisor.running()[bot.pk].pid
+
+    started = time.monotonic()
+    assert gateway.bot_kill(build_bot_command(bot_id=bot.pk)).result(timeout=15) == "killed"
+
+    assert time.monotonic() - started < 2 and not children.alive(pid)
+
+
 def test_a_start_command_launches_the_bot_and_a_poll_reports_exit_code_2_as_error(gateways, user):
     # given: a bot whose "freqtrade" cannot load its strategy
     gateway = gateways(tiny(children.EXIT_2))
