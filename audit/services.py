@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +11,6 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.models import AuditLog
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
