@@ -1,15 +1,17 @@
-"""Management-side handler of the gateway's ``trade_update`` reports on ``trading:mgmt:status``."""
+"""Management-side handler of the gateway's trade updates on ``TRADING_STATUS``."""
 
 from __future__ import annotations
 
 from analytics import services
+from bots.commands import Report, read_trade_update
 from streams.bus import Envelope
+from streams.catalog import TRADING_STATUS
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
 
 
-@registry.handles("trading:mgmt:status", "trade_update")
+@registry.handles(TRADING_STATUS, Report.TRADE_UPDATE)
 def handle_trade_update(envelope: Envelope) -> None:
-    services.trades_apply(bot_id=int(envelope.payload["bot_id"]), trades=envelope.payload.get("trades") or [],
-                          observed_at=envelope.payload.get("at"))  # fmt: skip
+    update = read_trade_update(envelope.payload)
+    services.trades_apply(bot_id=update["bot_id"], trades=update["trades"], observed_at=update["at"])

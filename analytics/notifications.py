@@ -1,6 +1,6 @@
 """``trade_notification``: a bot's trade was entered, filled, cancelled or exited. Every one goes out here.
 
-For now it is published on ``system:events``; the WebSocket ``trade_notification`` event (DESIGN.md
+For now it is published on ``SYSTEM_EVENTS``; the WebSocket ``trade_notification`` event (DESIGN.md
 section 3) will be broadcast from this one function.
 
 The events follow freqtrade's own notifications: ``entry`` (the trade appeared: its entry order is
@@ -10,20 +10,17 @@ placed, and maybe filled already: see ``filled``), ``entry_fill`` (a waiting ent
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.db import transaction
 
-from streams.bus import BusError, publish
+from streams.bus import announce
+from streams.catalog import SYSTEM_EVENTS
 
 if TYPE_CHECKING:
     from analytics.models import Trade
 
-logger = logging.getLogger(__name__)
-
-STREAM = "system:events"
 Event = Literal["entry", "entry_fill", "entry_cancel", "exit"]
 
 
@@ -56,14 +53,7 @@ def trade_notification(*, trade: Trade, event: Event) -> dict[str, Any]:
         "dry_run": trade.dry_run,
         "at": at,
     }
-    transaction.on_commit(lambda: _publish(payload))
+    # The trade itself is committed: only this announcement is lost with Redis.
+    transaction.on_commit(lambda: announce(SYSTEM_EVENTS, type="trade_notification", payload=payload,
+                                           producer="analytics"))  # fmt: skip
     return payload
-
-
-def _publish(payload: dict[str, Any]) -> None:
-    try:
-        publish(STREAM, type="trade_notification", payload=payload, producer="analytics")
-    except BusError:
-        # The trade itself is committed; only this announcement is lost with Redis.
-        logger.exception("could not publish the trade_notification of trade %s of bot %s",
-                         payload["trade_id"], payload["bot_id"])  # fmt: skip

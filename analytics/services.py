@@ -13,6 +13,7 @@ from django.db.models import Count, Q, Sum
 
 from analytics.models import Trade
 from analytics.notifications import Event, trade_notification
+from bots.commands import DeletedTrade, TradeReport
 from bots.models import Bot
 
 # A trade seen for the first time is news only when its entry or exit is this recent: a bot's
@@ -42,8 +43,8 @@ def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _fields(report: dict[str, Any]) -> dict[str, Any]:
-    """A trade report (see bots.gateway.trades.trade_report) as Trade field values."""
+def _fields(report: TradeReport) -> dict[str, Any]:
+    """A trade report (bots/commands.py) as Trade field values."""
     is_open = bool(report["is_open"])
     return {
         "pair": str(report["pair"])[:64],
@@ -108,7 +109,9 @@ class _Apply:
             self.notify(row, "exit")
 
 
-def trades_apply(*, bot_id: int, trades: list[dict[str, Any]], observed_at: float | None = None) -> TradesApplied:
+def trades_apply(
+    *, bot_id: int, trades: list[TradeReport | DeletedTrade], observed_at: float | None = None
+) -> TradesApplied:
     """Upsert (or delete) the reported trades of one bot, recompute its totals, announce what happened.
 
     Idempotent: a report that matches the row changes nothing and announces nothing, so the gateway

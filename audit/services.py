@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +11,6 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from audit.models import AuditLog
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,15 +75,13 @@ def audit_record(
 
 
 def _announce(entry: AuditLog) -> None:
-    """Publish a committed row on ``audit:events``; the database row is the record, this is the news."""
-    from streams.bus import BusError, publish
+    """Publish a committed row on ``AUDIT_EVENTS``; the database row is the record, this is the news."""
+    from streams.bus import announce
+    from streams.catalog import AUDIT_EVENTS
 
     payload = {
         "id": entry.pk, "timestamp": entry.timestamp.isoformat(), "user_id": entry.user_id,
         "user": entry.username, "action": entry.action, "resource": entry.resource,
         "ip_address": entry.ip_address, "status": entry.status, "details": entry.details,
     }  # fmt: skip
-    try:
-        publish("audit:events", type="audit_entry", payload=payload, request_id=f"audit-{entry.pk}")
-    except BusError as exc:
-        logger.warning("audit row %s not published on audit:events: %s", entry.pk, exc)
+    announce(AUDIT_EVENTS, type="audit_entry", payload=payload, request_id=f"audit-{entry.pk}")

@@ -29,8 +29,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "multibot.settings")
 os.environ.setdefault("MULTIBOT_HOME", tempfile.mkdtemp(prefix="multibot-bench-"))
 os.environ.setdefault("MULTIBOT_LOG_LEVEL", "WARNING")
 
-STREAM = "system:events"  # approximate trimming, consumed by the listeners group
-GROUP = "mgmt_listeners"
+from streams.catalog import LISTENERS, SYSTEM_EVENTS  # noqa: E402 - needs the path above
+
+STREAM = SYSTEM_EVENTS  # approximate trimming, consumed by the listeners group
+GROUP = LISTENERS
 BATCH = 1000
 
 

@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 
 from audit.services import Actor
 from bots import services, workspace
+from bots.commands import Command
 from bots.models import Bot
 from bots.processes import process_info
-from bots.selectors import bot_by_id_or_name, bot_list
+from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list
 from bots.serializers import BotSerializer
 from multibot.errors import QueryValidationError
 
@@ -54,25 +55,29 @@ class BotViewSet(viewsets.ModelViewSet):
         bot = self.get_object()
         if services.bot_delete(actor=Actor.from_request(request), bot=bot):
             return Response(status=204)
-        return Response({"status": "stop_command_sent", "bot_name": bot.name,
+        return Response({"status": Command.STOP.answer, "bot_name": bot.name,
                          "detail": "The bot is running: it is stopped first, then deleted."}, status=202)  # fmt: skip
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def _command(self, command: str) -> Response:
-        result = services.bot_command(actor=Actor.from_request(self.request), bot=self.get_object(), command=command)
+    def _command(self, command: Command) -> Response:
+        # Only the columns a command needs: a row broken in another column can still be stopped.
+        bot = bot_lifecycle_list(user=self.request.user).filter(pk=self.kwargs["pk"]).first()
+        if bot is None:
+            raise NotFound("Bot not found")
+        result = services.bot_command(actor=Actor.from_request(self.request), bot=bot, command=command)
         return Response(result, status=202)
 
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
-        return self._command("bot_start")
+        return self._command(Command.START)
 
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
-        return self._command("bot_stop")
+        return self._command(Command.STOP)
 
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
-        return self._command("bot_restart")
+        return self._command(Command.RESTART)
 
     @action(detail=True, methods=["get"], url_path="status")
     def bot_status(self, request: Request, pk: str) -> Response:
@@ -92,22 +97,22 @@ class BotViewSet(viewsets.ModelViewSet):
         lines = workspace.log_tail(bot.pk, query.validated_data["lines"])
         return Response({"bot_name": bot.name, "logs": [bot.mask_secrets(line) for line in lines]})
 
-    def _fleet(self, command: str) -> Response:
-        bots = list(self.get_queryset())
+    def _fleet(self, command: Command) -> Response:
+        bots = bot_lifecycle_list(user=self.request.user)
         results = services.fleet_command(actor=Actor.from_request(self.request), bots=bots, command=command)
         return Response({"results": results, "total": len(results)}, status=202)
 
     @action(detail=False, methods=["post"], url_path="start-all")
     def start_all(self, request: Request) -> Response:
-        return self._fleet("bot_start")
+        return self._fleet(Command.START)
 
     @action(detail=False, methods=["post"], url_path="stop-all")
     def stop_all(self, request: Request) -> Response:
-        return self._fleet("bot_stop")
+        return self._fleet(Command.STOP)
 
     @action(detail=False, methods=["post"], url_path="restart-all")
     def restart_all(self, request: Request) -> Response:
-        return self._fleet("bot_restart")
+        return self._fleet(Command.RESTART)
 
 
 class LinesQuery(serializers.Serializer):
@@ -125,13 +130,13 @@ class BotProcessApi(APIView):
 class BotEmergencyStopApi(APIView):
     """POST /bots/{id or name}/emergency-stop: SIGKILL to the bot's process group, through the gateway."""
 
-    audit_action = "bot_kill"
+    audit_action = Command.KILL.value
     audit_resource = "bot"
     rate_limit_exempt = True  # the kill switch: see multibot.ratelimit
 
     def post(self, request: Request, bot: str) -> Response:
         found = bot_by_id_or_name(user=request.user, key=bot)
-        return Response(services.bot_command(actor=Actor.from_request(request), bot=found, command="bot_kill"),
+        return Response(services.bot_command(actor=Actor.from_request(request), bot=found, command=Command.KILL),
                         status=202)  # fmt: skip
 
 
@@ -148,8 +153,7 @@ class EmergencyStopAllApi(APIView):
     def post(self, request: Request) -> Response:
         given = EmergencyInput(data=request.data)
         given.is_valid(raise_exception=True)
-        bots = list(bot_list(user=request.user))
-        outcome = services.emergency_stop_all(actor=Actor.from_request(request), bots=bots,
+        outcome = services.emergency_stop_all(actor=Actor.from_request(request), bots=bot_list(user=request.user),
                                               force_exit=given.validated_data["force_exit"])  # fmt: skip
         return Response({"message": "Emergency stop command sent.", "timestamp": timezone.now().isoformat(), **outcome},
                         status=202)  # fmt: skip

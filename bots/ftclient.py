@@ -7,6 +7,7 @@ this client's repr.
 
 from __future__ import annotations
 
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +29,14 @@ class FreqtradeApiError(Exception):
 
 
 class FreqtradeClient:
-    def __init__(self, base_url: str, username: str, password: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, base_url: str, username: str, password: str, timeout: float = 5.0, *, deadline: float | None = None
+    ) -> None:
+        """``deadline`` (a ``time.monotonic()`` moment) bounds all calls together: an emergency stop spends
+        one budget across several calls, and a call that would start after it is not sent."""
         self.base_url = base_url.rstrip("/")
         self.username = username
+        self.timeout, self.deadline = timeout, deadline
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=httpx.BasicAuth(username, password),
@@ -65,8 +71,14 @@ class FreqtradeClient:
     ) -> httpx.Response:
         """Send one request and return the bot's answer whatever its status; raise only when there is none."""
         url = "/" + path.lstrip("/")
+        timeout = self.timeout
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+            if timeout <= 0:
+                raise FreqtradeApiError(f"{method} {url}: not sent, the time allowed is spent", timed_out=True)
         try:
-            return self._http.request(method, url, params=params, json=json, content=content, headers=headers)
+            return self._http.request(method, url, params=params, json=json, content=content, headers=headers,
+                                      timeout=timeout)  # fmt: skip
         except httpx.TimeoutException as exc:
             raise FreqtradeApiError(f"{method} {url}: no answer from {self.base_url} in time", timed_out=True) from exc
         except httpx.HTTPError as exc:
@@ -101,6 +113,19 @@ class FreqtradeClient:
         """Closed and open trades by id, ``limit`` at most 500 (freqtrade's cap)."""
         return self._call("GET", "trades", params={"offset": offset, "limit": limit})
 
+    def trade(self, trade_id: int) -> dict[str, Any] | None:
+        """One trade by id, open or closed; None when the bot no longer has it (deleted)."""
+        path = f"{API}/trade/{trade_id}"
+        response = self.request("GET", path)
+        if response.status_code == 404:
+            return None
+        if not response.is_success:
+            raise FreqtradeApiError(f"GET {path} answered {response.status_code}", status_code=response.status_code)
+        try:
+            return response.json()
+        except ValueError:
+            raise FreqtradeApiError(f"GET {path} answered without JSON", status_code=response.status_code) from None
+
     def stopentry(self) -> dict[str, Any]:
         # "stopbuy" before freqtrade 2022.x; the pinned freqtrade answers both.
         return self._call("POST", "stopentry")
@@ -124,8 +149,9 @@ def _detail(response: httpx.Response) -> str:
     return str(body.get("detail", body) if isinstance(body, dict) else body)[:200]
 
 
-def client_for(bot: Bot, timeout: float = 5.0) -> FreqtradeClient:
+def client_for(bot: Bot, timeout: float = 5.0, *, deadline: float | None = None) -> FreqtradeClient:
     """A client for the bot's API server, which listens on this host only."""
     if bot.api_password is None:
         raise FreqtradeApiError(f"the API password of bot {bot.name} cannot be decrypted (SECRET_KEY changed?)")
-    return FreqtradeClient(f"http://127.0.0.1:{bot.api_port}", bot.api_username, bot.api_password, timeout)
+    return FreqtradeClient(f"http://127.0.0.1:{bot.api_port}", bot.api_username, bot.api_password, timeout,
+                           deadline=deadline)  # fmt: skip

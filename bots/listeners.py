@@ -1,20 +1,22 @@
-"""Management-side handlers of ``trading:mgmt:status``: the gateway's reports become database state."""
+"""Management-side handlers of ``TRADING_STATUS``: the gateway's reports become database state."""
 
 from __future__ import annotations
 
 from bots import services
+from bots.commands import Report, read_bot_status, read_gateway_heartbeat
 from streams.bus import Envelope
+from streams.catalog import TRADING_STATUS
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
 
 
-@registry.handles("trading:mgmt:status", "bot_status")
+@registry.handles(TRADING_STATUS, Report.BOT_STATUS)
 def handle_bot_status(envelope: Envelope) -> None:
-    services.bot_status_apply(report=envelope.payload)
+    services.bot_status_apply(report=read_bot_status(envelope.payload))
 
 
-@registry.handles("trading:mgmt:status", "gateway_heartbeat", atomic=False)
+@registry.handles(TRADING_STATUS, Report.GATEWAY_HEARTBEAT, atomic=False)
 def handle_gateway_heartbeat(envelope: Envelope) -> None:
-    services.bot_heartbeats_apply(bot_ids=[int(bot_id) for bot_id in envelope.payload.get("bots", {})],
-                                  at=envelope.payload.get("at"))  # fmt: skip
+    beat = read_gateway_heartbeat(envelope.payload)
+    services.bot_heartbeats_apply(bot_ids=[bot["bot_id"] for bot in beat["bots"]], at=beat["at"])

@@ -5,18 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from bots.commands import ACTIVE_STATUSES, BotStatus, DesiredState
 from multibot.fields import EncryptedTextField
 
 
 class Bot(models.Model):
-    class Status(models.TextChoices):
-        STOPPED = "stopped"
-        STARTING = "starting"
-        RUNNING = "running"
-        STOPPING = "stopping"
-        ERROR = "error"
-
-    ACTIVE_STATUSES = (Status.STARTING, Status.RUNNING, Status.STOPPING)
+    # Defined with the trading protocol (bots/commands.py); named here too for the model's readers.
+    Status = BotStatus
+    DesiredState = DesiredState
+    ACTIVE_STATUSES = ACTIVE_STATUSES
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=64)
@@ -31,8 +28,8 @@ class Bot(models.Model):
     dry_run = models.BooleanField(default=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STOPPED, db_index=True)
-    # What the user asked for: the gateway restarts a crashed bot only while this is "running".
-    desired_state = models.CharField(max_length=16, default="stopped")
+    # What the user asked for: the gateway restarts a crashed bot only while this is RUNNING.
+    desired_state = models.CharField(max_length=16, choices=DesiredState.choices, default=DesiredState.STOPPED)
     pid = models.IntegerField(null=True, blank=True)
     # With the pid, identifies the process across gateway restarts (a reused pid has another create time).
     pid_create_time = models.FloatField(null=True, blank=True)

@@ -10,20 +10,33 @@ import enum
 import functools
 import secrets
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework.exceptions import APIException  # the lifecycle half's BotCommandRefused, until it moves
+from django.db.models import QuerySet
 
 from audit.services import Actor, audit_record
+from bots.commands import (
+    ACTIVE_STATUSES,
+    BotCommand,
+    BotStatus,
+    BotStatusReport,
+    Command,
+    DesiredState,
+    EmergencyStop,
+    build_bot_command,
+    build_emergency_stop,
+)
 from bots.ftconfig import UNLIMITED_STAKE
 from bots.models import Bot
+from bots.selectors import LIFECYCLE_FIELDS
 from bots.validation import REPLAY_EXCHANGE, BotConfig, ConfigError, check_bot
 from marketdata.selectors import replay_market_pairs
 from multibot.errors import ConflictError, InvalidInputError, UnavailableError
+from streams.catalog import TRADING_COMMANDS
 
 if TYPE_CHECKING:
     from multibot.models import User
@@ -218,12 +231,13 @@ def bot_delete(*, actor: Actor, bot: Bot) -> bool:
         bot = Bot.objects.select_for_update().get(pk=bot.pk)
         details = {"bot_name": bot.name, "strategy_name": bot.strategy_name, "exchange": bot.exchange}
         # A start already sent counts as running: its process may exist any moment now.
-        if bot.is_active or bot.desired_state == "running":
-            Bot.objects.filter(pk=bot.pk).update(desired_state="stopped", delete_requested=True)
+        if bot.is_active or bot.desired_state == DesiredState.RUNNING:
+            Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.STOPPED, delete_requested=True)
             audit_record(actor=actor, action="bot_delete", resource=f"bot:{bot.pk}",
                          details={**details, "pending": "stopping the bot first"})  # fmt: skip
             pending_id = bot.pk
-            transaction.on_commit(lambda: _publish_command("bot_stop", {"bot_id": pending_id, "then": "delete"}))
+            stop = build_bot_command(bot_id=pending_id, then_delete=True)
+            transaction.on_commit(lambda: _publish_command(Command.STOP, stop))
             return False
         bot_id = bot.pk
         _delete_now(bot)
@@ -240,29 +254,20 @@ def _delete_now(bot: Bot) -> None:
 
 
 # -- lifecycle: commands to the gateway -----------------------------------------------------------
-COMMANDS = "mgmt:trading:commands"
-_TARGET = {"bot_start": "running", "bot_stop": "stopped", "bot_restart": "running", "bot_kill": "stopped"}
-_SENT = {"bot_start": "start_command_sent", "bot_stop": "stop_command_sent", "bot_restart": "restart_command_sent",
-         "bot_kill": "emergency_stop_command_sent"}  # fmt: skip
-
-
-class BotCommandRefused(APIException):
-    status_code = 409
-    default_code = "conflict"
-
-
-def _command_problem(bot: Bot, command: str) -> str | None:
+def _command_problem(bot: Bot, command: Command) -> str | None:
     """Why the command would change nothing (or cannot work), or None."""
-    running = bot.status in Bot.ACTIVE_STATUSES
+    if command is Command.KILL:
+        return None  # an emergency stop is never refused: the row may lag behind the process
+    active = bot.status in ACTIVE_STATUSES
     if bot.delete_requested:
         return f"Bot {bot.name} is being deleted."
-    if command == "bot_start" and bot.status == Bot.Status.STOPPING:
+    if command is Command.START and bot.status == BotStatus.STOPPING:
         return f"Bot {bot.name} is still stopping; start it once it has stopped."
-    if command == "bot_start" and running and bot.desired_state == "running":
+    if command is Command.START and active and bot.desired_state == DesiredState.RUNNING:
         return f"Bot {bot.name} is already {bot.status}."
-    if command in ("bot_stop", "bot_kill") and not running and bot.desired_state == "stopped":
+    if command.desired_state == DesiredState.STOPPED and not active and bot.desired_state == DesiredState.STOPPED:
         return f"Bot {bot.name} is already stopped."
-    if command in ("bot_start", "bot_restart"):
+    if command.desired_state == DesiredState.RUNNING:
         from strategies.library import strategy_file
 
         if strategy_file(bot.strategy_name) is None:
@@ -270,75 +275,91 @@ def _command_problem(bot: Bot, command: str) -> str | None:
     return None
 
 
-def _publish_command(command: str, payload: dict[str, Any]) -> str:
+def _publish_command(command: Command, payload: BotCommand | EmergencyStop) -> str:
     from streams.bus import publish
 
-    return publish(COMMANDS, type=command, payload=payload)
+    return publish(TRADING_COMMANDS, type=command, payload=payload)
 
 
-def bot_command(*, actor: Actor, bot: Bot, command: str) -> dict[str, Any]:
-    """Record what the user wants, send the command to the gateway, answer at once."""
+def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
+    """Record what the user wants, send the command to the gateway, answer at once.
+
+    ``bot`` needs only ``LIFECYCLE_FIELDS`` (see bots/selectors.py). Raises ConflictError when the
+    command would change nothing or cannot work.
+    """
+    if command is Command.EMERGENCY_STOP:
+        raise ValueError("an emergency stop goes through emergency_stop_all")
     problem = _command_problem(bot, command)
     if problem:
-        raise BotCommandRefused(problem)
+        raise ConflictError(problem)
+    payload = build_bot_command(bot_id=bot.pk, requested_by=actor.name or getattr(actor.user, "username", ""))
     with transaction.atomic():
-        Bot.objects.filter(pk=bot.pk).update(desired_state=_TARGET[command])
-        audit_record(actor=actor, action=command, resource=f"bot:{bot.pk}", details={"bot_name": bot.name})
+        Bot.objects.filter(pk=bot.pk).update(desired_state=command.desired_state)
+        audit_record(actor=actor, action=command.value, resource=f"bot:{bot.pk}", details={"bot_name": bot.name})
         # Published after commit: the gateway must see the new desired state when it acts.
-        transaction.on_commit(lambda: _publish_command(command, {"bot_id": bot.pk, "requested_by": actor.name or
-                                                                  getattr(actor.user, "username", "")}))  # fmt: skip
-    return {"status": _SENT[command], "bot_name": bot.name, "bot_id": bot.pk}
+        transaction.on_commit(lambda: _publish_command(command, payload))
+    return {"status": command.answer, "bot_name": bot.name, "bot_id": bot.pk}
 
 
-def fleet_command(*, actor: Actor, bots: list[Bot], command: str) -> list[dict[str, Any]]:
+def fleet_command(*, actor: Actor, bots: Iterable[Bot], command: Command) -> list[dict[str, Any]]:
     """The same command for many bots; each gets its own answer, and one refusal stops no other."""
     results = []
     for bot in bots:
         try:
             results.append(bot_command(actor=actor, bot=bot, command=command))
-        except BotCommandRefused as exc:
-            results.append({"status": "refused", "bot_name": bot.name, "bot_id": bot.pk, "detail": str(exc.detail)})
+        except ConflictError as exc:
+            results.append({"status": "refused", "bot_name": bot.name, "bot_id": bot.pk, "detail": exc.message})
     return results
 
 
-def emergency_stop_all(*, actor: Actor, bots: list[Bot], force_exit: bool) -> dict[str, Any]:
-    """Every given bot: stop entries, optionally force-exit trades, terminate, kill. Answers at once."""
-    ids = [bot.pk for bot in bots]
+def emergency_stop_all(*, actor: Actor, bots: QuerySet[Bot], force_exit: bool) -> dict[str, Any]:
+    """Every given bot: stop entries, optionally force-exit trades, terminate, kill. Answers at once.
+
+    Reads only columns every row can load (ids, names, states, pids, hosts): one row left broken by an
+    older version can neither stop the others nor escape the stop itself.
+    """
+    command = Command.EMERGENCY_STOP
+    rows = list(bots.order_by("id").values_list("id", "name", "status", "pid", "host"))
+    ids = [bot_id for bot_id, *_ in rows]
     with transaction.atomic():
-        Bot.objects.filter(pk__in=ids).update(desired_state="stopped")
+        Bot.objects.filter(pk__in=ids).update(desired_state=command.desired_state)
         audit_record(actor=actor, action="emergency_stop_all", resource="bots",
                      details={"bot_ids": ids, "force_exit": force_exit})  # fmt: skip
-        transaction.on_commit(lambda: _publish_command("emergency_stop", {"bot_ids": ids, "force_exit": force_exit}))
-    return {"bot_ids": ids, "force_exit": force_exit}
+        payload = build_emergency_stop(bot_ids=ids, force_exit=force_exit)
+        transaction.on_commit(lambda: _publish_command(command, payload))
+    outcome = [{"bot_id": bot_id, "bot_name": name, "status": command.answer, "was": status, "pid": pid,
+                "host": host} for bot_id, name, status, pid, host in rows]  # fmt: skip
+    return {"bot_ids": ids, "force_exit": force_exit, "bots": outcome, "total": len(outcome)}
 
 
 # -- lifecycle: the gateway's reports -------------------------------------------------------------
-def bot_status_apply(*, report: dict[str, Any]) -> bool:
+def bot_status_apply(*, report: BotStatusReport) -> bool:
     """Apply one gateway status report; a report older than the one applied is ignored."""
     from datetime import UTC, datetime
 
-    started = report.get("started_at")
+    started = report["started_at"]
     fields: dict[str, Any] = {
         "status": report["status"],
         "status_at": report["at"],
-        "pid": report.get("pid"),
-        "pid_create_time": report.get("pid_create_time"),
-        "status_detail": report.get("detail") or "",
-        "restart_count": report.get("restart_count") or 0,
+        "pid": report["pid"],
+        "pid_create_time": report["pid_create_time"],
+        "restart_count": report["restart_count"],
         "started_at": datetime.fromtimestamp(started, UTC) if started else None,
     }
-    if report.get("host"):
+    if report["host"]:
         fields["host"] = report["host"]
-    if report["status"] == Bot.Status.ERROR:
-        fields["desired_state"] = "stopped"  # an errored bot waits for the user
+    if report["status"] == BotStatus.ERROR:
+        fields["desired_state"] = DesiredState.STOPPED  # an errored bot waits for the user
     with transaction.atomic():
-        # One read, under a lock: which report is newer, the secrets to mask, a pending delete.
-        bot = Bot.objects.select_for_update().filter(pk=report["bot_id"]).first()
+        # One read, under a lock: which report is newer, the secrets to mask, a pending delete. Only
+        # columns every row can load: a bot whose row is broken elsewhere still gets its reports.
+        loaded = (*LIFECYCLE_FIELDS, "status_at", "jwt_secret_key", "ws_token", "exchange_key", "exchange_secret")
+        bot = Bot.objects.select_for_update().filter(pk=report["bot_id"]).only(*loaded).first()
         if bot is None or bot.status_at >= report["at"]:
             return False
-        fields["status_detail"] = bot.mask_secrets(fields["status_detail"])[:4000]
+        fields["status_detail"] = bot.mask_secrets(report["detail"])[:4000]
         Bot.objects.filter(pk=bot.pk).update(**fields)
-        if bot.delete_requested and report["status"] in (Bot.Status.STOPPED, Bot.Status.ERROR):
+        if bot.delete_requested and report["status"] in (BotStatus.STOPPED, BotStatus.ERROR):
             _delete_now(bot)
             audit_record(actor=Actor.system(), action="bot_delete", resource=f"bot:{report['bot_id']}",
                          details={"bot_name": bot.name, "after": "the bot stopped"})  # fmt: skip

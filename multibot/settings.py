@@ -340,8 +340,10 @@ REPLAY_EXCHANGE_URL = env_str("MULTIBOT_REPLAY_URL", f"http://127.0.0.1:{REPLAY[
 
 GATEWAY = {
     "grace_seconds": env_int("MULTIBOT_BOT_STOP_GRACE_SECONDS", 10),
-    # An emergency stop waits less for a clean freqtrade shutdown before SIGKILL.
-    "emergency_grace_seconds": env_int("MULTIBOT_EMERGENCY_GRACE_SECONDS", 5),
+    # An emergency stop (every bot in parallel) leaves no process within 5 s: the bot's API gets this
+    # budget for stop-entries, force-exit and a last trade read together, then SIGTERM, this grace, SIGKILL.
+    "emergency_api_seconds": env_int("MULTIBOT_EMERGENCY_API_MS", 1500) / 1000,
+    "emergency_grace_seconds": env_int("MULTIBOT_EMERGENCY_GRACE_SECONDS", 2),
     "restart_budget": env_int("MULTIBOT_BOT_RESTART_BUDGET", 5),
     "restart_window_seconds": env_int("MULTIBOT_BOT_RESTART_WINDOW_SECONDS", 600),
     "backoff_base_seconds": env_int("MULTIBOT_BOT_RESTART_BACKOFF_SECONDS", 1),

@@ -7,6 +7,7 @@ An entry's fields are the envelope: ``type``, ``payload`` (JSON), ``request_id``
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import time
@@ -19,6 +20,8 @@ from django.conf import settings
 
 from multibot.redis_client import redis_client
 from streams.catalog import CATALOG, UnknownStream, stream_config
+
+logger = logging.getLogger(__name__)
 
 TYPE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 MAX_PAYLOAD_BYTES = 512 * 1024
@@ -132,6 +135,20 @@ def publish(
     return str(entry_id)
 
 
+def announce(
+    stream: str, *, type: str, payload: Mapping[str, Any], request_id: str | None = None, producer: str | None = None
+) -> str | None:
+    """Publish news whose loss is tolerable (the database holds the record, or the next report repeats it).
+
+    Best effort: when the bus refuses or is away, one warning line and None instead of an exception.
+    """
+    try:
+        return publish(stream, type=type, payload=payload, request_id=request_id, producer=producer)
+    except BusError as exc:
+        logger.warning("%s not published on %s: %s", type, stream, exc)
+        return None
+
+
 def _bulk(value: str) -> bytes:
     data = value.encode()
     return b"$%d\r\n%b\r\n" % (len(data), data)
@@ -199,6 +216,6 @@ def ensure_groups(streams: Iterable[str] | None = None) -> list[tuple[str, str]]
 
 
 __all__ = [
-    "BusError", "Envelope", "EnvelopeError", "UnknownStream", "ensure_groups", "envelope",
+    "BusError", "Envelope", "EnvelopeError", "UnknownStream", "announce", "ensure_groups", "envelope",
     "publish", "publish_many", "stream_key", "stream_name",
 ]  # fmt: skip

@@ -7,7 +7,22 @@ from typing import Any
 
 from django.conf import settings
 
+# The stream names: import these, never retype them.
+TRADING_COMMANDS = "mgmt:trading:commands"
+TRADING_STATUS = "trading:mgmt:status"
+BACKTESTING_COMMANDS = "mgmt:backtesting:commands"
+BACKTESTING_RESULTS = "backtesting:mgmt:results"
+HYPEROPT_COMMANDS = "mgmt:hyperopt:commands"
+HYPEROPT_RESULTS = "hyperopt:mgmt:results"
+FREQAI_COMMANDS = "mgmt:freqai:commands"
+FREQAI_STATUS = "freqai:mgmt:status"
+DATA_COMMANDS = "mgmt:data:commands"
+DATA_STATUS = "data:mgmt:status"
+SYSTEM_EVENTS = "system:events"
+AUDIT_EVENTS = "audit:events"
+
 LISTENERS = "mgmt_listeners"
+TRADING_CONSUMERS = "trading_consumers"
 
 
 class UnknownStream(LookupError):  # noqa: N818 - reads as the condition
@@ -31,29 +46,29 @@ class StreamConfig:
 
 
 _STREAMS = [
-    StreamConfig("mgmt:trading:commands", 10_000, False, ("trading_consumers",),
+    StreamConfig(TRADING_COMMANDS, 10_000, False, (TRADING_CONSUMERS,),
                  "Management server commands to trading gateway"),
-    StreamConfig("trading:mgmt:status", 50_000, True, (LISTENERS,),
+    StreamConfig(TRADING_STATUS, 50_000, True, (LISTENERS,),
                  "Trading gateway bot state changes and heartbeats to the management server"),
-    StreamConfig("mgmt:backtesting:commands", 10_000, False, ("backtesting_consumers",),
+    StreamConfig(BACKTESTING_COMMANDS, 10_000, False, ("backtesting_consumers",),
                  "Backtest jobs for the workers"),
-    StreamConfig("backtesting:mgmt:results", 10_000, True, (LISTENERS,),
+    StreamConfig(BACKTESTING_RESULTS, 10_000, True, (LISTENERS,),
                  "Backtest progress and results from the workers"),
-    StreamConfig("mgmt:hyperopt:commands", 10_000, False, ("hyperopt_consumers",),
+    StreamConfig(HYPEROPT_COMMANDS, 10_000, False, ("hyperopt_consumers",),
                  "Hyperopt jobs for the workers"),
-    StreamConfig("hyperopt:mgmt:results", 10_000, True, (LISTENERS,),
+    StreamConfig(HYPEROPT_RESULTS, 10_000, True, (LISTENERS,),
                  "Hyperopt progress and results from the workers"),
-    StreamConfig("mgmt:freqai:commands", 10_000, False, ("freqai_consumers",),
+    StreamConfig(FREQAI_COMMANDS, 10_000, False, ("freqai_consumers",),
                  "FreqAI training jobs for the workers"),
-    StreamConfig("freqai:mgmt:status", 10_000, True, (LISTENERS,),
+    StreamConfig(FREQAI_STATUS, 10_000, True, (LISTENERS,),
                  "FreqAI training progress and model status from the workers"),
-    StreamConfig("mgmt:data:commands", 10_000, False, ("data_consumers",),
+    StreamConfig(DATA_COMMANDS, 10_000, False, ("data_consumers",),
                  "Market data imports for the workers"),
-    StreamConfig("data:mgmt:status", 10_000, True, (LISTENERS,),
+    StreamConfig(DATA_STATUS, 10_000, True, (LISTENERS,),
                  "Market data import progress from the workers"),
-    StreamConfig("system:events", 100_000, True, (LISTENERS,),
+    StreamConfig(SYSTEM_EVENTS, 100_000, True, (LISTENERS,),
                  "Events of every service: starts, stops, lost entries, alerts"),
-    StreamConfig("audit:events", 100_000, True, (LISTENERS,),
+    StreamConfig(AUDIT_EVENTS, 100_000, True, (LISTENERS,),
                  "Every audit row as it is written, for archiving and live views"),
 ]  # fmt: skip
 CATALOG: dict[str, StreamConfig] = {stream.name: stream for stream in _STREAMS}

@@ -16,7 +16,7 @@ import redis
 from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client, redis_key
 from streams.bus import stream_key
-from streams.catalog import CATALOG, stream_config
+from streams.catalog import CATALOG, SYSTEM_EVENTS, stream_config
 
 SAMPLE_KEEP_SECONDS = 900
 RATE_WINDOW_SECONDS = 60
@@ -96,7 +96,7 @@ def record_unread_losses() -> int:
     Redis shows them only while the group lags (its lag still counts them); this turns that passing
     view into a lasting counter (``streams:lost-unread``) and an event.
     """
-    from streams.bus import BusError, publish
+    from streams.bus import announce
 
     client, recorded = redis_client(), 0
     for name in CATALOG:
@@ -117,12 +117,9 @@ def record_unread_losses() -> int:
             client.hincrby(redis_key("streams", "lost-unread"), f"{name}|{group['name']}", delta)
             client.set(seen_key, f"{last}|{unread_trimmed}", ex=SAMPLE_KEEP_SECONDS * 4)
             recorded += delta
-            try:
-                publish("system:events", type="stream_entries_lost", payload={
-                    "stream": name, "group": group["name"], "count": delta, "kind": "unread",
-                })  # fmt: skip
-            except BusError:
-                pass
+            announce(SYSTEM_EVENTS, type="stream_entries_lost", payload={
+                "stream": name, "group": group["name"], "count": delta, "kind": "unread",
+            })  # fmt: skip
     return recorded
 
 

@@ -40,7 +40,14 @@ from django.db import DatabaseError, IntegrityError, InterfaceError, Operational
 
 from multibot.redis_client import redis_client, redis_key
 from streams.bus import BusError, Envelope, EnvelopeError, publish, stream_key
-from streams.catalog import CATALOG, DEAD_LETTER_MAXLEN, UnknownStream, stream_config, streams_of_group
+from streams.catalog import (
+    CATALOG,
+    DEAD_LETTER_MAXLEN,
+    SYSTEM_EVENTS,
+    UnknownStream,
+    stream_config,
+    streams_of_group,
+)
 from streams.models import ProcessedEnvelope
 
 logger = logging.getLogger(__name__)
@@ -772,8 +779,8 @@ class StreamWorker:
                      len(ids), name, self.group, ids[:10])  # fmt: skip
         try:
             self.client.hincrby(redis_key("streams", "lost"), f"{name}|{self.group}", len(ids))
-            if name != "system:events":
-                publish("system:events", type="stream_entries_lost", payload={
+            if name != SYSTEM_EVENTS:
+                publish(SYSTEM_EVENTS, type="stream_entries_lost", payload={
                     "stream": name, "group": self.group, "consumer": self.consumer,
                     "count": len(ids), "message_ids": ids[:20],
                 })  # fmt: skip

@@ -1,76 +1,148 @@
-"""The gateway's work: turn trading commands into supervisor actions and report every state change.
+"""The gateway's work: trading commands become supervisor actions, and every state change is reported.
 
-Commands arrive on ``mgmt:trading:commands``; every state change goes out on ``trading:mgmt:status``
-(the listeners apply it to the database) and every command outcome is audited here.
+Commands arrive on ``TRADING_COMMANDS`` (one handler per kind, bots/handlers.py, each calling one
+method here); every state change goes out on ``TRADING_STATUS`` (the listeners apply it to the
+database) and every command outcome is audited here. The loop's ``tick`` is three steps that
+return what they did: poll the children, beat, collect trades.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psutil
 from django.conf import settings
+from django.db import connection
 from django.db.models import Q
 
 from audit.models import AuditLog
 from audit.services import Actor, audit_record
 from bots import workspace
+from bots.commands import (
+    ACTIVE_STATUSES,
+    BotBeat,
+    BotCommand,
+    BotStatus,
+    BotStatusReport,
+    DesiredState,
+    EmergencyStop,
+    GatewayHeartbeat,
+    Report,
+    TradeUpdate,
+    build_bot_status,
+    build_gateway_heartbeat,
+)
 from bots.ftclient import FreqtradeApiError, client_for
-from bots.gateway.supervisor import BotLaunch, Supervisor
+from bots.gateway.supervisor import BotLaunch, Polled, Supervisor
 from bots.gateway.trades import TradeCollector
 from bots.models import Bot
+from bots.selectors import LIFECYCLE_FIELDS
 from multibot.heartbeats import heartbeat_publish
-from streams.bus import BusError, Envelope, publish
-from streams.worker import HandlerRegistry
+from streams.bus import announce, publish
+from streams.catalog import TRADING_STATUS
 
 logger = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
-STATUS_STREAM = "trading:mgmt:status"
-COMMANDS = "mgmt:trading:commands"
+PRODUCER = "trading_gateway"
 HEARTBEAT_SECONDS = 5.0
 GATEWAY = Actor(user=None, ip_address=None, name="gateway")
+# What loading a row that an older version (or a hand edit) left broken raises: a Decimal beyond its
+# digits (decimal.InvalidOperation), JSON that does not parse.
+UNREADABLE_ROW = (ArithmeticError, ValueError)
+
+CommandLine = Callable[[workspace.Workspace], list[str]]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
-def _publish(kind: str, payload: dict[str, Any]) -> None:
-    try:
-        publish(STATUS_STREAM, type=kind, payload={**payload, "host": HOST}, producer="trading_gateway")
-    except BusError as exc:
-        # The status stream is down with Redis; the next heartbeat and state change catch up.
-        logger.warning("could not publish %s for bot %s: %s", kind, payload.get("bot_id"), exc)
+def freqtrade_command(space: workspace.Workspace) -> list[str]:
+    return space.command(sys.executable)
+
+
+def closes_its_connection(work: Callable[P, R]) -> Callable[P, R]:
+    """For work that runs on a helper thread (a stopper): its database connection is closed when done.
+
+    Django opens one connection per thread and closes it only at the end of a request; a pool thread
+    would keep it (a PostgreSQL slot) for the gateway's whole life.
+    """
+
+    @functools.wraps(work)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return work(*args, **kwargs)
+        finally:
+            if not connection.in_atomic_block:  # run inline by a caller inside a transaction: theirs
+                connection.close()
+
+    return run
+
+
+def _done(outcome: str) -> Future[str]:
+    future: Future[str] = Future()
+    future.set_result(outcome)
+    return future
+
+
+@dataclass
+class Ticked:
+    """What one tick did: the children's changes, the heartbeat sent (if one was due), a trade round started."""
+
+    children: Polled
+    heartbeat: GatewayHeartbeat | None
+    trades: bool
 
 
 class Gateway:
-    def __init__(self, *, python: str = sys.executable, stop_bots_on_exit: bool = False) -> None:
+    def __init__(
+        self, *, command_line: CommandLine = freqtrade_command, stop_bots_on_exit: bool = False, host: str = HOST
+    ) -> None:
         conf = settings.GATEWAY
-        self.python, self.stop_bots_on_exit = python, stop_bots_on_exit
+        self.command_line, self.stop_bots_on_exit, self.host = command_line, stop_bots_on_exit, host
         self.supervisor = Supervisor(
-            publish=lambda payload: _publish("bot_status", payload),
-            grace_seconds=conf["grace_seconds"], restart_budget=conf["restart_budget"],
-            restart_window=conf["restart_window_seconds"], backoff_base=conf["backoff_base_seconds"],
+            publish=self._report, host=host, grace_seconds=conf["grace_seconds"],
+            restart_budget=conf["restart_budget"], restart_window=conf["restart_window_seconds"],
+            backoff_base=conf["backoff_base_seconds"],
         )  # fmt: skip
         self._next_beat = 0.0
-        self.trades = TradeCollector(publish=lambda payload: publish(STATUS_STREAM, type="trade_update",
-                                     payload={**payload, "host": HOST}, producer="trading_gateway"))  # fmt: skip
+        self.trades = TradeCollector(publish=self._publish_trades, host=host)
+
+    # -- reporting -------------------------------------------------------------------------------
+    @staticmethod
+    def _report(report: BotStatusReport) -> None:
+        # Best effort: the status stream is down with Redis; the next heartbeat and state change catch up.
+        announce(TRADING_STATUS, type=Report.BOT_STATUS, payload=report, producer=PRODUCER)
+
+    @staticmethod
+    def _publish_trades(update: TradeUpdate) -> None:
+        # Not best effort: the collector remembers what was published only once it was.
+        publish(TRADING_STATUS, type=Report.TRADE_UPDATE, payload=update, producer=PRODUCER)
+
+    def _report_status(self, bot_id: int, status: BotStatus, detail: str) -> None:
+        self._report(build_bot_status(bot_id=bot_id, status=status, at=time.time(), host=self.host, detail=detail))
 
     # -- launching -------------------------------------------------------------------------------
     def launch_for(self, bot: Bot, *, prepare: bool = True) -> BotLaunch:
         space = workspace.prepare(bot) if prepare else workspace.workspace_for(bot.pk)
-        return BotLaunch(bot_id=bot.pk, command=space.command(self.python), workdir=space.root, log=space.log,
+        return BotLaunch(bot_id=bot.pk, command=self.command_line(space), workdir=space.root, log=space.log,
                          api_port=bot.api_port)  # fmt: skip
 
     def start(self, bot: Bot, *, reason: str = "") -> str:
         try:
             launch = self.launch_for(bot)
         except workspace.WorkspaceError as exc:
-            _publish("bot_status", {"bot_id": bot.pk, "status": "error", "at": time.time(), "detail": str(exc)})
+            self._report_status(bot.pk, BotStatus.ERROR, str(exc))
             audit_record(actor=GATEWAY, action="bot_start", status=AuditLog.Status.FAILURE, resource=f"bot:{bot.pk}",
                          details={"bot_name": bot.name, "error": str(exc)})  # fmt: skip
             return "error"
@@ -79,47 +151,106 @@ class Gateway:
                      details={"bot_name": bot.name, "outcome": outcome, "reason": reason})  # fmt: skip
         return outcome
 
-    # -- commands --------------------------------------------------------------------------------
-    def handle(self, envelope: Envelope) -> None:
-        bot_ids = envelope.payload.get("bot_ids") or [envelope.payload.get("bot_id")]
-        bots = {bot.pk: bot for bot in Bot.objects.filter(pk__in=[i for i in bot_ids if i is not None])}
-        for bot_id in bot_ids:
-            bot = bots.get(bot_id)
-            if bot is None:
-                logger.warning("%s for bot %s: no such bot", envelope.type, bot_id)
+    def _start_by_id(self, bot_id: int, *, reason: str) -> str:
+        """Start the bot if it still exists, lives here and should run; its whole row is read (to render its config)."""
+        try:
+            bot = Bot.objects.filter(pk=bot_id, delete_requested=False).first()
+        except UNREADABLE_ROW as exc:
+            detail = f"the bot's settings cannot be read ({type(exc).__name__}); correct them, then start it"
+            self._report_status(bot_id, BotStatus.ERROR, detail)
+            audit_record(actor=GATEWAY, action="bot_start", status=AuditLog.Status.FAILURE, resource=f"bot:{bot_id}",
+                         details={"error": detail})  # fmt: skip
+            return "unreadable"
+        if bot is None:
+            return "no_such_bot"
+        if not self._here(bot):
+            return "another_host"
+        if bot.desired_state != DesiredState.RUNNING:
+            return "superseded"  # a stop issued after this start wins
+        return self.start(bot, reason=reason)
+
+    # -- commands: one method per kind, called by bots/handlers.py --------------------------------
+    def _here(self, bot: Bot) -> bool:
+        return bot.host in ("", self.host)
+
+    def _lifecycle_bot(self, bot_id: int) -> Bot | None:
+        """The bot with only what stopping it needs, if it lives here."""
+        bot = Bot.objects.filter(pk=bot_id).only(*LIFECYCLE_FIELDS).first()
+        if bot is None:
+            logger.warning("command for bot %s: no such bot", bot_id)
+        return bot if bot is not None and self._here(bot) else None
+
+    def _take_over(self, bot: Bot) -> None:
+        """A process the row names that the supervisor does not know (an adoption that failed, say): if it
+        really is the bot's (pid, create time, command line), supervise it, so that the stop reaches it."""
+        if bot.pid and bot.pk not in self.supervisor.running():
+            self.supervisor.adopt(self.launch_for(bot, prepare=False), pid=bot.pid, create_time=bot.pid_create_time,
+                                  detail="taken over to be stopped")  # fmt: skip
+
+    def bot_start(self, command: BotCommand) -> str:
+        return self._start_by_id(command["bot_id"], reason="command")
+
+    def bot_stop(self, command: BotCommand) -> Future[str]:
+        bot = self._lifecycle_bot(command["bot_id"])
+        if bot is None:
+            return _done("not_here")
+        if bot.desired_state != DesiredState.STOPPED:
+            return _done("superseded")  # a start issued after this stop wins
+        self._take_over(bot)
+        return self.supervisor.stop(bot.pk)
+
+    def bot_restart(self, command: BotCommand) -> Future[str]:
+        """Stop, then start again once stopped (on the stopper's thread); the future holds the start's outcome."""
+        bot = self._lifecycle_bot(command["bot_id"])
+        if bot is None:
+            return _done("not_here")
+        if bot.desired_state != DesiredState.RUNNING:
+            return _done("superseded")
+        restarted: Future[str] = Future()
+        start_again = closes_its_connection(functools.partial(self._start_by_id, bot.pk, reason="restart"))
+
+        def second_half(stopped: Future[str]) -> None:
+            try:
+                restarted.set_result(start_again())  # its connection closed before anyone hears of it
+            except Exception as exc:
+                logger.exception("bot %s: the restart's start failed", bot.pk)
+                restarted.set_exception(exc)
+
+        self.supervisor.stop(bot.pk).add_done_callback(second_half)
+        return restarted
+
+    def bot_kill(self, command: BotCommand) -> Future[str]:
+        bot = self._lifecycle_bot(command["bot_id"])
+        if bot is None:
+            return _done("not_here")
+        self._take_over(bot)
+        return self.supervisor.stop(bot.pk, kill=True)
+
+    def emergency_stop(self, command: EmergencyStop) -> dict[int, Future[str]]:
+        """Every bot named that lives here, all at once: stop entries, force exits if asked, SIGTERM, SIGKILL.
+
+        Reads only columns every row can load, so a bot whose row is broken is still stopped, by id and pid.
+        """
+        conf = settings.GATEWAY
+        stops: dict[int, Future[str]] = {}
+        bots = Bot.objects.filter(pk__in=command["bot_ids"]).only(*LIFECYCLE_FIELDS)
+        for bot in bots:
+            if not self._here(bot):
                 continue
-            if bot.host not in ("", HOST):
-                continue  # another host's bot
-            self._dispatch(envelope.type, bot, envelope.payload)
+            self._take_over(bot)
+            steps = functools.partial(self._emergency_steps, bot, command["force_exit"])
+            stops[bot.pk] = self.supervisor.stop(bot.pk, before=steps, grace=conf["emergency_grace_seconds"])
+        return stops
 
-    def _dispatch(self, command: str, bot: Bot, payload: dict[str, Any]) -> None:
-        if command == "bot_start":
-            if bot.desired_state == "running":  # a stop issued after this start wins
-                self.start(bot, reason="command")
-        elif command == "bot_stop":
-            if bot.desired_state == "stopped":  # a start issued after this stop wins
-                self.supervisor.stop(bot.pk)
-        elif command == "bot_restart":
-            if bot.desired_state == "running":
-                self.supervisor.stop(bot.pk).add_done_callback(lambda _: self._start_if_wanted(bot.pk))
-        elif command == "bot_kill":
-            self.supervisor.stop(bot.pk, kill=True)
-        elif command == "emergency_stop":
-            self.supervisor.stop(bot.pk, before=lambda: self._emergency_steps(bot, bool(payload.get("force_exit"))),
-                                 grace=settings.GATEWAY["emergency_grace_seconds"])  # fmt: skip
-        else:
-            logger.warning("unknown trading command %s", command)
-
-    def _start_if_wanted(self, bot_id: int) -> None:
-        """The second half of a restart: only if the bot still exists and nobody asked for a stop since."""
-        bot = Bot.objects.filter(pk=bot_id, desired_state="running", delete_requested=False).first()
-        if bot is not None:
-            self.start(bot, reason="restart")
-
+    @closes_its_connection
     def _emergency_steps(self, bot: Bot, force_exit: bool) -> None:
-        """Before terminating: no new entries, then (when asked) exit every open trade. Each step audited."""
-        with client_for(bot) as client:
-            steps = [("stop_entries", client.stopentry)]
+        """Before terminating: no new entries, then (when asked) exit every open trade. Each step audited.
+
+        One short budget for every call to the bot together: a bot that does not answer is terminated anyway.
+        """
+        deadline = time.monotonic() + settings.GATEWAY["emergency_api_seconds"]
+        with client_for(bot, deadline=deadline) as client:
+            steps: list[tuple[str, Callable[[], Any]]] = [("stop_entries", client.stopentry)]
             if force_exit:
                 steps.append(("force_exit_all", lambda: client.forceexit("all")))
             for step, call in steps:
@@ -130,48 +261,64 @@ class Gateway:
                     status, error = AuditLog.Status.FAILURE, str(exc)
                 audit_record(actor=GATEWAY, action=f"emergency_{step}", status=status, resource=f"bot:{bot.pk}",
                              details={"bot_name": bot.name, "error": error})  # fmt: skip
-        # Last look at its trades while it still answers: after termination nobody can read them.
+        # Last look at its trades while it still answers (within the same budget): after termination
+        # nobody can read them.
         try:
-            self.trades.collect_bot(bot)
+            self.trades.collect_bot(bot, deadline=deadline)
         except Exception:  # noqa: BLE001 - the stop goes on regardless
             logger.warning("bot %s: final trade collection failed", bot.pk)
 
-    # -- the loop --------------------------------------------------------------------------------
-    def tick(self) -> None:
-        self.supervisor.poll()
-        if time.monotonic() >= self._next_beat:
-            self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
-            running = {str(bot_id): {"pid": child.pid, "status": child.status}
-                       for bot_id, child in self.supervisor.running().items()}  # fmt: skip
-            heartbeat_publish(component="gateway", details={"host": HOST, "bots": len(running)})
-            _publish("gateway_heartbeat", {"bots": running, "at": time.time()})
-        self.trades.tick(self.supervisor.running())  # starts a background round when one is due
+    # -- the loop: steps that say what they did --------------------------------------------------
+    def tick(self) -> Ticked:
+        return Ticked(children=self.poll_children(), heartbeat=self.heartbeat(), trades=self.collect_trades())
 
+    def poll_children(self) -> Polled:
+        """Exits noticed (and restarts decided), started bots promoted to running, due restarts started."""
+        return self.supervisor.poll()
+
+    def heartbeat(self) -> GatewayHeartbeat | None:
+        """Every ``HEARTBEAT_SECONDS``: this host's heartbeat and the bots it supervises; None when not due."""
+        if time.monotonic() < self._next_beat:
+            return None
+        self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        bots = [BotBeat(bot_id=bot_id, pid=child.pid, status=child.status)
+                for bot_id, child in sorted(self.supervisor.running().items())]  # fmt: skip
+        heartbeat_publish(component="gateway", details={"host": self.host, "bots": len(bots)})
+        beat = build_gateway_heartbeat(bots=bots, at=time.time(), host=self.host)
+        announce(TRADING_STATUS, type=Report.GATEWAY_HEARTBEAT, payload=beat, producer=PRODUCER)
+        return beat
+
+    def collect_trades(self) -> bool:
+        """Start a background round of trade collection when one is due; True if one started."""
+        return self.trades.tick(self.supervisor.running())
+
+    # -- after a (re)start -----------------------------------------------------------------------
     def reconcile(self) -> dict[str, list[int]]:
         """After a (re)start: adopt live bot processes, restart bots that should run, kill strays."""
         report: dict[str, list[int]] = {"adopted": [], "restarted": [], "marked": [], "killed": []}
         # Bots that are (or should be) running here; a stopped or errored bot is left as it is.
-        expected = Bot.objects.filter(host__in=["", HOST]).filter(
-            Q(status__in=Bot.ACTIVE_STATUSES) | Q(desired_state="running")
+        expected = (
+            Bot.objects.filter(host__in=["", self.host])
+            .filter(Q(status__in=ACTIVE_STATUSES) | Q(desired_state=DesiredState.RUNNING))
+            .only(*LIFECYCLE_FIELDS)
         )
         for bot in expected:
             launch = self.launch_for(bot, prepare=False)
             if bot.pid and self.supervisor.adopt(launch, pid=bot.pid, create_time=bot.pid_create_time):
                 report["adopted"].append(bot.pk)
-                if bot.desired_state != "running":
+                if bot.desired_state != DesiredState.RUNNING:
                     self.supervisor.stop(bot.pk)  # its stop was asked for while no gateway could act
-            elif bot.desired_state == "running":
-                self.start(bot, reason="gateway restart: process was gone")
+            elif bot.desired_state == DesiredState.RUNNING:
+                self._start_by_id(bot.pk, reason="gateway restart: process was gone")
                 report["restarted"].append(bot.pk)
             else:
-                _publish("bot_status", {"bot_id": bot.pk, "status": "stopped", "at": time.time(),
-                                        "detail": "process was gone when the gateway restarted"})  # fmt: skip
+                self._report_status(bot.pk, BotStatus.STOPPED, "process was gone when the gateway restarted")
                 report["marked"].append(bot.pk)
-        report["killed"] = self._kill_strays()
+        report["killed"] = self.kill_strays()
         logger.info("gateway reconciled: %s", report)
         return report
 
-    def _kill_strays(self) -> list[int]:
+    def kill_strays(self) -> list[int]:
         """freqtrade processes of ours (their config is under MULTIBOT_HOME/bots/) that no bot owns now."""
         bots_dir = str(Path(settings.HOME) / "bots") + "/"
         owned = {child.pid for child in self.supervisor.running().values()}
@@ -197,10 +344,3 @@ class Gateway:
             for future in futures:
                 future.result(timeout=60)
         self.supervisor.shutdown()
-
-
-def gateway_registry(gateway: Gateway) -> HandlerRegistry:
-    """The trading commands this gateway handles, bound to it."""
-    registry = HandlerRegistry()
-    registry.handles(COMMANDS, atomic=False)(gateway.handle)
-    return registry

@@ -7,7 +7,9 @@ own config file), so a pid the kernel reused for something else is never signall
 Exit rules: a stop we were asked for ends in ``stopped``; exit code 2 (freqtrade's "config or
 strategy error") ends in ``error`` with the cause from its log, never restarted; any other exit is
 restarted with exponential backoff until the restart budget of the window is spent, then ``error``.
-No Django models here: the gateway service feeds it plain values and publishes what it reports.
+No Django models here: the gateway service feeds it plain values and publishes what it reports
+(``BotStatusReport``s of bots/commands.py). ``poll`` is one step of the gateway's loop and returns
+what it found and did.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bots.commands import ACTIVE_STATUSES, BotStatus, BotStatusReport, build_bot_status
 from bots.logfile import tail_lines
 
 logger = logging.getLogger(__name__)
@@ -56,7 +59,7 @@ class Child:
     process: psutil.Process
     popen: subprocess.Popen[bytes] | None  # None when adopted after a gateway restart
     started_at: float
-    status: str = "starting"
+    status: BotStatus = BotStatus.STARTING
     stopping: bool = False
     restarts: list[float] = field(default_factory=list)
 
@@ -69,7 +72,21 @@ class Child:
         return self.process.create_time()
 
 
-Publish = Callable[[dict[str, Any]], None]
+Publish = Callable[[BotStatusReport], None]
+
+
+@dataclass
+class Polled:
+    """What one look at the children found and did."""
+
+    exited: dict[int, int | None] = field(default_factory=dict)  # bot id -> exit code (None: not ours to reap)
+    failed: list[int] = field(default_factory=list)  # ended in error: not restarted
+    restarting: dict[int, float] = field(default_factory=dict)  # bot id -> seconds until its restart
+    promoted: list[int] = field(default_factory=list)  # their API answered: running
+    restarted: dict[int, str] = field(default_factory=dict)  # due restarts, and how their start went
+
+    def __bool__(self) -> bool:
+        return bool(self.exited or self.promoted or self.restarted)
 
 
 def error_cause(log: Path, limit: int = 2000) -> str:
@@ -97,13 +114,14 @@ class Supervisor:
         self,
         *,
         publish: Publish,
+        host: str = "",
         grace_seconds: float = 10.0,
         restart_budget: int = 5,
         restart_window: float = 600.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
     ) -> None:
-        self.publish = publish
+        self.publish, self.host = publish, host
         self.grace_seconds = grace_seconds
         self.restart_budget, self.restart_window = restart_budget, restart_window
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
@@ -114,17 +132,15 @@ class Supervisor:
         self._stoppers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bot-stop")
 
     # -- reporting -------------------------------------------------------------------------------
-    def _report(self, bot_id: int, status: str, **details: Any) -> None:
+    def _report(self, bot_id: int, status: BotStatus, *, restart_count: int = 0, **details: Any) -> None:
         child = self.children.get(bot_id)
-        payload = {
-            "bot_id": bot_id, "status": status, "at": time.time(),
-            "pid": child.pid if child and status in ("starting", "running", "stopping") else None,
-            "pid_create_time": child.create_time if child and status in ("starting", "running", "stopping") else None,
-            "started_at": child.started_at if child else None,
-            "restart_count": len(child.restarts) if child else details.pop("restart_count", 0),
-            "detail": "", **details,
-        }  # fmt: skip
-        self.publish(payload)
+        alive = child is not None and status in ACTIVE_STATUSES
+        self.publish(build_bot_status(
+            bot_id=bot_id, status=status, at=time.time(), host=self.host,
+            pid=child.pid if alive else None, pid_create_time=child.create_time if alive else None,
+            started_at=child.started_at if child else None,
+            restart_count=len(child.restarts) if child else restart_count, **details,
+        ))  # fmt: skip
 
     # -- starting --------------------------------------------------------------------------------
     def start(self, launch: BotLaunch, *, restarts: list[float] | None = None) -> str:
@@ -144,10 +160,12 @@ class Supervisor:
                           restarts=list(restarts or []))  # fmt: skip
             self.children[launch.bot_id] = child
         logger.info("bot %s started, pid %s", launch.bot_id, popen.pid)
-        self._report(launch.bot_id, "starting")
+        self._report(launch.bot_id, BotStatus.STARTING)
         return "started"
 
-    def adopt(self, launch: BotLaunch, *, pid: int, create_time: float | None) -> bool:
+    def adopt(
+        self, launch: BotLaunch, *, pid: int, create_time: float | None, detail: str = "adopted after a gateway restart"
+    ) -> bool:
         """Take over a bot process that outlived the previous gateway, if it really is that bot."""
         try:
             process = psutil.Process(pid)
@@ -156,25 +174,28 @@ class Supervisor:
         if not is_our_process(process, create_time=create_time, marker=launch.marker):
             return False
         with self._lock:
-            self.children[launch.bot_id] = Child(launch=launch, process=process, popen=None,
-                                                 started_at=process.create_time(), status="running")  # fmt: skip
-        self._report(launch.bot_id, "running", detail="adopted after a gateway restart")
+            self.children[launch.bot_id] = Child(
+                launch=launch, process=process, popen=None, started_at=process.create_time(), status=BotStatus.RUNNING
+            )
+        self._report(launch.bot_id, BotStatus.RUNNING, detail=detail)
         return True
 
     # -- watching --------------------------------------------------------------------------------
-    def poll(self) -> None:
+    def poll(self) -> Polled:
         """Notice exits, promote started bots whose API answers to running, start due restarts."""
-        now = time.time()
+        polled, now = Polled(), time.time()
         for bot_id, child in list(self.children.items()):
             code = self._exit_code(child)
             if code is not None or not child.process.is_running():
-                self._on_exit(bot_id, child, code)
-            elif child.status == "starting" and not child.stopping and self._api_answers(child.launch.api_port):
-                child.status = "running"
-                self._report(bot_id, "running")
+                self._on_exit(bot_id, child, code, polled)
+            elif child.status == BotStatus.STARTING and not child.stopping and self._api_answers(child.launch.api_port):
+                child.status = BotStatus.RUNNING
+                polled.promoted.append(bot_id)
+                self._report(bot_id, BotStatus.RUNNING)
         for due, launch, restarts in list(self.pending_restarts.values()):
             if due <= now:
-                self.start(launch, restarts=restarts)
+                polled.restarted[launch.bot_id] = self.start(launch, restarts=restarts)
+        return polled
 
     @staticmethod
     def _exit_code(child: Child) -> int | None:
@@ -194,31 +215,35 @@ class Supervisor:
         except httpx.HTTPError:
             return False
 
-    def _on_exit(self, bot_id: int, child: Child, code: int | None) -> None:
+    def _on_exit(self, bot_id: int, child: Child, code: int | None, polled: Polled) -> None:
         with self._lock:
             if self.children.get(bot_id) is not child:
                 return
             del self.children[bot_id]
+        polled.exited[bot_id] = code if child.popen is not None else None
         if child.stopping:
             return  # the stopper reports the outcome
         # Exit 2 is freqtrade's "configuration or strategy error"; it exits 0 on a configuration
         # error too. Neither gets better by restarting.
         if code in (EXIT_CONFIG_ERROR, 0):
             logger.warning("bot %s exited with code %s by itself: not restarted", bot_id, code)
-            self._report(bot_id, "error", exit_code=code, detail=error_cause(child.launch.log),
+            polled.failed.append(bot_id)
+            self._report(bot_id, BotStatus.ERROR, exit_code=code, detail=error_cause(child.launch.log),
                          restart_count=len(child.restarts))  # fmt: skip
             return
         now = time.time()
         recent = [moment for moment in child.restarts if now - moment < self.restart_window]
         if len(recent) >= self.restart_budget:
-            self._report(bot_id, "error", exit_code=code, restart_count=len(recent),
+            polled.failed.append(bot_id)
+            self._report(bot_id, BotStatus.ERROR, exit_code=code, restart_count=len(recent),
                          detail=f"exited with code {code} {len(recent) + 1} times within "
                                 f"{self.restart_window:.0f}s; restart budget spent")  # fmt: skip
             return
         delay = min(self.backoff_max, self.backoff_base * 2 ** len(recent))
         self.pending_restarts[bot_id] = (now + delay, child.launch, [*recent, now])
+        polled.restarting[bot_id] = delay
         logger.warning("bot %s exited with code %s; restarting in %.0fs", bot_id, code, delay)
-        self._report(bot_id, "starting", exit_code=code, restart_count=len(recent) + 1,
+        self._report(bot_id, BotStatus.STARTING, exit_code=code, restart_count=len(recent) + 1,
                      detail=f"exited with code {code}; restarting in {delay:.0f}s")  # fmt: skip
 
     # -- stopping --------------------------------------------------------------------------------
@@ -234,9 +259,9 @@ class Supervisor:
         if child is None:
             done: Future[str] = Future()
             done.set_result("not_running")
-            self._report(bot_id, "stopped", detail="was not running")
+            self._report(bot_id, BotStatus.STOPPED, detail="was not running")
             return done
-        self._report(bot_id, "stopping")
+        self._report(bot_id, BotStatus.STOPPING)
         return self._stoppers.submit(self._stop, bot_id, child, kill, before, grace)
 
     def _stop(
@@ -267,7 +292,7 @@ class Supervisor:
         with self._lock:
             if self.children.get(bot_id) is child:
                 del self.children[bot_id]
-        self._report(bot_id, "stopped", detail=f"stopped ({outcome})", outcome=outcome)
+        self._report(bot_id, BotStatus.STOPPED, detail=f"stopped ({outcome})", outcome=outcome)
         return outcome
 
     @staticmethod

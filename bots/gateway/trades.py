@@ -1,8 +1,8 @@
 """The gateway's trade collection: each running bot's trades, read from its API a little at a time.
 
 Every ``GATEWAY["trade_poll_seconds"]`` a background round asks each running bot for its trades and
-publishes ``trade_update`` ({bot_id, trades, at}) on ``trading:mgmt:status`` with those that are new
-or changed since the last round. What was published is remembered in memory only: a new gateway
+publishes a ``TradeUpdate`` (bots/commands.py) on ``TRADING_STATUS`` with those that are new or
+changed since the last round. What was published is remembered in memory only: a new gateway
 (or a bot that starts again) re-sends its trades once, and the listeners' apply is idempotent.
 
 freqtrade's ``/trades`` lists closed trades only (by id, 500 a page) and ``/status`` the open ones.
@@ -31,8 +31,18 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import connection
 
-from bots.ftclient import API, FreqtradeApiError, FreqtradeClient, client_for
+from bots.commands import (
+    BotStatus,
+    DeletedTrade,
+    TradeReport,
+    TradeUpdate,
+    build_trade_update,
+    deleted_report,
+    trade_report,
+)
+from bots.ftclient import FreqtradeApiError, FreqtradeClient, client_for
 from bots.models import Bot
+from bots.selectors import LIFECYCLE_FIELDS
 from streams.bus import BusError
 
 if TYPE_CHECKING:
@@ -44,41 +54,14 @@ PAGE = 500  # freqtrade's cap on /trades
 BATCH_BYTES = 256 * 1024  # trades per trade_update: well under the bus's 512 KiB envelope limit
 ERROR_LOG_SECONDS = 60.0
 
-Publish = Callable[[dict[str, Any]], object]
+Publish = Callable[[TradeUpdate], object]
 
 # The fields of a report that say whether a trade changed (``raw`` is carried, never compared).
 COMPARED = ("pair", "is_open", "is_short", "amount", "stake_amount", "open_rate", "close_rate", "open_timestamp",
             "close_timestamp", "profit_abs", "profit_ratio", "exit_reason")  # fmt: skip
 
 
-def trade_report(trade: dict[str, Any]) -> dict[str, Any]:
-    """One freqtrade trade (from /status, /trades or /trade/<id>) as a ``trade_update`` item."""
-    is_open = bool(trade["is_open"])
-    return {
-        "trade_id": int(trade["trade_id"]),
-        "pair": trade["pair"],
-        "is_open": is_open,
-        "is_short": bool(trade.get("is_short")),
-        "amount": trade["amount"],
-        "stake_amount": trade["stake_amount"],
-        "open_rate": trade["open_rate"],
-        "close_rate": None if is_open else trade.get("close_rate"),
-        "open_timestamp": trade["open_timestamp"],
-        "close_timestamp": None if is_open else trade.get("close_timestamp"),
-        # /status reports an open trade's current (unrealised) profit, which moves with every price:
-        # only a closed trade's profit is part of the record, or every round would re-send every open trade.
-        "profit_abs": None if is_open else trade.get("profit_abs"),
-        "profit_ratio": None if is_open else trade.get("profit_ratio"),
-        "exit_reason": trade.get("exit_reason") or "",
-        "raw": trade,
-    }
-
-
-def deleted_report(trade_id: int) -> dict[str, Any]:
-    return {"trade_id": trade_id, "deleted": True}
-
-
-def _fingerprint(report: dict[str, Any]) -> tuple[Any, ...]:
+def _fingerprint(report: TradeReport) -> tuple[Any, ...]:
     return tuple(report[name] for name in COMPARED)
 
 
@@ -90,25 +73,11 @@ class BotTrades:
     closed: set[int] = field(default_factory=set)
     scanned: bool = False  # the closed trades were read from the start once
 
-    def is_news(self, report: dict[str, Any]) -> bool:
+    def is_news(self, report: TradeReport) -> bool:
         """Not published as it is now (a closed trade never changes again)."""
         if report["is_open"]:
             return self.open.get(report["trade_id"]) != _fingerprint(report)
         return report["trade_id"] not in self.closed
-
-
-def _trade_by_id(client: FreqtradeClient, trade_id: int) -> dict[str, Any] | None:
-    """The trade (open or closed), or None when the bot no longer has it (deleted)."""
-    path = f"{API}/trade/{trade_id}"
-    response = client.request("GET", path)
-    if response.status_code == 404:
-        return None
-    if not response.is_success:
-        raise FreqtradeApiError(f"GET {path} answered {response.status_code}", status_code=response.status_code)
-    try:
-        return response.json()
-    except ValueError:
-        raise FreqtradeApiError(f"GET {path} answered without JSON", status_code=response.status_code) from None
 
 
 def _closed_trades(client: FreqtradeClient, known: set[int], *, scanned: bool) -> tuple[dict[int, Any], set[int]]:
@@ -126,8 +95,10 @@ def _closed_trades(client: FreqtradeClient, known: set[int], *, scanned: bool) -
             return found, set(found)
 
 
-def _batches(reports: list[dict[str, Any]], limit: int = BATCH_BYTES) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
+def _batches(
+    reports: list[TradeReport | DeletedTrade], limit: int = BATCH_BYTES
+) -> Iterator[list[TradeReport | DeletedTrade]]:
+    batch: list[TradeReport | DeletedTrade] = []
     size = 0
     for report in reports:
         length = len(json.dumps(report, separators=(",", ":")))
@@ -141,9 +112,11 @@ def _batches(reports: list[dict[str, Any]], limit: int = BATCH_BYTES) -> Iterato
 
 
 class TradeCollector:
-    def __init__(self, *, publish: Publish, poll_seconds: float | None = None, timeout: float = 5.0) -> None:
-        """``publish(payload)`` puts one trade_update on the bus and raises BusError when it cannot."""
-        self.publish = publish
+    def __init__(
+        self, *, publish: Publish, host: str = "", poll_seconds: float | None = None, timeout: float = 5.0
+    ) -> None:
+        """``publish(update)`` puts one trade update on the bus and raises BusError when it cannot."""
+        self.publish, self.host = publish, host
         self.poll_seconds = settings.GATEWAY["trade_poll_seconds"] if poll_seconds is None else poll_seconds
         self.timeout = timeout
         self.bots: dict[int, BotTrades] = {}
@@ -159,7 +132,7 @@ class TradeCollector:
         if now < self._next_round:
             return False
         self._next_round = now + self.poll_seconds
-        bot_ids = sorted(bot_id for bot_id, child in running.items() if child.status == "running")
+        bot_ids = sorted(bot_id for bot_id, child in running.items() if child.status == BotStatus.RUNNING)
         if not bot_ids and not self.bots:
             return False
         # A bot that does not answer costs a timeout per call: never in the gateway's command loop.
@@ -182,22 +155,26 @@ class TradeCollector:
         for bot_id in self.bots.keys() - wanted:
             del self.bots[bot_id]  # what was published for a bot lasts as long as its run
         published: dict[int, int] = {}
-        for bot in Bot.objects.filter(pk__in=wanted):
+        # Only what a client needs: one bot's unreadable row (a broken stake, say) never stops the round.
+        for bot in Bot.objects.filter(pk__in=wanted).only(*LIFECYCLE_FIELDS):
             try:
                 published[bot.pk] = self.collect_bot(bot)
             except Exception as exc:  # noqa: BLE001 - one bot's trouble never stops the others
                 self._log_failure(bot, exc)
         return published
 
-    def collect_bot(self, bot: Bot) -> int:
-        """Publish the bot's new and changed trades; the bot's state moves on only once all are published."""
+    def collect_bot(self, bot: Bot, *, deadline: float | None = None) -> int:
+        """Publish the bot's new and changed trades; the bot's state moves on only once all are published.
+
+        ``deadline`` (monotonic) bounds every call to the bot together: the last look of an emergency stop.
+        """
         state = self.bots.get(bot.pk) or BotTrades()
         at = time.time()
-        with client_for(bot, timeout=self.timeout) as client:
+        with client_for(bot, timeout=self.timeout, deadline=deadline) as client:
             seen = {int(trade["trade_id"]): trade for trade in client.status()}
             deleted = []
             for trade_id in sorted(state.open.keys() - seen.keys()):
-                trade = _trade_by_id(client, trade_id)
+                trade = client.trade(trade_id)
                 if trade is None:
                     deleted.append(trade_id)
                 else:
@@ -207,10 +184,10 @@ class TradeCollector:
         deleted += sorted(state.closed - closed_ids)
         # A trade that closed between the calls is in both: the later answer (closed) wins.
         reports = [trade_report(trade) for _, trade in sorted({**seen, **closed}.items())]
-        changed = [deleted_report(trade_id) for trade_id in deleted]
+        changed: list[TradeReport | DeletedTrade] = [deleted_report(trade_id) for trade_id in deleted]
         changed += [report for report in reports if state.is_news(report)]
         for batch in _batches(changed):
-            self.publish({"bot_id": bot.pk, "trades": batch, "at": at})
+            self.publish(build_trade_update(bot_id=bot.pk, trades=batch, at=at, host=self.host))
         self.bots[bot.pk] = BotTrades(
             open={report["trade_id"]: _fingerprint(report) for report in reports if report["is_open"]},
             closed=closed_ids,

@@ -12,9 +12,10 @@ import pytest
 
 from analytics.models import Trade
 from analytics.services import trades_apply
-from bots.gateway.trades import deleted_report, trade_report
+from bots.commands import Report, build_trade_update, deleted_report, trade_report
 from multibot.redis_client import redis_client
 from streams.bus import publish, stream_key
+from streams.catalog import LISTENERS, SYSTEM_EVENTS, TRADING_STATUS
 from streams.worker import StreamWorker, discover
 from tests.factories import make_bot, make_user
 
@@ -47,7 +48,7 @@ def reports(*trades: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def notifications() -> list[dict[str, Any]]:
-    entries = redis_client().xrange(stream_key("system:events"))
+    entries = redis_client().xrange(stream_key(SYSTEM_EVENTS))
     return [json.loads(fields["payload"]) for _, fields in entries if fields["type"] == "trade_notification"]
 
 
@@ -250,15 +251,15 @@ def test_a_reused_trade_id_is_another_trade(bot, commits):
 
 def test_the_listeners_apply_a_trade_update_once_per_envelope(bot, django_capture_on_commit_callbacks):
     # given: the gateway's envelope on its stream, delivered to the listeners' consumer group
-    payload = {"bot_id": bot.pk, "trades": reports(ft_trade(7)), "at": time.time(), "host": "here"}
-    publish("trading:mgmt:status", type="trade_update", payload=payload, request_id="update-7")
-    publish("trading:mgmt:status", type="trade_update", payload=payload, request_id="update-7")  # redelivered
-    publish("trading:mgmt:status", type="trade_update", payload=payload)  # re-sent by a new gateway
+    payload = build_trade_update(bot_id=bot.pk, trades=reports(ft_trade(7)), at=time.time(), host="here")
+    publish(TRADING_STATUS, type=Report.TRADE_UPDATE, payload=payload, request_id="update-7")
+    publish(TRADING_STATUS, type=Report.TRADE_UPDATE, payload=payload, request_id="update-7")  # redelivered
+    publish(TRADING_STATUS, type=Report.TRADE_UPDATE, payload=payload)  # re-sent by a new gateway
     worker = StreamWorker(
         registry=discover("listeners"),
-        group="mgmt_listeners",
+        group=LISTENERS,
         consumer="test",
-        streams=["trading:mgmt:status"],
+        streams=[TRADING_STATUS],
         block_ms=0,
     )
     try:

@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.models import AuditLog
+from bots.commands import BotStatus, Command, DesiredState, build_bot_status, read_bot_command
 from bots.models import Bot
 from marketdata.models import CandleSet
 from tests.factories import make_bot, make_user, store_replay_markets
@@ -492,9 +493,10 @@ def test_deleting_a_running_bot_stops_it_first_and_deletes_it_once_stopped(
     from bots.services import bot_status_apply
     from multibot.redis_client import redis_client
     from streams.bus import stream_key
+    from streams.catalog import TRADING_COMMANDS
 
     bot = make_bot(owner=user)
-    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING, desired_state="running")
+    Bot.objects.filter(pk=bot.pk).update(status=BotStatus.RUNNING, desired_state=DesiredState.RUNNING)
 
     # when
     with django_capture_on_commit_callbacks(execute=True):
@@ -504,11 +506,12 @@ def test_deleting_a_running_bot_stops_it_first_and_deletes_it_once_stopped(
     assert response.status_code == 202
     assert "stopped first" in response.json()["detail"]
     bot.refresh_from_db()
-    assert bot.delete_requested and bot.desired_state == "stopped"
-    [(_, fields)] = redis_client().xrange(stream_key("mgmt:trading:commands"))
-    assert fields["type"] == "bot_stop"
+    assert bot.delete_requested and bot.desired_state == DesiredState.STOPPED
+    [(_, fields)] = redis_client().xrange(stream_key(TRADING_COMMANDS))
+    assert fields["type"] == Command.STOP
+    assert read_bot_command(json.loads(fields["payload"])) == {"bot_id": bot.pk, "requested_by": "", "then": "delete"}
     # when the gateway reports it stopped, the row goes
-    bot_status_apply(report={"bot_id": bot.pk, "status": "stopped", "at": 1e12})
+    bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.STOPPED, at=1e12, host=""))
     assert not Bot.objects.filter(pk=bot.pk).exists()
 
 

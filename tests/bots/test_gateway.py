@@ -1,32 +1,60 @@
-"""The trading gateway end to end: real freqtrade bots on the replay exchange, supervised for real.
+"""The trading gateway: its steps driven one by one with tiny real children, then end to end with real bots.
 
-The tests of this module run in order against one replay exchange, one gateway and one listeners
-process (the gateway is killed and replaced in between), like an operator's afternoon.
+The step tests build a ``Gateway`` whose bots are tiny python programs (tests/support/children.py)
+and call its command handlers and loop steps directly. The end-to-end test runs real freqtrade bots
+on the replay exchange against one gateway and one listeners process (the gateway is killed and
+replaced in between), like an operator's afternoon.
 """
 
 from __future__ import annotations
 
+import decimal
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from django.conf import settings
+from django.db import connection
 
+from audit.models import AuditLog
+from bots import listeners
+from bots.commands import (
+    BotStatus,
+    Command,
+    DesiredState,
+    Report,
+    build_bot_command,
+    build_emergency_stop,
+    read_bot_status,
+    read_gateway_heartbeat,
+)
+from bots.gateway.service import CommandLine, Gateway
+from bots.gateway.supervisor import Polled
+from bots.handlers import gateway_registry
 from bots.models import Bot
-from strategies.library import library_dir
+from bots.services import bot_status_apply
+from bots.workspace import Workspace, workspace_for
+from multibot.redis_client import redis_client
+from strategies.library import install_builtin_strategies, library_dir
+from streams.bus import Envelope, stream_key
+from streams.catalog import TRADING_COMMANDS, TRADING_STATUS
 from tests.factories import client_for, make_bot, make_user
+from tests.support import children
 from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 from tests.support.replay import answers, replay_exchange
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# Transactional: the gateway's helper threads (stoppers) read and write through their own connections.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 BROKEN = """
 from freqtrade.strategy import IStrategy
@@ -36,6 +64,301 @@ import a_module_that_is_not_installed  # noqa: F401
 class BrokenStrategy(IStrategy):
     timeframe = "1m"
 """
+
+
+# -- the steps, with tiny children in place of freqtrade --------------------------------------------
+def tiny(program: str) -> CommandLine:
+    return lambda space: children.command(program, space.config)
+
+
+def fake_freqtrade_bot(space: Workspace) -> list[str]:
+    """A bot whose command line is exactly freqtrade's (``python -m freqtrade trade --config ...``), asleep."""
+    children.fake_freqtrade(space.root)  # the bot runs in its directory: this package comes first
+    return [sys.executable, "-m", "freqtrade", "trade", "--config", str(space.config)]
+
+
+@pytest.fixture
+def gateways(committed_db: None) -> Iterator[Callable[..., Gateway]]:
+    install_builtin_strategies()
+    made: list[Gateway] = []
+
+    def make(command_line: CommandLine | None = None) -> Gateway:
+        made.append(Gateway(command_line=command_line or tiny(children.SLEEP)))
+        return made[-1]
+
+    yield make
+    for gateway in made:
+        for child in gateway.supervisor.running().values():
+            children.kill_group(child.pid)
+        gateway.supervisor.shutdown()
+
+
+def wanted(owner: Any, **fields: Any) -> Bot:
+    """A bot its owner asked to run (the API recorded it; the command is what the test sends)."""
+    bot = make_bot(owner=owner, **fields)
+    Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.RUNNING)
+    bot.refresh_from_db()
+    return bot
+
+
+def handle(gateway: Gateway, kind: Command, payload: Mapping[str, Any]) -> None:
+    """Deliver one command the way the stream worker does: to the handler registered for its kind."""
+    registration = gateway_registry(gateway).handler_for(TRADING_COMMANDS, kind)
+    assert registration is not None
+    registration.func(Envelope(type=kind, payload=dict(payload)))
+
+
+def published(kind: Report) -> list[dict[str, Any]]:
+    entries = redis_client().xrange(stream_key(TRADING_STATUS))
+    return [json.loads(fields["payload"]) for _, fields in entries if fields["type"] == kind]
+
+
+def apply_status_reports() -> None:
+    for payload in published(Report.BOT_STATUS):
+        bot_status_apply(report=read_bot_status(payload))
+
+
+def poll_until(gateway: Gateway, done: Callable[[Polled], bool], timeout: float = 15.0) -> Polled:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        polled = gateway.poll_children()
+        if done(polled):
+            return polled
+        time.sleep(0.02)
+    raise AssertionError(f"no poll came to it in {timeout:.0f}s")
+
+
+def break_row(bot: Bot) -> None:
+    """A stake SQLite stores and Django cannot load back (decimal.InvalidOperation), as an upgrade may leave it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Bot._meta.db_table} SET stake_amount = 9999999999999999 WHERE id = %s", [bot.pk])
+    with pytest.raises(decimal.InvalidOperation):
+        Bot.objects.get(pk=bot.pk)
+
+
+def open_connections() -> int:
+    """Connections to the test database open in this process (PostgreSQL: its backends)."""
+    if connection.vendor == "sqlite":
+        # Each SQLite connection holds the write-ahead log open (the database file itself may stay
+        # open after a close, while another connection of the process holds its lock).
+        wal = str(connection.settings_dict["NAME"]) + "-wal"
+        return sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == wal)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        return int(cursor.fetchone()[0])
+
+
+def test_every_command_kind_has_its_own_handler_bound_to_the_gateway(gateways):
+    registry = gateway_registry(gateways())
+
+    handlers = {registration.type: registration.func for registration in registry}
+    assert sorted(handlers) == sorted(Command) and len(set(handlers.values())) == len(Command)
+    assert all(registration.stream == TRADING_COMMANDS and not registration.atomic for registration in registry)
+
+
+def test_a_kill_command_sigkills_the_bot_without_its_grace(gateways, user):
+    gateway = gateways(tiny(children.IGNORE_SIGTERM))
+    bot = wanted(user)
+    gateway.bot_start(build_bot_command(bot_id=bot.pk))
+    pid = gateway.supervisor.running()[bot.pk].pid
+
+    started = time.monotonic()
+    assert gateway.bot_kill(build_bot_command(bot_id=bot.pk)).result(timeout=15) == "killed"
+
+    assert time.monotonic() - started < 2 and not children.alive(pid)
+
+
+def test_a_start_command_launches_the_bot_and_a_poll_reports_exit_code_2_as_error(gateways, user):
+    # given: a bot whose "freqtrade" cannot load its strategy
+    gateway = gateways(tiny(children.EXIT_2))
+    bot = wanted(user)
+
+    # when: the start command arrives, and the loop polls
+    handle(gateway, Command.START, build_bot_command(bot_id=bot.pk, requested_by=user.username))
+    polled = poll_until(gateway, lambda polled: bool(polled.exited))
+
+    # then: reported as error with freqtrade's words, never restarted, and the database follows
+    assert (polled.exited, polled.failed) == ({bot.pk: 2}, [bot.pk])
+    apply_status_reports()
+    bot.refresh_from_db()
+    assert (bot.status, bot.desired_state, bot.pid) == (BotStatus.ERROR, DesiredState.STOPPED, None)
+    assert "Impossible to load Strategy" in bot.status_detail
+    assert AuditLog.objects.filter(action="bot_start", resource=f"bot:{bot.pk}", username="gateway").count() == 1
+    assert gateway.supervisor.pending_restarts == {}
+
+
+def test_a_start_that_a_later_stop_superseded_or_for_another_host_starts_nothing(gateways, user):
+    gateway = gateways()
+    stopped = make_bot(owner=user)  # its owner asked for a stop after the start was sent
+    elsewhere = wanted(user)
+    Bot.objects.filter(pk=elsewhere.pk).update(host="another-host")
+
+    assert gateway.bot_start(build_bot_command(bot_id=stopped.pk)) == "superseded"
+    assert gateway.bot_start(build_bot_command(bot_id=elsewhere.pk)) == "another_host"
+    assert gateway.bot_start(build_bot_command(bot_id=999_999)) == "no_such_bot"
+    assert gateway.supervisor.running() == {}
+
+
+def test_a_start_of_a_bot_whose_row_cannot_be_loaded_reports_an_error_instead_of_failing(gateways, user):
+    gateway = gateways()
+    bot = wanted(user)
+    break_row(bot)
+
+    assert gateway.bot_start(build_bot_command(bot_id=bot.pk)) == "unreadable"
+
+    [report] = [read_bot_status(payload) for payload in published(Report.BOT_STATUS)]
+    assert report["status"] == BotStatus.ERROR and "cannot be read" in report["detail"]
+    assert gateway.supervisor.running() == {}
+
+
+def test_the_heartbeat_step_names_the_supervised_bots_once_per_period(gateways, user):
+    # given
+    gateway = gateways()
+    bot = wanted(user)
+    assert gateway.bot_start(build_bot_command(bot_id=bot.pk)) == "started"
+
+    # when
+    beat = gateway.heartbeat()
+    ticked = gateway.tick()
+
+    # then: one beat naming the bot, none again before its period; the listeners apply it
+    assert beat is not None and [(b["bot_id"], b["status"]) for b in beat["bots"]] == [(bot.pk, BotStatus.STARTING)]
+    assert ticked.heartbeat is None and ticked.trades is False  # a starting bot has no trades to collect yet
+    [sent] = published(Report.GATEWAY_HEARTBEAT)
+    assert read_gateway_heartbeat(sent) == beat
+    registration = listeners.registry.handler_for(TRADING_STATUS, Report.GATEWAY_HEARTBEAT)
+    registration.func(Envelope(type=Report.GATEWAY_HEARTBEAT, payload=sent))
+    bot.refresh_from_db()
+    assert bot.last_heartbeat is not None
+
+
+def test_a_restart_starts_the_bot_again_from_a_stopper_thread_that_closes_its_connection(gateways, user):
+    # given: a running bot, and the connections this process holds
+    gateway = gateways()
+    bot = wanted(user)
+    gateway.bot_start(build_bot_command(bot_id=bot.pk))
+    old_pid = gateway.supervisor.running()[bot.pk].pid
+    before = open_connections()
+
+    # when
+    outcome = gateway.bot_restart(build_bot_command(bot_id=bot.pk)).result(timeout=30)
+
+    # then: a new process, the old one gone, and the stopper thread's connection closed
+    assert outcome == "started"
+    assert gateway.supervisor.running()[bot.pk].pid != old_pid and not children.alive(old_pid)
+    assert AuditLog.objects.filter(action="bot_start", details__reason="restart").count() == 1  # it used the database
+    assert open_connections() == before
+
+
+def test_an_emergency_stop_stops_every_bot_at_once_even_one_whose_row_cannot_be_loaded(gateways, user):
+    # given: three running bots (whose API does not answer), one of them with a broken row
+    gateway = gateways()
+    bots = [wanted(user) for _ in range(3)]
+    for bot in bots:
+        gateway.bot_start(build_bot_command(bot_id=bot.pk))
+    pids = [child.pid for child in gateway.supervisor.running().values()]
+    break_row(bots[1])
+
+    # when
+    started = time.monotonic()
+    stops = gateway.emergency_stop(build_emergency_stop(bot_ids=[bot.pk for bot in bots], force_exit=True))
+    outcomes = {bot_id: stop.result(timeout=15) for bot_id, stop in stops.items()}
+
+    # then: all stopped within the emergency budget, each step audited (failed: nobody answered)
+    assert outcomes == {bot.pk: "terminated" for bot in bots}
+    assert time.monotonic() - started < 5
+    assert not any(children.alive(pid) for pid in pids)
+    steps = AuditLog.objects.filter(action__startswith="emergency_").values_list("resource", "action", "status")
+    assert sorted(steps) == sorted((f"bot:{bot.pk}", action, AuditLog.Status.FAILURE) for bot in bots
+                                   for action in ("emergency_stop_entries", "emergency_force_exit_all"))  # fmt: skip
+    apply_status_reports()
+    assert set(Bot.objects.filter(pk__in=[b.pk for b in bots]).values_list("status", flat=True)) == {"stopped"}
+
+
+def test_an_emergency_stop_reaches_by_pid_a_bot_process_this_gateway_did_not_start(gateways, user):
+    # given: a bot process left by a previous gateway, recorded in a row that cannot be loaded
+    bot = wanted(user)
+    process = children.spawn(children.command(children.SLEEP, workspace_for(bot.pk).config))
+    Bot.objects.filter(pk=bot.pk).update(status=BotStatus.RUNNING, pid=process.pid,
+                                         pid_create_time=psutil.Process(process.pid).create_time())  # fmt: skip
+    break_row(bot)
+    gateway = gateways()
+
+    # when
+    stops = gateway.emergency_stop(build_emergency_stop(bot_ids=[bot.pk], force_exit=False))
+
+    # then
+    assert stops[bot.pk].result(timeout=15) == "terminated"
+    assert not children.alive(process.pid)
+
+
+@pytest.fixture
+def leftovers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    spawned: list[subprocess.Popen[bytes]] = []
+    yield spawned
+    for process in spawned:
+        children.kill_group(process.pid)
+        process.wait(10)
+
+
+def test_reconcile_adopts_its_own_process_and_never_a_reused_pid(gateways, user, leftovers):
+    # given: three bots a previous gateway ran
+    own, reused, recreated = wanted(user), make_bot(owner=user), wanted(user)
+    processes = {
+        # the very process recorded: adopted
+        own.pk: children.command(children.SLEEP, workspace_for(own.pk).config),
+        # the recorded pid now runs something else: left alone, the bot marked stopped
+        reused.pk: children.command(children.SLEEP, Path("/elsewhere/config.json")),
+        # the bot's command line, but another process than the one recorded (another create time)
+        recreated.pk: children.command(children.SLEEP, workspace_for(recreated.pk).config),
+    }
+    for bot_id, args in processes.items():
+        leftovers.append(children.spawn(args))
+        created = psutil.Process(leftovers[-1].pid).create_time() - (30 if bot_id == recreated.pk else 0)
+        Bot.objects.filter(pk=bot_id).update(status=BotStatus.RUNNING, pid=leftovers[-1].pid,
+                                             pid_create_time=created)  # fmt: skip
+    gateway = gateways()
+
+    # when
+    report = gateway.reconcile()
+
+    # then
+    assert report == {"adopted": [own.pk], "restarted": [recreated.pk], "marked": [reused.pk], "killed": []}
+    running = gateway.supervisor.running()
+    assert running[own.pk].pid == leftovers[0].pid and running[recreated.pk].pid != leftovers[2].pid
+    assert all(children.alive(process.pid) for process in leftovers)  # no foreign pid was signalled
+    apply_status_reports()
+    reused.refresh_from_db()
+    assert reused.status == BotStatus.STOPPED and "process was gone" in reused.status_detail
+
+
+def test_stray_killing_kills_a_bot_command_line_that_no_bot_owns_and_nothing_else(gateways, user, leftovers,
+                                                                                  tmp_path):  # fmt: skip
+    # given: an owned bot, a stray with a bot's command line, the same command outside the bots directory
+    fake = children.fake_freqtrade(tmp_path / "fake")
+    gateway = gateways(fake_freqtrade_bot)
+    owned = wanted(user)
+    gateway.bot_start(build_bot_command(bot_id=owned.pk))
+    owned_pid = gateway.supervisor.running()[owned.pk].pid
+    wait_for(lambda: psutil.Process(owned_pid).cmdline()[1:3] == ["-m", "freqtrade"], 10, "the owned bot to run")
+    bots_dir = Path(settings.HOME) / "bots"
+    stray_args = [sys.executable, "-m", "freqtrade", "trade", "--config", str(bots_dir / "999999" / "config.json")]
+    leftovers.append(stray := children.spawn(stray_args, cwd=fake))
+    outside_args = [*stray_args[:5], str(tmp_path / "config.json")]
+    leftovers.append(outside := children.spawn(outside_args, cwd=fake))
+
+    # when
+    killed = gateway.kill_strays()
+
+    # then
+    assert killed == [stray.pid]
+    stray.wait(10)
+    assert children.alive(outside.pid) and children.alive(owned_pid)
+    audit = AuditLog.objects.get(action="bot_stray_kill")
+    assert audit.details == {"pids": [stray.pid]}
+
+
+# -- end to end, with real freqtrade bots ------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +429,7 @@ def _wait_status(bots: list[Bot], status: str, timeout: float = 90) -> None:
              f"bots {[b.name for b in bots]} to be {status} (now {[b.status for b in bots]})")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_a_fleet_starts_supervises_survives_a_gateway_restart_and_stops_in_an_emergency(fleet):
     owner, stranger = make_user(), make_user()
     api, other = client_for(owner), client_for(stranger)

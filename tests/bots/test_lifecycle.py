@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import decimal
 import json
 
 import pytest
+from django.db import connection
 
+from bots.commands import BotStatus, Command, DesiredState, build_bot_status
 from bots.models import Bot
+from bots.services import bot_status_apply
 from multibot.redis_client import redis_client
 from strategies.library import install_builtin_strategies
 from streams.bus import stream_key
+from streams.catalog import TRADING_COMMANDS
 from tests.factories import make_bot
 
 pytestmark = pytest.mark.django_db
 
 
 def sent_commands() -> list[tuple[str, dict]]:
-    entries = redis_client().xrange(stream_key("mgmt:trading:commands"))
+    entries = redis_client().xrange(stream_key(TRADING_COMMANDS))
     return [(fields["type"], json.loads(fields["payload"])) for _, fields in entries]
 
 
@@ -31,9 +36,9 @@ def test_start_answers_at_once_and_sends_one_command(user, user_api, django_capt
         response = user_api.post(f"/api/v1/bots/{bot.pk}/start")
     assert response.status_code == 202
     assert response.json() == {"status": "start_command_sent", "bot_name": bot.name, "bot_id": bot.pk}
-    assert sent_commands() == [("bot_start", {"bot_id": bot.pk, "requested_by": user.username})]
+    assert sent_commands() == [(Command.START, {"bot_id": bot.pk, "requested_by": user.username})]
     bot.refresh_from_db()
-    assert bot.desired_state == "running" and bot.status == "stopped"  # the gateway reports the rest
+    assert bot.desired_state == DesiredState.RUNNING and bot.status == BotStatus.STOPPED  # the gateway does the rest
 
 
 def test_a_bot_whose_strategy_is_missing_is_refused_and_nothing_changes(user, user_api):
@@ -43,13 +48,13 @@ def test_a_bot_whose_strategy_is_missing_is_refused_and_nothing_changes(user, us
     assert "NoSuchStrategy" in response.json()["detail"]
     assert sent_commands() == []
     bot.refresh_from_db()
-    assert bot.desired_state == "stopped"
+    assert bot.desired_state == DesiredState.STOPPED
 
 
 def test_commands_that_change_nothing_are_refused(user, user_api):
     stopped = make_bot(owner=user)
     running = make_bot(owner=user)
-    Bot.objects.filter(pk=running.pk).update(status="running", desired_state="running")
+    Bot.objects.filter(pk=running.pk).update(status=BotStatus.RUNNING, desired_state=DesiredState.RUNNING)
     assert user_api.post(f"/api/v1/bots/{stopped.pk}/stop").json()["detail"].endswith("already stopped.")
     assert user_api.post(f"/api/v1/bots/{running.pk}/start").status_code == 409
     assert user_api.post("/api/v1/bots/999999/start").status_code == 404
@@ -76,7 +81,7 @@ def test_emergency_stop_all_covers_the_callers_bots_or_the_whole_fleet_for_a_sup
         response = user_api.post("/api/v1/emergency/stop-all", {"force_exit": True}, format="json")
     assert response.status_code == 202
     assert response.json()["message"] == "Emergency stop command sent."
-    assert sent_commands() == [("emergency_stop", {"bot_ids": [mine.pk], "force_exit": True})]
+    assert sent_commands() == [(Command.EMERGENCY_STOP, {"bot_ids": [mine.pk], "force_exit": True})]
     with django_capture_on_commit_callbacks(execute=True):
         admin_api.post("/api/v1/emergency/stop-all")
     assert sorted(sent_commands()[-1][1]["bot_ids"]) == sorted([mine.pk, theirs.pk])
@@ -92,13 +97,83 @@ def test_status_logs_and_process_of_a_stopped_bot(user, user_api):
 
 
 def test_a_status_report_older_than_the_applied_one_is_ignored(user):
-    from bots.services import bot_status_apply
-
     bot = make_bot(owner=user)
-    assert bot_status_apply(report={"bot_id": bot.pk, "status": "running", "pid": 42, "at": 200.0, "host": "h1"})
-    assert not bot_status_apply(report={"bot_id": bot.pk, "status": "starting", "pid": 41, "at": 100.0})
+    assert bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.RUNNING, pid=42, at=200.0,
+                                                    host="h1"))  # fmt: skip
+    assert not bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.STARTING, pid=41, at=100.0,
+                                                        host=""))  # fmt: skip
     bot.refresh_from_db()
-    assert (bot.status, bot.pid, bot.host) == ("running", 42, "h1")
-    bot_status_apply(report={"bot_id": bot.pk, "status": "error", "at": 300.0, "detail": "boom"})
+    assert (bot.status, bot.pid, bot.host) == (BotStatus.RUNNING, 42, "h1")
+    bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.ERROR, at=300.0, detail="boom", host=""))
     bot.refresh_from_db()
-    assert bot.status == "error" and bot.pid is None and bot.desired_state == "stopped"
+    assert bot.status == BotStatus.ERROR and bot.pid is None and bot.desired_state == DesiredState.STOPPED
+
+
+# -- a row an older version left broken ------------------------------------------------------------
+def break_row(bot: Bot) -> None:
+    """A stake that SQLite stores and Django cannot load back (decimal.InvalidOperation), as an upgrade may leave it."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Bot._meta.db_table} SET stake_amount = 9999999999999999 WHERE id = %s", [bot.pk])
+    with pytest.raises(decimal.InvalidOperation):
+        Bot.objects.get(pk=bot.pk)
+
+
+def running_fleet(owner, count: int = 3) -> list[Bot]:
+    bots = [make_bot(owner=owner) for _ in range(count)]
+    Bot.objects.filter(pk__in=[bot.pk for bot in bots]).update(status=BotStatus.RUNNING, pid=4242,
+                                                                desired_state=DesiredState.RUNNING)  # fmt: skip
+    return bots
+
+
+def desired_states(bots: list[Bot]) -> dict[int, str]:
+    return dict(Bot.objects.filter(pk__in=[bot.pk for bot in bots]).values_list("id", "desired_state"))
+
+
+def test_emergency_stop_all_names_every_bot_even_one_whose_row_cannot_be_loaded(
+    superuser, admin_api, django_capture_on_commit_callbacks
+):
+    # given: a fleet in which one row is broken
+    bots = running_fleet(superuser)
+    break_row(bots[1])
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_api.post("/api/v1/emergency/stop-all", {"force_exit": True}, format="json")
+
+    # then: every bot named, the broken one too, and every one sent to the gateway
+    assert response.status_code == 202
+    body = response.json()
+    assert [(item["bot_id"], item["bot_name"], item["status"], item["was"]) for item in body["bots"]] == [
+        (bot.pk, bot.name, "emergency_stop_command_sent", "running") for bot in bots]  # fmt: skip
+    assert sent_commands() == [(Command.EMERGENCY_STOP, {"bot_ids": [bot.pk for bot in bots], "force_exit": True})]
+    assert set(desired_states(bots).values()) == {DesiredState.STOPPED}
+
+
+def test_stop_all_and_one_emergency_stop_reach_a_bot_whose_row_cannot_be_loaded(
+    user, user_api, django_capture_on_commit_callbacks
+):
+    bots = running_fleet(user)
+    broken = bots[0]
+    break_row(broken)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        fleet = user_api.post("/api/v1/bots/stop-all")
+        by_name = user_api.post(f"/api/v1/bots/{broken.name}/emergency-stop")
+        by_id = user_api.post(f"/api/v1/bots/{broken.pk}/stop")
+
+    assert fleet.status_code == 202
+    assert {item["bot_id"]: item["status"] for item in fleet.json()["results"]} == {
+        bot.pk: "stop_command_sent" for bot in bots}  # fmt: skip
+    assert by_name.status_code == 202 and by_name.json()["status"] == Command.KILL.answer
+    assert by_id.status_code == 202  # it still runs (no report yet): a second stop is sent
+    assert [kind for kind, _ in sent_commands()] == [Command.STOP] * 3 + [Command.KILL, Command.STOP]
+    assert set(desired_states(bots).values()) == {DesiredState.STOPPED}
+
+
+def test_the_gateways_reports_about_a_bot_whose_row_cannot_be_loaded_still_apply(user):
+    bot = running_fleet(user, count=1)[0]
+    break_row(bot)
+
+    assert bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.STOPPED, at=100.0, host="h1"))
+
+    assert Bot.objects.filter(pk=bot.pk).values_list("status", "pid").get() == (BotStatus.STOPPED, None)

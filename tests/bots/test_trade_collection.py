@@ -1,6 +1,6 @@
 """Trade collection end to end: real freqtrade bots on the replay exchange, the gateway and the listeners.
 
-A bot's trades reach analytics.Trade through the gateway's collector, trading:mgmt:status and the
+A bot's trades reach analytics.Trade through the gateway's collector, the trading status stream and the
 listeners; entries and exits are announced on system:events.
 """
 
@@ -26,6 +26,7 @@ from bots.workspace import workspace_for
 from multibot.redis_client import redis_client
 from strategies.library import library_dir
 from streams.bus import stream_key
+from streams.catalog import SYSTEM_EVENTS
 from tests.factories import client_for, make_bot, make_user
 from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
@@ -86,7 +87,7 @@ def fleet(replay_url: str, committed_db: None, bots_started: list[Bot]) -> Itera
 
 
 def _notifications(bot: Bot, event: str) -> list[dict[str, Any]]:
-    entries = redis_client().xrange(stream_key("system:events"))
+    entries = redis_client().xrange(stream_key(SYSTEM_EVENTS))
     payloads = [json.loads(fields["payload"]) for _, fields in entries if fields["type"] == "trade_notification"]
     return [p for p in payloads if p["bot_id"] == bot.pk and p["event"] == event]
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bots.gateway.trades import TradeCollector, deleted_report, trade_report
+from bots.commands import deleted_report, trade_report
+from bots.gateway.trades import TradeCollector
 from tests.factories import make_bot
 
 pytestmark = pytest.mark.django_db

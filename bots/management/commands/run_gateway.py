@@ -1,4 +1,4 @@
-"""The trading gateway: consumes mgmt:trading:commands and supervises this host's freqtrade processes."""
+"""The trading gateway: consumes the trading commands and supervises this host's freqtrade processes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from bots.gateway import service
+from bots.handlers import gateway_registry
+from streams.catalog import TRADING_CONSUMERS
 from streams.worker import StreamWorker
 
 
@@ -27,10 +29,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         gateway = service.Gateway(stop_bots_on_exit=options["stop_bots_on_exit"])
         self.worker = StreamWorker(
-            registry=service.gateway_registry(gateway),
-            group="trading_consumers",
+            registry=gateway_registry(gateway),
+            group=TRADING_CONSUMERS,
             consumer=options["consumer"],
-            service_name="trading_gateway",
+            service_name=service.PRODUCER,
             block_ms=500,
         )
         signal.signal(signal.SIGTERM, self.on_signal)

@@ -1,0 +1,251 @@
+"""The trading protocol, written once: what the management side asks of a gateway, and what a gateway reports.
+
+- ``Command``: the kinds of command on ``TRADING_COMMANDS``, each with the desired state it records
+  and the word the API answers with;
+- ``BotStatus`` and ``DesiredState``: what a bot is doing, and what its owner wants it to do;
+- ``Report``: the kinds of report on ``TRADING_STATUS``;
+- one TypedDict per payload with one ``build_*`` function (the producer's) and one ``read_*``
+  function (the consumer's): a payload key is spelled here and nowhere else.
+
+No models and no I/O: the supervisor, the gateway, the services and the listeners all import it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Literal, NotRequired, TypedDict
+
+from django.db.models import TextChoices
+
+
+class BotStatus(TextChoices):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    ERROR = "error"
+
+
+# A process exists (or is about to) in these.
+ACTIVE_STATUSES = (BotStatus.STARTING, BotStatus.RUNNING, BotStatus.STOPPING)
+
+
+class DesiredState(TextChoices):
+    """What the owner asked for: the gateway restarts a crashed bot only while it is ``RUNNING``."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class Command(StrEnum):
+    """A command kind: its envelope type, the desired state it records, the API's answer word."""
+
+    START = "bot_start", DesiredState.RUNNING, "start_command_sent"
+    STOP = "bot_stop", DesiredState.STOPPED, "stop_command_sent"
+    RESTART = "bot_restart", DesiredState.RUNNING, "restart_command_sent"
+    KILL = "bot_kill", DesiredState.STOPPED, "emergency_stop_command_sent"
+    EMERGENCY_STOP = "emergency_stop", DesiredState.STOPPED, "emergency_stop_command_sent"
+
+    desired_state: DesiredState
+    answer: str
+
+    def __new__(cls, value: str, desired_state: DesiredState, answer: str) -> Command:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.desired_state = desired_state
+        member.answer = answer
+        return member
+
+
+class Report(StrEnum):
+    """The kinds of report a gateway publishes."""
+
+    BOT_STATUS = "bot_status"
+    GATEWAY_HEARTBEAT = "gateway_heartbeat"
+    TRADE_UPDATE = "trade_update"
+
+
+# -- commands -------------------------------------------------------------------------------------
+class BotCommand(TypedDict):
+    """The payload of START, STOP, RESTART and KILL."""
+
+    bot_id: int
+    requested_by: str
+    # "delete": the stop that comes before a running bot's deletion.
+    then: NotRequired[Literal["delete"]]
+
+
+def build_bot_command(*, bot_id: int, requested_by: str = "", then_delete: bool = False) -> BotCommand:
+    command = BotCommand(bot_id=int(bot_id), requested_by=requested_by)
+    if then_delete:
+        command["then"] = "delete"
+    return command
+
+
+def read_bot_command(payload: Mapping[str, Any]) -> BotCommand:
+    command = BotCommand(bot_id=int(payload["bot_id"]), requested_by=str(payload.get("requested_by") or ""))
+    if payload.get("then") == "delete":
+        command["then"] = "delete"
+    return command
+
+
+class EmergencyStop(TypedDict):
+    """The payload of EMERGENCY_STOP: every bot named is stopped, whatever its desired state."""
+
+    bot_ids: list[int]
+    force_exit: bool
+
+
+def build_emergency_stop(*, bot_ids: Sequence[int], force_exit: bool) -> EmergencyStop:
+    return EmergencyStop(bot_ids=[int(bot_id) for bot_id in bot_ids], force_exit=bool(force_exit))
+
+
+def read_emergency_stop(payload: Mapping[str, Any]) -> EmergencyStop:
+    return build_emergency_stop(bot_ids=payload["bot_ids"], force_exit=bool(payload.get("force_exit")))
+
+
+# -- reports --------------------------------------------------------------------------------------
+class BotStatusReport(TypedDict):
+    """One bot's state as its gateway observed it ``at`` (epoch seconds): a later report wins."""
+
+    bot_id: int
+    status: BotStatus
+    at: float
+    host: str
+    pid: int | None
+    pid_create_time: float | None
+    started_at: float | None
+    restart_count: int
+    detail: str
+    exit_code: int | None
+    outcome: str  # how a stop ended: "terminated", "killed", "killed_after_grace", ...
+
+
+def build_bot_status(
+    *,
+    bot_id: int,
+    status: BotStatus,
+    at: float,
+    host: str,
+    pid: int | None = None,
+    pid_create_time: float | None = None,
+    started_at: float | None = None,
+    restart_count: int = 0,
+    detail: str = "",
+    exit_code: int | None = None,
+    outcome: str = "",
+) -> BotStatusReport:
+    return BotStatusReport(
+        bot_id=int(bot_id), status=BotStatus(status), at=float(at), host=host, pid=pid,
+        pid_create_time=pid_create_time, started_at=started_at, restart_count=int(restart_count), detail=detail,
+        exit_code=exit_code, outcome=outcome,
+    )  # fmt: skip
+
+
+def read_bot_status(payload: Mapping[str, Any]) -> BotStatusReport:
+    pid, created, started, code = (payload.get(key) for key in ("pid", "pid_create_time", "started_at", "exit_code"))
+    return build_bot_status(
+        bot_id=payload["bot_id"], status=payload["status"], at=payload["at"], host=str(payload.get("host") or ""),
+        pid=None if pid is None else int(pid), pid_create_time=None if created is None else float(created),
+        started_at=None if started is None else float(started), restart_count=payload.get("restart_count") or 0,
+        detail=str(payload.get("detail") or ""), exit_code=None if code is None else int(code),
+        outcome=str(payload.get("outcome") or ""),
+    )  # fmt: skip
+
+
+class BotBeat(TypedDict):
+    bot_id: int
+    pid: int
+    status: BotStatus
+
+
+class GatewayHeartbeat(TypedDict):
+    """Every few seconds: the bots this gateway supervises now."""
+
+    bots: list[BotBeat]
+    at: float
+    host: str
+
+
+def build_gateway_heartbeat(*, bots: Sequence[BotBeat], at: float, host: str) -> GatewayHeartbeat:
+    return GatewayHeartbeat(bots=list(bots), at=float(at), host=host)
+
+
+def read_gateway_heartbeat(payload: Mapping[str, Any]) -> GatewayHeartbeat:
+    bots = [BotBeat(bot_id=int(beat["bot_id"]), pid=int(beat["pid"]), status=BotStatus(beat["status"]))
+            for beat in payload["bots"]]  # fmt: skip
+    return build_gateway_heartbeat(bots=bots, at=payload["at"], host=str(payload.get("host") or ""))
+
+
+class TradeReport(TypedDict):
+    """One trade as freqtrade's API reports it, trimmed to what the record holds (``raw`` is carried whole)."""
+
+    trade_id: int
+    pair: str
+    is_open: bool
+    is_short: bool
+    amount: float
+    stake_amount: float
+    open_rate: float
+    close_rate: float | None
+    open_timestamp: int  # milliseconds, as freqtrade gives them
+    close_timestamp: int | None
+    profit_abs: float | None  # None while open: an open trade's profit moves with every price
+    profit_ratio: float | None
+    exit_reason: str
+    raw: dict[str, Any]
+
+
+class DeletedTrade(TypedDict):
+    """freqtrade no longer has the trade (an entry order that never filled, or a manual delete)."""
+
+    trade_id: int
+    deleted: Literal[True]
+
+
+def trade_report(trade: dict[str, Any]) -> TradeReport:
+    """One freqtrade trade (from /status, /trades or /trade/<id>) as a ``TradeUpdate`` item."""
+    is_open = bool(trade["is_open"])
+    return TradeReport(
+        trade_id=int(trade["trade_id"]),
+        pair=trade["pair"],
+        is_open=is_open,
+        is_short=bool(trade.get("is_short")),
+        amount=trade["amount"],
+        stake_amount=trade["stake_amount"],
+        open_rate=trade["open_rate"],
+        close_rate=None if is_open else trade.get("close_rate"),
+        open_timestamp=trade["open_timestamp"],
+        close_timestamp=None if is_open else trade.get("close_timestamp"),
+        # /status reports an open trade's current (unrealised) profit, which moves with every price:
+        # only a closed trade's profit is part of the record, or every round would re-send every open trade.
+        profit_abs=None if is_open else trade.get("profit_abs"),
+        profit_ratio=None if is_open else trade.get("profit_ratio"),
+        exit_reason=trade.get("exit_reason") or "",
+        raw=trade,  # carried whole, as freqtrade sent it
+    )
+
+
+def deleted_report(trade_id: int) -> DeletedTrade:
+    return DeletedTrade(trade_id=int(trade_id), deleted=True)
+
+
+class TradeUpdate(TypedDict):
+    """New and changed trades of one bot, observed ``at``."""
+
+    bot_id: int
+    trades: list[TradeReport | DeletedTrade]
+    at: float
+    host: str
+
+
+def build_trade_update(
+    *, bot_id: int, trades: Sequence[TradeReport | DeletedTrade], at: float, host: str
+) -> TradeUpdate:
+    return TradeUpdate(bot_id=int(bot_id), trades=list(trades), at=float(at), host=host)
+
+
+def read_trade_update(payload: Mapping[str, Any]) -> TradeUpdate:
+    return build_trade_update(bot_id=payload["bot_id"], trades=payload.get("trades") or [], at=payload["at"],
+                              host=str(payload.get("host") or ""))  # fmt: skip
