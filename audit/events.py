@@ -206,6 +206,17 @@ def bot_start_failed_event(*, actor: Actor, bot: Bot, error: str) -> AuditLog:
     )
 
 
+def bot_start_unreadable_event(*, actor: Actor, bot_id: int, error: str) -> AuditLog:
+    """The gateway could not start the bot because its row cannot be loaded: only its id is known."""
+    return audit_record(
+        actor=actor,
+        action=Action.BOT_START,
+        status=Status.FAILURE,
+        resource=bot_resource(bot_id),
+        details={"error": error},
+    )
+
+
 def _emergency_step(action: AuditLog.Action, actor: Actor, bot: Bot, error: str) -> AuditLog:
     return audit_record(
         actor=actor,

@@ -26,9 +26,6 @@ from multibot.errors import API_PREFIX
 logger = logging.getLogger(__name__)
 
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# DRF's viewset method names, as the verbs services record (``bot_delete``, ``bot_update``), so a
-# refused attempt is filed under the same action as its success.
-_SERVICE_VERBS = {"destroy": "delete", "partial_update": "update"}
 
 
 def _status_for(code: int) -> str:
@@ -45,10 +42,10 @@ def view_action(view: Callable[..., Any], method: str) -> AuditLog.Action:
     """The action a request with ``method`` to ``view`` (a URL pattern's callback) is filed under.
 
     A view names it with a constant: ``audit_action`` on an APIView (for each method it serves), or
-    ``audit_actions`` on a viewset, by DRF action (``{"create": AuditLog.Action.USER_CREATE}``). A
-    viewset action it does not name is ``<audit_resource>_<verb>`` when that is an action
-    (``bot_delete``), the one its service records. Anything else, a method the view does not serve
-    included, is ``api_request``: the row's details say which method and path.
+    ``audit_actions`` on a viewset, by DRF action (``{"create": AuditLog.Action.USER_CREATE}``), the
+    action its service records, so a refused attempt is filed with its success. Anything else, a
+    method the view does not serve included, is ``api_request``: the row's details say which method
+    and path.
     """
     view_class = getattr(view, "cls", None) or getattr(view, "view_class", None)
     method = method.lower()
@@ -57,9 +54,7 @@ def view_action(view: Callable[..., Any], method: str) -> AuditLog.Action:
         drf_action = routed.get(method)
         if drf_action is None:
             return AuditLog.Action.API_REQUEST
-        name = getattr(view_class, "audit_actions", {}).get(drf_action) or (
-            f"{getattr(view_class, 'audit_resource', '')}_{_SERVICE_VERBS.get(drf_action, drf_action)}"
-        )
+        name = getattr(view_class, "audit_actions", {}).get(drf_action, "")
     elif view_class is not None and method in view_class.http_method_names and hasattr(view_class, method):
         name = getattr(view_class, "audit_action", "")
     else:

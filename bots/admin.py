@@ -9,7 +9,8 @@ from django import forms
 from django.contrib import admin
 from django.db import transaction
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from bots.models import Bot
 from bots.services import bot_validate
 from multibot.errors import InvalidInputError
@@ -46,23 +47,15 @@ class BotAdmin(admin.ModelAdmin):
     def save_model(self, request, obj: Bot, form, change: bool) -> None:
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            audit_record(
-                actor=Actor.from_request(request),
-                action="bot_update" if change else "bot_create",
-                resource=f"bot:{obj.pk}",
-                details={"bot_name": obj.name, "via": "admin", "changed": list(form.changed_data)},
+            events.bot_admin_saved_event(
+                actor=Actor.from_request(request), bot=obj, created=not change, changed_fields=form.changed_data
             )
 
     def delete_model(self, request, obj: Bot) -> None:
         with transaction.atomic():
             bot_id, name = obj.pk, obj.name
             super().delete_model(request, obj)
-            audit_record(
-                actor=Actor.from_request(request),
-                action="bot_delete",
-                resource=f"bot:{bot_id}",
-                details={"bot_name": name, "via": "admin"},
-            )
+            events.bot_admin_deleted_event(actor=Actor.from_request(request), bot_id=bot_id, bot_name=name)
 
     def has_delete_permission(self, request, obj: Bot | None = None) -> bool:
         # Bulk deletes in the admin skip delete_model (and so the audit): only one at a time.

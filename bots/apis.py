@@ -11,6 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from audit.models import AuditLog
+from audit.resources import Kind
 from audit.services import Actor
 from bots import services, workspace
 from bots.commands import Command
@@ -25,7 +27,19 @@ class BotViewSet(viewsets.ModelViewSet):
     serializer_class = BotSerializer
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
     lookup_value_regex = r"\d+"
-    audit_resource = "bot"
+    audit_resource = Kind.BOT
+    audit_actions = {
+        "create": AuditLog.Action.BOT_CREATE,
+        "update": AuditLog.Action.BOT_UPDATE,
+        "partial_update": AuditLog.Action.BOT_UPDATE,
+        "destroy": AuditLog.Action.BOT_DELETE,
+        "start": AuditLog.Action.BOT_START,
+        "stop": AuditLog.Action.BOT_STOP,
+        "restart": AuditLog.Action.BOT_RESTART,
+        "start_all": AuditLog.Action.BOT_START_ALL,
+        "stop_all": AuditLog.Action.BOT_STOP_ALL,
+        "restart_all": AuditLog.Action.BOT_RESTART_ALL,
+    }
 
     def get_queryset(self) -> QuerySet[Bot]:
         return bot_list(user=self.request.user)
@@ -130,8 +144,8 @@ class BotProcessApi(APIView):
 class BotEmergencyStopApi(APIView):
     """POST /bots/{id or name}/emergency-stop: SIGKILL to the bot's process group, through the gateway."""
 
-    audit_action = Command.KILL.value
-    audit_resource = "bot"
+    audit_action = AuditLog.Action.BOT_KILL
+    audit_resource = Kind.BOT
     rate_limit_exempt = True  # the kill switch: see multibot.ratelimit
 
     def post(self, request: Request, bot: str) -> Response:
@@ -147,7 +161,7 @@ class EmergencyInput(serializers.Serializer):
 class EmergencyStopAllApi(APIView):
     """POST /emergency/stop-all: the caller's bots (every bot for a superuser), at once."""
 
-    audit_action = "emergency_stop_all"
+    audit_action = AuditLog.Action.EMERGENCY_STOP_ALL
     rate_limit_exempt = True  # the kill switch: see multibot.ratelimit
 
     def post(self, request: Request) -> Response:

@@ -17,8 +17,10 @@ from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from audit import events
 from audit.models import AuditLog
-from audit.services import Actor, audit_record
+from audit.resources import Kind
+from audit.services import Actor
 from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
 from bots.selectors import bot_list
@@ -106,10 +108,7 @@ def forward(
             if name.lower() in RESPONSE_HEADERS}  # fmt: skip
     answer = BotAnswer(response.status_code, _masked(response.content, secrets), kept)
     if method not in ("GET", "HEAD", "OPTIONS"):
-        status = AuditLog.Status.SUCCESS if answer.status_code < 400 else AuditLog.Status.FAILURE
-        audit_record(actor=actor, action="bot_ft_passthrough", status=status, resource=f"bot:{bot.pk}",
-                     details={"bot_name": bot.name, "method": method, "ft_path": path,
-                              "status_code": answer.status_code})  # fmt: skip
+        events.bot_passthrough_event(actor=actor, bot=bot, method=method, ft_path=path, status_code=answer.status_code)
     return answer
 
 
@@ -125,8 +124,8 @@ class BotFreqtradeApi(APIView):
     authentication_classes = [JWTAuthentication, BasicAuthentication]
     http_method_names = ["get", "post", "put", "patch", "delete"]
     parser_classes: list[type] = []  # the body goes on as bytes, unparsed
-    audit_action = "bot_ft_passthrough"
-    audit_resource = "bot"
+    audit_action = AuditLog.Action.BOT_FT_PASSTHROUGH
+    audit_resource = Kind.BOT
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[object, str]:
         # The bot decides what it can answer to the caller's Accept; Multibot's own errors are JSON.

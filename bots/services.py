@@ -18,7 +18,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from bots.commands import (
     ACTIVE_STATUSES,
     BotCommand,
@@ -162,12 +163,7 @@ def bot_create(
                     ws_token=secrets.token_urlsafe(24),
                     **fields,
                 )
-                audit_record(
-                    actor=actor,
-                    action="bot_create",
-                    resource=f"bot:{bot.pk}",
-                    details={"bot_name": bot.name, **_public_changes(fields)},
-                )
+                events.bot_created_event(actor=actor, bot=bot, changes=_public_changes(fields))
                 return bot
         except IntegrityError as exc:
             # The constraint is the one check of name uniqueness; the read only says which one failed.
@@ -216,12 +212,7 @@ def bot_update(
                 bot.save()
         except IntegrityError as exc:
             raise _name_taken(bot.name) from exc
-        audit_record(
-            actor=actor,
-            action="bot_update",
-            resource=f"bot:{bot.pk}",
-            details={"bot_name": bot.name, "changes": _public_changes(changed)},
-        )
+        events.bot_updated_event(actor=actor, bot=bot, changes=_public_changes(changed))
     return bot
 
 
@@ -229,19 +220,19 @@ def bot_delete(*, actor: Actor, bot: Bot) -> bool:
     """Delete now when stopped (True); a running bot is stopped first and deleted when it is (False)."""
     with transaction.atomic():
         bot = Bot.objects.select_for_update().get(pk=bot.pk)
-        details = {"bot_name": bot.name, "strategy_name": bot.strategy_name, "exchange": bot.exchange}
         # A start already sent counts as running: its process may exist any moment now.
         if bot.is_active or bot.desired_state == DesiredState.RUNNING:
             Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.STOPPED, delete_requested=True)
-            audit_record(actor=actor, action="bot_delete", resource=f"bot:{bot.pk}",
-                         details={**details, "pending": "stopping the bot first"})  # fmt: skip
+            events.bot_delete_pending_event(actor=actor, bot=bot)
             pending_id = bot.pk
             stop = build_bot_command(bot_id=pending_id, then_delete=True)
             transaction.on_commit(lambda: _publish_command(Command.STOP, stop))
             return False
         bot_id = bot.pk
-        _delete_now(bot)
-        audit_record(actor=actor, action="bot_delete", resource=f"bot:{bot_id}", details=details)
+        _delete_now(bot)  # the instance keeps its other fields
+        events.bot_deleted_event(
+            actor=actor, bot_id=bot_id, bot_name=bot.name, strategy_name=bot.strategy_name, exchange=bot.exchange
+        )
     return True
 
 
@@ -295,7 +286,7 @@ def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
     payload = build_bot_command(bot_id=bot.pk, requested_by=actor.name or getattr(actor.user, "username", ""))
     with transaction.atomic():
         Bot.objects.filter(pk=bot.pk).update(desired_state=command.desired_state)
-        audit_record(actor=actor, action=command.value, resource=f"bot:{bot.pk}", details={"bot_name": bot.name})
+        events.bot_command_event(actor=actor, bot=bot, command=command)
         # Published after commit: the gateway must see the new desired state when it acts.
         transaction.on_commit(lambda: _publish_command(command, payload))
     return {"status": command.answer, "bot_name": bot.name, "bot_id": bot.pk}
@@ -323,8 +314,7 @@ def emergency_stop_all(*, actor: Actor, bots: QuerySet[Bot], force_exit: bool) -
     ids = [bot_id for bot_id, *_ in rows]
     with transaction.atomic():
         Bot.objects.filter(pk__in=ids).update(desired_state=command.desired_state)
-        audit_record(actor=actor, action="emergency_stop_all", resource="bots",
-                     details={"bot_ids": ids, "force_exit": force_exit})  # fmt: skip
+        events.emergency_stop_all_event(actor=actor, bot_ids=ids, force_exit=force_exit)
         payload = build_emergency_stop(bot_ids=ids, force_exit=force_exit)
         transaction.on_commit(lambda: _publish_command(command, payload))
     outcome = [{"bot_id": bot_id, "bot_name": name, "status": command.answer, "was": status, "pid": pid,
@@ -361,8 +351,7 @@ def bot_status_apply(*, report: BotStatusReport) -> bool:
         Bot.objects.filter(pk=bot.pk).update(**fields)
         if bot.delete_requested and report["status"] in (BotStatus.STOPPED, BotStatus.ERROR):
             _delete_now(bot)
-            audit_record(actor=Actor.system(), action="bot_delete", resource=f"bot:{report['bot_id']}",
-                         details={"bot_name": bot.name, "after": "the bot stopped"})  # fmt: skip
+            events.bot_deleted_after_stop_event(actor=Actor.system(), bot_id=report["bot_id"], bot_name=bot.name)
     return True
 
 

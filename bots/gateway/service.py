@@ -26,8 +26,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q
 
-from audit.models import AuditLog
-from audit.services import Actor, audit_record
+from audit import events
+from audit.services import Actor
 from bots import workspace
 from bots.commands import (
     ACTIVE_STATUSES,
@@ -143,12 +143,10 @@ class Gateway:
             launch = self.launch_for(bot)
         except workspace.WorkspaceError as exc:
             self._report_status(bot.pk, BotStatus.ERROR, str(exc))
-            audit_record(actor=GATEWAY, action="bot_start", status=AuditLog.Status.FAILURE, resource=f"bot:{bot.pk}",
-                         details={"bot_name": bot.name, "error": str(exc)})  # fmt: skip
+            events.bot_start_failed_event(actor=GATEWAY, bot=bot, error=str(exc))
             return "error"
         outcome = self.supervisor.start(launch)
-        audit_record(actor=GATEWAY, action="bot_start", resource=f"bot:{bot.pk}",
-                     details={"bot_name": bot.name, "outcome": outcome, "reason": reason})  # fmt: skip
+        events.bot_started_event(actor=GATEWAY, bot=bot, outcome=outcome, reason=reason)
         return outcome
 
     def _start_by_id(self, bot_id: int, *, reason: str) -> str:
@@ -158,8 +156,7 @@ class Gateway:
         except UNREADABLE_ROW as exc:
             detail = f"the bot's settings cannot be read ({type(exc).__name__}); correct them, then start it"
             self._report_status(bot_id, BotStatus.ERROR, detail)
-            audit_record(actor=GATEWAY, action="bot_start", status=AuditLog.Status.FAILURE, resource=f"bot:{bot_id}",
-                         details={"error": detail})  # fmt: skip
+            events.bot_start_unreadable_event(actor=GATEWAY, bot_id=bot_id, error=detail)
             return "unreadable"
         if bot is None:
             return "no_such_bot"
@@ -250,17 +247,19 @@ class Gateway:
         """
         deadline = time.monotonic() + settings.GATEWAY["emergency_api_seconds"]
         with client_for(bot, deadline=deadline) as client:
-            steps: list[tuple[str, Callable[[], Any]]] = [("stop_entries", client.stopentry)]
+            # Each step: the call to the bot and the event that audits it (a failure when it has an error).
+            steps: list[tuple[Callable[[], Any], Callable[..., Any]]] = [
+                (client.stopentry, events.emergency_stop_entries_event)
+            ]
             if force_exit:
-                steps.append(("force_exit_all", lambda: client.forceexit("all")))
-            for step, call in steps:
+                steps.append((lambda: client.forceexit("all"), events.emergency_force_exit_all_event))
+            for call, audit_event in steps:
+                error = ""
                 try:
                     call()
-                    status, error = AuditLog.Status.SUCCESS, ""
                 except FreqtradeApiError as exc:
-                    status, error = AuditLog.Status.FAILURE, str(exc)
-                audit_record(actor=GATEWAY, action=f"emergency_{step}", status=status, resource=f"bot:{bot.pk}",
-                             details={"bot_name": bot.name, "error": error})  # fmt: skip
+                    error = str(exc)
+                audit_event(actor=GATEWAY, bot=bot, error=error)
         # Last look at its trades while it still answers (within the same budget): after termination
         # nobody can read them.
         try:
@@ -334,7 +333,7 @@ class Gateway:
                 except (ProcessLookupError, PermissionError):
                     pass
         if killed:
-            audit_record(actor=GATEWAY, action="bot_stray_kill", resource="bots", details={"pids": killed})
+            events.bot_strays_killed_event(actor=GATEWAY, pids=killed)
         return killed
 
     def shutdown(self) -> None:

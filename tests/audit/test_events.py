@@ -291,6 +291,18 @@ def the_gateway_could_not_launch_a_bot(w: World) -> tuple[AuditLog, Expected]:
     )
 
 
+@case(events.bot_start_unreadable_event)
+def the_gateway_could_not_load_a_bot_to_start(w: World) -> tuple[AuditLog, Expected]:
+    row = events.bot_start_unreadable_event(actor=GATEWAY, bot_id=w.bot.pk, error="the bot's settings cannot be read")
+    return row, Expected(
+        Action.BOT_START,
+        f"bot:{w.bot.pk}",
+        {"error": "the bot's settings cannot be read"},
+        status="failure",
+        user=None,
+    )
+
+
 @case(events.emergency_stop_entries_event)
 def entries_stopped(w: World) -> tuple[AuditLog, Expected]:
     row = events.emergency_stop_entries_event(actor=GATEWAY, bot=w.bot)
