@@ -111,19 +111,6 @@ def literal_actions(node: ast.expr | None) -> list[str]:
     return []
 
 
-def test_the_literal_actions_left_in_the_listed_modules_are_members():
-    # Until the merge converts them, their text must still be a constant's value.
-    unknown = [
-        f"{relative}: {ast.unparse(call)}"
-        for relative in sorted(WRITERS_OF_THEIR_OWN)
-        for call in audit_record_calls(ast.parse((ROOT / relative).read_text()))
-        for name in literal_actions(keyword(call, "action"))
-        if name not in Action.values
-    ]
-
-    assert unknown == []
-
-
 def test_every_view_names_its_actions_with_members():
     for route, pattern in url_patterns():
         view_class = view_class_of(pattern)
