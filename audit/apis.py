@@ -7,6 +7,7 @@ from datetime import date, datetime
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -66,6 +67,28 @@ class PageQuery(serializers.Serializer):
     per_page = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
+class AuditLogPageOutput(serializers.Serializer):
+    logs = AuditLogSerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    per_page = serializers.IntegerField()
+
+
+_DATE_BOUND = "A date (YYYY-MM-DD: the whole day) or an ISO 8601 date/time."
+
+
+@extend_schema(
+    parameters=[
+        PageQuery,
+        OpenApiParameter("user", str, description="Username."),
+        OpenApiParameter("action", str, description="An audit action, like bot_start."),
+        OpenApiParameter("status", str, enum=AuditLog.Status.values),
+        OpenApiParameter("resource", str, description="Like bot:7."),
+        OpenApiParameter("start_date", str, description=_DATE_BOUND),
+        OpenApiParameter("end_date", str, description=_DATE_BOUND),
+    ],
+    responses=AuditLogPageOutput,
+)
 class AuditLogApi(APIView):
     def get(self, request: Request) -> Response:
         paging = PageQuery(data=request.query_params)

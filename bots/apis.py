@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -20,6 +21,76 @@ from bots.models import Bot
 from bots.selectors import bot_list
 from bots.serializers import BotSerializer
 from multibot.errors import QueryValidationError
+from multibot.openapi import ErrorOutput
+
+
+class LinesQuery(serializers.Serializer):
+    lines = serializers.IntegerField(min_value=1, max_value=5000, default=100)
+
+
+# -- response shapes, for the schema ------------------------------------------------------------
+class BotCommandOutput(serializers.Serializer):
+    status = serializers.CharField(help_text="start_command_sent, stop_command_sent, restart_command_sent, ...")
+    bot_name = serializers.CharField()
+    bot_id = serializers.IntegerField()
+
+
+class FleetResultOutput(BotCommandOutput):
+    status = serializers.CharField(help_text="The command sent, or 'refused' (then detail says why).")
+    detail = serializers.CharField(required=False)
+
+
+class FleetOutput(serializers.Serializer):
+    results = FleetResultOutput(many=True)
+    total = serializers.IntegerField()
+
+
+class BotDeletingOutput(serializers.Serializer):
+    status = serializers.CharField()
+    bot_name = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class BotStatusOutput(serializers.Serializer):
+    status = serializers.CharField()
+    bot_name = serializers.CharField()
+    bot_status = serializers.ChoiceField(choices=Bot.Status.choices)
+    pid = serializers.IntegerField(allow_null=True)
+    desired_state = serializers.CharField()
+    detail = serializers.CharField(help_text="What the gateway last said about the bot; may be empty.")
+    restart_count = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    last_heartbeat = serializers.DateTimeField(allow_null=True)
+
+
+class BotLogsOutput(serializers.Serializer):
+    bot_name = serializers.CharField()
+    logs = serializers.ListField(child=serializers.CharField(allow_blank=True))
+
+
+class ProcessOutput(serializers.Serializer):
+    bot_id = serializers.IntegerField()
+    bot_name = serializers.CharField()
+    pid = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(help_text="The operating system's process status, or not_running.")
+    host = serializers.CharField(required=False, help_text="Only when the bot runs on another host.")
+    detail = serializers.CharField(required=False)
+    start_time = serializers.DateTimeField(required=False)
+    memory_usage_mb = serializers.FloatField(required=False)
+    cpu_percent = serializers.FloatField(required=False)
+    children = serializers.IntegerField(required=False)
+
+
+class EmergencyStopAllOutput(serializers.Serializer):
+    message = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    bot_ids = serializers.ListField(child=serializers.IntegerField())
+    force_exit = serializers.BooleanField()
+
+
+_REFUSED = OpenApiResponse(ErrorOutput, description="The command would change nothing or cannot work now.")
+_COMMANDED = {202: BotCommandOutput, 409: _REFUSED}
+_BOT_KEY = OpenApiParameter("bot", str, OpenApiParameter.PATH, description="The bot's id, or its name.")
 
 
 class BotViewSet(viewsets.ModelViewSet):
@@ -42,6 +113,7 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), owner=self.request.user, **serializer.validated_data
         )
 
+    @extend_schema(responses={200: BotSerializer, 409: _REFUSED})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         # The API document updates with PUT and a partial body: PUT and PATCH both merge.
         kwargs["partial"] = True
@@ -52,6 +124,12 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), bot=serializer.instance, **serializer.validated_data
         )
 
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            202: OpenApiResponse(BotDeletingOutput, description="Running: it is stopped first, then deleted."),
+        }
+    )
     def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
         bot = self.get_object()
         if services.bot_delete(actor=Actor.from_request(request), bot=bot):
@@ -64,18 +142,22 @@ class BotViewSet(viewsets.ModelViewSet):
         result = services.bot_command(actor=Actor.from_request(self.request), bot=self.get_object(), command=command)
         return Response(result, status=202)
 
+    @extend_schema(request=None, responses=_COMMANDED)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
         return self._command("bot_start")
 
+    @extend_schema(request=None, responses=_COMMANDED)
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
         return self._command("bot_stop")
 
+    @extend_schema(request=None, responses=_COMMANDED)
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
         return self._command("bot_restart")
 
+    @extend_schema(responses=BotStatusOutput)
     @action(detail=True, methods=["get"], url_path="status")
     def bot_status(self, request: Request, pk: str) -> Response:
         bot = self.get_object()
@@ -85,6 +167,7 @@ class BotViewSet(viewsets.ModelViewSet):
             "started_at": bot.started_at, "last_heartbeat": bot.last_heartbeat,
         })  # fmt: skip
 
+    @extend_schema(parameters=[LinesQuery], responses=BotLogsOutput)
     @action(detail=True, methods=["get"])
     def logs(self, request: Request, pk: str) -> Response:
         query = LinesQuery(data=request.query_params)
@@ -99,21 +182,20 @@ class BotViewSet(viewsets.ModelViewSet):
         results = services.fleet_command(actor=Actor.from_request(self.request), bots=bots, command=command)
         return Response({"results": results, "total": len(results)}, status=202)
 
+    @extend_schema(request=None, responses={202: FleetOutput})
     @action(detail=False, methods=["post"], url_path="start-all")
     def start_all(self, request: Request) -> Response:
         return self._fleet("bot_start")
 
+    @extend_schema(request=None, responses={202: FleetOutput})
     @action(detail=False, methods=["post"], url_path="stop-all")
     def stop_all(self, request: Request) -> Response:
         return self._fleet("bot_stop")
 
+    @extend_schema(request=None, responses={202: FleetOutput})
     @action(detail=False, methods=["post"], url_path="restart-all")
     def restart_all(self, request: Request) -> Response:
         return self._fleet("bot_restart")
-
-
-class LinesQuery(serializers.Serializer):
-    lines = serializers.IntegerField(min_value=1, max_value=5000, default=100)
 
 
 def bot_by_id_or_name(user: object, key: str) -> Bot:
@@ -133,6 +215,7 @@ def bot_by_id_or_name(user: object, key: str) -> Bot:
     raise services.BotCommandRefused(f"{len(named)} bots are named {key!r}; use the bot's id.")
 
 
+@extend_schema(parameters=[_BOT_KEY], responses={200: ProcessOutput, 409: _REFUSED})
 class BotProcessApi(APIView):
     """GET /bots/{id or name}/process: the bot's process as the operating system sees it."""
 
@@ -141,6 +224,7 @@ class BotProcessApi(APIView):
         return Response({"bot_id": found.pk, "bot_name": found.name, **process_info(found)})
 
 
+@extend_schema(parameters=[_BOT_KEY], request=None, responses=_COMMANDED)
 class BotEmergencyStopApi(APIView):
     """POST /bots/{id or name}/emergency-stop: SIGKILL to the bot's process group, through the gateway."""
 
@@ -157,6 +241,7 @@ class EmergencyInput(serializers.Serializer):
     force_exit = serializers.BooleanField(default=False)
 
 
+@extend_schema(request=EmergencyInput, responses={202: EmergencyStopAllOutput})
 class EmergencyStopAllApi(APIView):
     """POST /emergency/stop-all: the caller's bots (every bot for a superuser), at once."""
 

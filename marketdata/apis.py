@@ -54,6 +54,14 @@ class CandleSetOutput(serializers.ModelSerializer):
         return candle_set.end.date().isoformat()
 
 
+class UploadOutput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["uploaded"])
+    added = serializers.IntegerField(help_text="Candles that were not stored before.")
+    updated = serializers.IntegerField(help_text="Stored candles the upload replaced.")
+    records = serializers.IntegerField(help_text="Candles stored now.")
+    data = CandleSetOutput()
+
+
 class UploadInput(serializers.Serializer):
     # Empty files are refused by the CSV reader, with the same wording as every other refusal.
     file = serializers.FileField(allow_empty_file=True)
@@ -103,7 +111,7 @@ class CandleUploadApi(APIView):
     audit_action = "data_upload"
     audit_resource = "data"
 
-    @extend_schema(request={"multipart/form-data": UploadInput}, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request={"multipart/form-data": UploadInput}, responses={201: UploadOutput})
     def post(self, request: Request) -> Response:
         max_bytes = settings.MARKETDATA["max_upload_bytes"]
         # Refuse an oversized body from its declared length, before it is read and spooled to disk.
