@@ -75,17 +75,19 @@ class AuditLogPageOutput(serializers.Serializer):
 
 
 _DATE_BOUND = "A date (YYYY-MM-DD: the whole day) or an ISO 8601 date/time."
+_DATE_BOUND_SCHEMA = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}, {"maxLength": 0}]}
 
 
 @extend_schema(
     parameters=[
         PageQuery,
+        # An empty value is no filter at all.
         OpenApiParameter("user", str, description="Username."),
         OpenApiParameter("action", str, description="An audit action, like bot_start."),
-        OpenApiParameter("status", str, enum=AuditLog.Status.values),
+        OpenApiParameter("status", str, enum=["", *AuditLog.Status.values]),
         OpenApiParameter("resource", str, description="Like bot:7."),
-        OpenApiParameter("start_date", str, description=_DATE_BOUND),
-        OpenApiParameter("end_date", str, description=_DATE_BOUND),
+        OpenApiParameter("start_date", _DATE_BOUND_SCHEMA, description=_DATE_BOUND),
+        OpenApiParameter("end_date", _DATE_BOUND_SCHEMA, description=_DATE_BOUND),
     ],
     responses=AuditLogPageOutput,
 )

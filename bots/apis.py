@@ -113,7 +113,7 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), owner=self.request.user, **serializer.validated_data
         )
 
-    @extend_schema(responses={200: BotSerializer, 409: _REFUSED})
+    @extend_schema(request=BotSerializer(partial=True), responses={200: BotSerializer, 409: _REFUSED})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         # The API document updates with PUT and a partial body: PUT and PATCH both merge.
         kwargs["partial"] = True

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -126,8 +126,9 @@ def _multibot_refusal(description: str) -> OpenApiResponse:
 
 @extend_schema(
     parameters=[
-        OpenApiParameter("ft_path", {"type": "string", "pattern": "^api/v1/"}, OpenApiParameter.PATH,
-                         description="A path of freqtrade's REST API, like api/v1/profit."),
+        OpenApiParameter("ft_path", {"type": "string", "pattern": r"^api/v1/[\w./-]*$"}, OpenApiParameter.PATH,
+                         description="A path of freqtrade's REST API, like api/v1/profit.",
+                         examples=[OpenApiExample("profit", value="api/v1/profit")]),
     ],
     request={"application/json": OpenApiTypes.ANY},
     responses={

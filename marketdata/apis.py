@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
@@ -137,7 +137,16 @@ class CandleUploadApi(APIView):
 class CandleDownloadApi(APIView):
     """The stored candles of one pair and timeframe as CSV, in the format uploads accept; streamed."""
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV")})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("pair", str, OpenApiParameter.PATH, description="BTC_USDT, or BTC/USDT URL-encoded.",
+                             examples=[OpenApiExample("underscore", value="BTC_USDT"),
+                                       OpenApiExample("slash", value="BTC/USDT")]),
+            OpenApiParameter("timeframe", str, OpenApiParameter.PATH, enum=list(TIMEFRAME_SECONDS)),
+            OpenApiParameter("exchange", str, default="replay", description="Whose candles."),
+        ],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV")},
+    )  # fmt: skip
     def get(self, request: Request, pair: str, timeframe: str) -> StreamingHttpResponse:
         exchange = request.query_params.get("exchange", "replay")
         candle_set = candle_set_get(pair=pair, timeframe=timeframe, exchange=exchange)

@@ -9,12 +9,16 @@ the rate limit in front of everything (429, with Retry-After).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import jsonschema
+from django.core.validators import RegexValidator
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import permissions, serializers
+from rest_framework.settings import api_settings
 
 
 @extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}]})
@@ -89,6 +93,20 @@ class AutoSchema(openapi.AutoSchema):
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 
+    def map_parsers(self) -> list[str]:
+        # The API speaks JSON. DRF's default parsers also read forms, which keep working, but a view
+        # promises them only when it chose its parsers itself (form login, multipart uploads).
+        if list(self.view.parser_classes) == list(api_settings.DEFAULT_PARSER_CLASSES):
+            return ["application/json"]
+        return super().map_parsers()
+
+    def _get_request_for_media_type(self, serializer: Any, direction: str = "request") -> tuple[Any, bool]:
+        schema, required = super()._get_request_for_media_type(serializer, direction)
+        if isinstance(serializer, dict):
+            # A hand-written schema: the body is required when an empty one would not do.
+            required = not jsonschema.Draft4Validator(serializer).is_valid({})
+        return schema, required
+
     def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         # DRF trims text before checking it is not blank: "  " is as blank as "", say so.
@@ -98,10 +116,12 @@ class AutoSchema(openapi.AutoSchema):
             and field.trim_whitespace
             and not field.allow_blank
             and schema.get("type") == "string"
-            and "pattern" not in schema
             and "format" not in schema
+            and not any(isinstance(validator, RegexValidator) for validator in field.validators)
         ):
             schema["pattern"] = r"\S"
+        if direction == "request" and isinstance(field, serializers.ListField) and not field.allow_empty:
+            schema.setdefault("minItems", 1)
         return schema
 
     def _resolve_path_parameters(self, variables: list[str]) -> list[dict[str, Any]]:
@@ -150,3 +170,28 @@ def one_path_per_operation(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> l
 
 def _view_of(callback: Any) -> Any:
     return getattr(callback, "cls", None) or getattr(callback, "view_class", None) or callback
+
+
+def link_created_resources(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """A create (``POST /bots/`` answering 201 with an id) links to each operation on what it made
+    (``/bots/{id}/...``), so that clients and test tools can follow from one to the other."""
+    paths, schemas = result["paths"], result.get("components", {}).get("schemas", {})
+    for path, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201", {})
+        ref = created.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
+        if "id" not in schemas.get(ref.rpartition("/")[2], {}).get("properties", {}):
+            continue
+        links = {}
+        for other_path, other_item in paths.items():
+            variable = re.match(re.escape(path) + r"\{(\w+)\}", other_path)
+            if variable is None:
+                continue
+            for operation in other_item.values():
+                if isinstance(operation, dict) and "operationId" in operation:
+                    links[operation["operationId"]] = {
+                        "operationId": operation["operationId"],
+                        "parameters": {variable[1]: "$response.body#/id"},
+                    }
+        if links:
+            created["links"] = links
+    return result

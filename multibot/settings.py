@@ -219,6 +219,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # Both URL forms answer (`audit` and `audit/`); the schema names each operation once.
     "PREPROCESSING_HOOKS": ["multibot.openapi.one_path_per_operation"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "multibot.openapi.link_created_resources",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "BotStatusEnum": "bots.models.Bot.Status",
         "HealthStatusEnum": ["healthy", "degraded", "unhealthy"],

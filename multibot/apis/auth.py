@@ -59,8 +59,8 @@ class LogoutOutput(serializers.Serializer):
 _REFRESH_REQUEST = {
     "type": "object",
     "properties": {
-        "refresh_token": {"type": "string", "minLength": 1},
-        "refresh": {"type": "string", "minLength": 1, "description": "simplejwt's and freqtrade-client's name"},
+        "refresh_token": {"type": "string", "pattern": r"\S"},
+        "refresh": {"type": "string", "pattern": r"\S", "description": "simplejwt's and freqtrade-client's name"},
     },
     "anyOf": [{"required": ["refresh_token"]}, {"required": ["refresh"]}],
 }
