@@ -257,7 +257,11 @@ def _dead_letter(entry_id: str, fields: dict[str, str]) -> dict[str, Any]:
 
 class DeadLetterSelection(serializers.Serializer):
     message_ids = serializers.ListField(
-        child=serializers.RegexField(r"^\d+-\d+$"), required=False, allow_empty=False, max_length=1000
+        # Entry ids as Redis reads them: two 64-bit numbers (19 digits always fit).
+        child=serializers.RegexField(r"^[0-9]{1,19}-[0-9]{1,19}$"),
+        required=False,
+        allow_empty=False,
+        max_length=1000,
     )
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 

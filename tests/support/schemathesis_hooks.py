@@ -1,9 +1,10 @@
 """schemathesis hooks for tests/test_schemathesis.py (loaded through tests/schemathesis.toml).
 
-DRF reads JSON scalars as leniently as form values: ``1`` or ``"true"`` for a boolean, ``5`` for a
-string, ``"5"`` or ``5.0`` for an integer. A "schema-violating" body that is valid once read that
-way was not invalid data accepted by mistake, so that one failure is dropped here (and counted in
-schemathesis's summary as dropped). Anything else fails the run as usual.
+DRF reads input as leniently as form values, in two ways schemathesis counts as "schema-violating
+data accepted": JSON scalars are coerced (``1`` or ``"true"`` for a boolean, ``5`` for a string,
+``"5"`` or ``5.0`` for an integer), and an optional query parameter sent empty (``?per_page=``)
+is read as not sent. A failure that is only that is dropped here (schemathesis's summary counts
+them as dropped); anything else fails the run as usual.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 import schemathesis
 from schemathesis.core.failures import AcceptedNegativeData
 
-# rest_framework.fields.BooleanField.TRUE_VALUES / FALSE_VALUES, without importing Django here.
-_TRUE = {"t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1", 1, True}
-_FALSE = {"f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "0", 0, 0.0, False}
+# rest_framework.fields.BooleanField.TRUE_VALUES / FALSE_VALUES, without importing Django here
+# (True == 1 and False == 0 == 0.0 in a set).
+_TRUE = {"t", "T", "y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON", "1", 1}
+_FALSE = {"f", "F", "n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF", "0", 0}
 _INTEGRAL = re.compile(r"^\s*[-+]?\d+(\.0*)?\s*$")
 
 
@@ -47,9 +49,27 @@ def as_drf_reads_it(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+def only_blank_optional_query(case: Any) -> bool:
+    """Whether every mutation of this negative case is an optional query parameter sent empty."""
+    data = getattr(getattr(case.meta, "phase", None), "data", None)
+    mutated = {(getattr(m.parameter_location, "value", None), m.parameter) for m in getattr(data, "mutations", ())}
+    if not mutated and getattr(data, "parameter", None):
+        mutated = {(getattr(data.parameter_location, "value", None), data.parameter)}
+    parameters = case.operation.definition.raw.get("parameters", [])
+    optional = {p["name"] for p in parameters if p.get("in") == "query" and not p.get("required")}
+    query = case.query or {}
+    return bool(mutated) and all(
+        where == "query" and name in optional and query.get(name) in ("", {}, []) for where, name in mutated
+    )
+
+
 @schemathesis.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
-    if not isinstance(failure, AcceptedNegativeData) or not isinstance(case.body, (dict, list)):
+    if not isinstance(failure, AcceptedNegativeData):
+        return True
+    if only_blank_optional_query(case):
+        return False
+    if not isinstance(case.body, (dict, list)):
         return True
     body = case.operation.get_body_for_media_type(case.media_type) if case.media_type else None
     if body is None:

@@ -1,0 +1,88 @@
+"""schemathesis against a live server: every operation of /api/schema/, every check, as a user and as a superuser.
+
+The server is a real uvicorn on a private MULTIBOT_HOME with its own embedded Redis, on the test
+database; its rate limits are raised so that thousands of requests in a minute are not refused.
+What schemathesis is told to tolerate, and why, is written in tests/schemathesis.toml.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from multibot.embedded_redis import EmbeddedRedis
+from tests import factories
+from tests.support.processes import ROOT, VENV_BIN, database_url, server_env, uvicorn_server
+
+SCHEMATHESIS = str(Path(VENV_BIN) / "st")
+CONFIG = str(ROOT / "tests" / "schemathesis.toml")
+# The deadline of one schemathesis run; a run takes well under a minute here.
+RUN_SECONDS = 300
+_HIGH = "1000000"
+RATE_LIMITS = f"user={_HIGH}/hour,anon={_HIGH}/hour,health={_HIGH}/minute,upload={_HIGH}/hour,login={_HIGH}/minute"
+CANDLES_CSV = "date,open,high,low,close,volume\n" + "".join(
+    f"2024-01-01 00:{minute:02d}:00,100,101,99,100.5,10\n" for minute in range(0, 60, 5)
+)
+
+
+def _login(base: str, username: str) -> str:
+    answer = httpx.post(f"{base}/api/v1/auth/login/json", json={"username": username, "password": factories.PASSWORD})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["access_token"]
+
+
+def _schemathesis(base: str, token: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MULTIBOT_TEST_TOKEN": token, "HYPOTHESIS_STORAGE_DIRECTORY": str(workdir / "hypothesis")}
+    return subprocess.run(
+        [SCHEMATHESIS, "--config-file", CONFIG, "run", f"{base}/api/schema/", "--checks", "all", "--no-color"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_SECONDS,
+    )  # fmt: skip
+
+
+_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+def _summary(output: str) -> str:
+    return output[output.find("= SUMMARY =") :] or output[-3000:]
+
+
+@pytest.mark.slow
+def test_the_live_api_answers_every_operation_as_its_schema_says(committed_db, tmp_path):
+    # given: a live server with a user who owns a bot and has uploaded candles, and a superuser
+    home = tmp_path / "home"
+    redis_server = EmbeddedRedis(home / "redis")
+    redis_server.start()
+    user, admin = factories.make_user(), factories.make_user(is_superuser=True)
+    factories.make_bot(owner=user, name="alpha")
+    env = server_env(
+        DJANGO_SETTINGS_MODULE="tests.settings", MULTIBOT_HOME=str(home), DATABASE_URL=database_url(),
+        MULTIBOT_RATE_LIMITS=RATE_LIMITS, MULTIBOT_LOGIN_MAX_FAILURES=_HIGH, MULTIBOT_LOG_LEVEL="ERROR",
+    )  # fmt: skip
+    runs = {}
+    try:
+        with uvicorn_server(env) as base:
+            tokens = {"user": _login(base, user.username), "superuser": _login(base, admin.username)}
+            upload = httpx.post(
+                f"{base}/api/v1/data/upload", headers={"Authorization": f"Bearer {tokens['user']}"},
+                data={"pair": "BTC/USDT", "timeframe": "5m"}, files={"file": ("btc.csv", CANDLES_CSV)},
+            )  # fmt: skip
+            assert upload.status_code == 201, upload.text
+            schema = httpx.get(f"{base}/api/schema/", params={"format": "json"}).json()
+            # when: the user first (the superuser's run may deactivate the user), then the superuser
+            for who in ("user", "superuser"):
+                runs[who] = _schemathesis(base, tokens[who], tmp_path)
+    finally:
+        redis_server.stop()
+
+    # then: every operation of the schema tested, and no check failed
+    operations = sum(1 for item in schema["paths"].values() for method in item if method in _METHODS)
+    for who, run in runs.items():
+        summary = _summary(run.stdout)
+        print(f"schemathesis as the {who}:\n{summary}")  # shown by pytest -rP, and on failure
+        assert run.returncode == 0, f"schemathesis as the {who} failed:\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}"
+        assert f"Selected: {operations}/{operations}" in summary and f"Tested: {operations}" in summary, summary
+        assert "failure" not in summary.splitlines()[-1], summary
