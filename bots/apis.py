@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -16,7 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit.services import Actor
-from bots import services, workspace
+from bots import services, validation, workspace
 from bots.models import Bot
 from bots.selectors import bot_list
 from bots.serializers import BotSerializer
@@ -88,11 +95,43 @@ class EmergencyStopAllOutput(serializers.Serializer):
     force_exit = serializers.BooleanField()
 
 
+@extend_schema_field({"type": "integer", "anyOf": [{"enum": [-1]}, {"minimum": 1, "maximum": 1000}]})
+class _MaxOpenTradesDoc(serializers.IntegerField):
+    """1 to 1000 open trades, or -1 for no limit."""
+
+
+# JSON Schema's regular expressions have no (?P<name>...) groups.
+_PAIR_PATTERN = re.sub(r"\(\?P<\w+>", "(", validation.PAIR.pattern)
+
+
+# For the schema only (the view validates with BotSerializer): the rules of bots.validation that
+# JSON Schema can state, so that a client sees them before it sends a bot.
+class BotInputDoc(BotSerializer):
+    """A bot's configuration. Rules across fields (pairs quoted in the stake currency, live trading with
+    exchange keys, one name per owner) and names that must exist are answered with a 422."""
+
+    name = serializers.RegexField(validation.BOT_NAME.pattern, max_length=64)
+    strategy_name = serializers.RegexField(validation.STRATEGY_NAME.pattern, max_length=100)
+    exchange = serializers.RegexField(validation.EXCHANGE_ID.pattern, required=False,
+                                      help_text="'replay', or a ccxt exchange id like 'binance'.")  # fmt: skip
+    stake_currency = serializers.RegexField(validation.CURRENCY.pattern, required=False)
+    timeframe = serializers.ChoiceField(choices=validation.TIMEFRAMES, required=False)
+    pair_whitelist = serializers.ListField(child=serializers.RegexField(_PAIR_PATTERN), max_length=500, required=False)
+    max_open_trades = _MaxOpenTradesDoc(required=False)
+
+    class Meta(BotSerializer.Meta):
+        ref_name = "Bot"
+
+
 _REFUSED = OpenApiResponse(ErrorOutput, description="The command would change nothing or cannot work now.")
 _COMMANDED = {202: BotCommandOutput, 409: _REFUSED}
 _BOT_KEY = OpenApiParameter("bot", str, OpenApiParameter.PATH, description="The bot's id, or its name.")
 
 
+@extend_schema_view(
+    create=extend_schema(request=BotInputDoc),
+    partial_update=extend_schema(request=BotInputDoc, responses={200: BotSerializer, 409: _REFUSED}),
+)
 class BotViewSet(viewsets.ModelViewSet):
     serializer_class = BotSerializer
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
@@ -113,7 +152,7 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), owner=self.request.user, **serializer.validated_data
         )
 
-    @extend_schema(request=BotSerializer(partial=True), responses={200: BotSerializer, 409: _REFUSED})
+    @extend_schema(request=BotInputDoc(partial=True), responses={200: BotSerializer, 409: _REFUSED})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         # The API document updates with PUT and a partial body: PUT and PATCH both merge.
         kwargs["partial"] = True
