@@ -49,13 +49,13 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def uvicorn_server(env: dict[str, str]) -> Iterator[str]:
-    """One real ASGI server process on a free port; yields its base URL."""
+def uvicorn_server(env: dict[str, str], *, log: Any = None) -> Iterator[str]:
+    """One real ASGI server process on a free port; yields its base URL. ``log``: a file for its output."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "multibot.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, stdout=log, stderr=log,
     )  # fmt: skip
     try:
         wait_for(lambda: process.poll() is not None or port_accepts(port), 30, "uvicorn to listen")

@@ -1,10 +1,10 @@
 """schemathesis hooks for tests/test_schemathesis.py (loaded through tests/schemathesis.toml).
 
-DRF reads input as leniently as form values, in two ways schemathesis counts as "schema-violating
-data accepted": JSON scalars are coerced (``1`` or ``"true"`` for a boolean, ``5`` for a string,
-``"5"`` or ``5.0`` for an integer), and an optional query parameter sent empty (``?per_page=``)
-is read as not sent. A failure that is only that is dropped here (schemathesis's summary counts
-them as dropped); anything else fails the run as usual.
+DRF reads input as leniently as form values, in ways schemathesis counts as "schema-violating data
+accepted": JSON scalars are coerced (``1`` or ``"true"`` for a boolean, ``5`` for a string, ``"5"``
+or ``5.0`` for an integer), a repeated query parameter is read as its last value, and an optional
+one sent empty (``?per_page=``) as not sent. A failure that is only that is dropped here
+(schemathesis's summary counts them as dropped); anything else fails the run as usual.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 import re
 from typing import Any
 
+import jsonschema
 import schemathesis
 from schemathesis.core.failures import AcceptedNegativeData
 
@@ -49,25 +50,44 @@ def as_drf_reads_it(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
-def only_blank_optional_query(case: Any) -> bool:
-    """Whether every mutation of this negative case is an optional query parameter sent empty."""
+def _mutated(case: Any) -> set[tuple[str | None, str | None]]:
+    """(location, parameter) of each mutation that made this case negative."""
     data = getattr(getattr(case.meta, "phase", None), "data", None)
     mutated = {(getattr(m.parameter_location, "value", None), m.parameter) for m in getattr(data, "mutations", ())}
     if not mutated and getattr(data, "parameter", None):
         mutated = {(getattr(data.parameter_location, "value", None), data.parameter)}
-    parameters = case.operation.definition.raw.get("parameters", [])
-    optional = {p["name"] for p in parameters if p.get("in") == "query" and not p.get("required")}
-    query = case.query or {}
-    return bool(mutated) and all(
-        where == "query" and name in optional and query.get(name) in ("", {}, []) for where, name in mutated
-    )
+    return mutated
+
+
+def query_read_validly(case: Any) -> bool:
+    """Whether every mutated query parameter, read as DRF reads a query string, is valid (or absent).
+
+    DRF takes the last of repeated values, and an optional parameter sent empty as not sent.
+    """
+    mutated = _mutated(case)
+    parameters = {p["name"]: p for p in case.operation.definition.raw.get("parameters", []) if p.get("in") == "query"}
+    if not mutated or any(where != "query" or name not in parameters for where, name in mutated):
+        return False
+    for _, name in mutated:
+        value = (case.query or {}).get(name)
+        if isinstance(value, list):
+            value = value[-1] if value else ""
+        parameter = parameters[name]
+        if value in ("", {}, []) and not parameter.get("required"):
+            continue
+        schema = parameter.get("schema") or {}
+        if "$ref" in json.dumps(schema):
+            return False  # not resolved here: keep the failure
+        if not jsonschema.Draft4Validator(schema).is_valid(as_drf_reads_it(value, schema)):
+            return False
+    return True
 
 
 @schemathesis.hook
 def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
     if not isinstance(failure, AcceptedNegativeData):
         return True
-    if only_blank_optional_query(case):
+    if query_read_validly(case):
         return False
     if not isinstance(case.body, (dict, list)):
         return True
