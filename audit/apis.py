@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import django_filters
 from django import forms
@@ -23,8 +23,9 @@ def _date_bound(value: str, name: str) -> date | datetime:
     try:
         if len(value) == 10:
             return forms.DateField(input_formats=["%Y-%m-%d"]).clean(value)
-        return forms.DateTimeField().clean(value)
-    except forms.ValidationError as exc:
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that ISO 8601 (and Python) allow.
+        return forms.DateTimeField().clean(value).astimezone(UTC)
+    except (forms.ValidationError, OverflowError) as exc:  # OverflowError: before year 1 or after 9999 in UTC
         raise QueryValidationError({name: ["Enter a date (YYYY-MM-DD) or an ISO 8601 date/time."]}) from exc
 
 
