@@ -134,6 +134,7 @@ _BOT_KEY = OpenApiParameter("bot", str, OpenApiParameter.PATH, description="The 
 )
 class BotViewSet(viewsets.ModelViewSet):
     serializer_class = BotSerializer
+    queryset = Bot.objects.none()  # the model, for the schema; get_queryset() scopes to the user
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
     lookup_value_regex = r"\d+"
     audit_resource = "bot"
