@@ -64,6 +64,8 @@ _REFRESH_REQUEST = {
     },
     "anyOf": [{"required": ["refresh_token"]}, {"required": ["refresh"]}],
 }
+_REFRESH_BODY = {"application/json": _REFRESH_REQUEST, "application/x-www-form-urlencoded": _REFRESH_REQUEST}
+_REFRESH_REFUSED = OpenApiResponse(ErrorOutput, description="The refresh token is invalid, expired, revoked or used.")
 _LOGIN_REFUSED = OpenApiResponse(ErrorOutput, description="Incorrect username or password.")
 _LOCKED = OpenApiResponse(ErrorOutput, description="Too many login attempts, or the account is locked.")
 
@@ -100,11 +102,7 @@ class LoginFormApi(_LoginApi):
     parser_classes = [FormParser, MultiPartParser]
 
 
-@extend_schema(
-    request={"application/json": _REFRESH_REQUEST, "application/x-www-form-urlencoded": _REFRESH_REQUEST},
-    responses={200: TokensOutput, 401: OpenApiResponse(ErrorOutput, description="Refresh token invalid, expired, "
-                                                       "revoked or already used.")},
-)  # fmt: skip
+@extend_schema(request=_REFRESH_BODY, responses={200: TokensOutput, 401: _REFRESH_REFUSED})
 class RefreshApi(_CredentialsApi):
     parser_classes = [JSONParser, FormParser]
     audit_action = "token_refresh"
@@ -117,7 +115,7 @@ class RefreshApi(_CredentialsApi):
 
 
 @extend_schema(
-    request={"application/json": _REFRESH_REQUEST, "application/x-www-form-urlencoded": _REFRESH_REQUEST},
+    request=_REFRESH_BODY,
     responses={
         200: LogoutOutput,
         401: OpenApiResponse(ErrorOutput, description="Not authenticated, or the refresh token is invalid."),
