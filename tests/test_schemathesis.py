@@ -7,8 +7,10 @@ What schemathesis is told to tolerate, and why, is written in tests/schemathesis
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -35,15 +37,41 @@ def _login(base: str, username: str) -> str:
     return answer.json()["access_token"]
 
 
-def _schemathesis(base: str, token: str, workdir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MULTIBOT_TEST_TOKEN": token, "HYPOTHESIS_STORAGE_DIRECTORY": str(workdir / "hypothesis")}
+def _schemathesis(base: str, token: str, events: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "MULTIBOT_TEST_TOKEN": token,
+        "HYPOTHESIS_STORAGE_DIRECTORY": str(events.parent / "hypothesis"),
+    }
     return subprocess.run(
-        [SCHEMATHESIS, "--config-file", CONFIG, "run", f"{base}/api/schema/", "--checks", "all", "--no-color"],
+        [SCHEMATHESIS, "--config-file", CONFIG, "run", f"{base}/api/schema/", "--checks", "all", "--no-color",
+         "--report", "ndjson", "--report-ndjson-path", str(events)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_SECONDS,
     )  # fmt: skip
 
 
+def check_outcomes(events: Path) -> Counter[tuple[str, str]]:
+    """(check, status) -> how many responses it judged so, from schemathesis's event stream."""
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for line in events.read_text().splitlines():
+        finished = json.loads(line).get("ScenarioFinished")
+        for checks in (finished or {}).get("recorder", {}).get("checks", {}).values():
+            outcomes.update((check["name"], check["status"]) for check in checks)
+    return outcomes
+
+
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+# What `--checks all` means in this version (`st run --help`); each must have judged some response.
+CHECKS = (
+    "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_headers_conformance",
+    "response_schema_conformance", "negative_data_rejection", "positive_data_acceptance", "missing_required_header",
+    "unsupported_method", "allow_header_conformance", "use_after_free", "ensure_resource_availability",
+    "ignored_auth", "object_level_authorization",
+)  # fmt: skip
+
+
+def _statuses(outcomes: Counter[tuple[str, str]], check: str) -> str:
+    return ", ".join(f"{count} {status}" for (name, status), count in sorted(outcomes.items()) if name == check)
 
 
 def _summary(output: str) -> str:
@@ -75,7 +103,7 @@ def test_the_live_api_answers_every_operation_as_its_schema_says(committed_db, t
             schema = httpx.get(f"{base}/api/schema/", params={"format": "json"}).json()
             # when: the user first (the superuser's run may deactivate the user), then the superuser
             for who in ("user", "superuser"):
-                runs[who] = _schemathesis(base, tokens[who], tmp_path)
+                runs[who] = _schemathesis(base, tokens[who], tmp_path / f"{who}.ndjson")
     finally:
         redis_server.stop()
         server_log.close()
@@ -87,10 +115,14 @@ def test_the_live_api_answers_every_operation_as_its_schema_says(committed_db, t
     operations = sum(1 for item in schema["paths"].values() for method in item if method in _METHODS)
     for who, run in runs.items():
         summary = _summary(run.stdout)
-        print(f"schemathesis as the {who}:\n{summary}")  # shown by pytest -rP, and on failure
+        outcomes = check_outcomes(tmp_path / f"{who}.ndjson")
+        judged = "\n".join(f"  {name}: {_statuses(outcomes, name)}" for name in CHECKS)
+        print(f"schemathesis as the {who}:\n{summary}\nchecks:\n{judged}")  # shown by pytest -rP, and on failure
         assert run.returncode == 0, (
             f"schemathesis as the {who} failed:\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}\n"
             f"server log:\n" + "\n".join(errors[-60:])
         )
         assert f"Selected: {operations}/{operations}" in summary and f"Tested: {operations}" in summary, summary
         assert "failure" not in summary.splitlines()[-1], summary
+        assert all(outcomes[(name, "success")] for name in CHECKS), judged
+        assert not [key for key in outcomes if key[1] == "failure"], judged
