@@ -113,16 +113,17 @@ def test_the_live_api_answers_every_operation_as_its_schema_says(committed_db, t
 
     # then: every operation of the schema tested, and no check failed
     operations = sum(1 for item in schema["paths"].values() for method in item if method in _METHODS)
+    outcomes = {who: check_outcomes(tmp_path / f"{who}.ndjson") for who in runs}
+    judged = {who: "\n".join(f"  {name}: {_statuses(outcomes[who], name)}" for name in CHECKS) for who in runs}
+    for who, run in runs.items():  # both summaries first: shown by pytest -rP, and on failure
+        print(f"schemathesis as the {who}:\n{_summary(run.stdout)}\nchecks:\n{judged[who]}")
     for who, run in runs.items():
         summary = _summary(run.stdout)
-        outcomes = check_outcomes(tmp_path / f"{who}.ndjson")
-        judged = "\n".join(f"  {name}: {_statuses(outcomes, name)}" for name in CHECKS)
-        print(f"schemathesis as the {who}:\n{summary}\nchecks:\n{judged}")  # shown by pytest -rP, and on failure
         assert run.returncode == 0, (
             f"schemathesis as the {who} failed:\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}\n"
             f"server log:\n" + "\n".join(errors[-60:])
         )
         assert f"Selected: {operations}/{operations}" in summary and f"Tested: {operations}" in summary, summary
         assert "failure" not in summary.splitlines()[-1], summary
-        assert all(outcomes[(name, "success")] for name in CHECKS), judged
-        assert not [key for key in outcomes if key[1] == "failure"], judged
+        assert all(outcomes[who][(name, "success")] for name in CHECKS), judged[who]
+        assert not [key for key in outcomes[who] if key[1] == "failure"], judged[who]
