@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import django_filters
 from django import forms
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,8 +23,9 @@ def _date_bound(value: str, name: str) -> date | datetime:
     try:
         if len(value) == 10:
             return forms.DateField(input_formats=["%Y-%m-%d"]).clean(value)
-        return forms.DateTimeField().clean(value)
-    except forms.ValidationError as exc:
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 that ISO 8601 (and Python) allow.
+        return forms.DateTimeField().clean(value).astimezone(UTC)
+    except (forms.ValidationError, OverflowError) as exc:  # OverflowError: before year 1 or after 9999 in UTC
         raise QueryValidationError({name: ["Enter a date (YYYY-MM-DD) or an ISO 8601 date/time."]}) from exc
 
 
@@ -67,6 +69,30 @@ class PageQuery(serializers.Serializer):
     per_page = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
+class AuditLogPageOutput(serializers.Serializer):
+    logs = AuditLogSerializer(many=True)
+    total = serializers.IntegerField()
+    page = serializers.IntegerField()
+    per_page = serializers.IntegerField()
+
+
+_DATE_BOUND = "A date (YYYY-MM-DD: the whole day) or an ISO 8601 date/time."
+_DATE_BOUND_SCHEMA = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}, {"maxLength": 0}]}
+
+
+@extend_schema(
+    parameters=[
+        PageQuery,
+        # An empty value is no filter at all.
+        OpenApiParameter("user", str, description="Username."),
+        OpenApiParameter("action", str, description="An audit action, like bot_start."),
+        OpenApiParameter("status", str, enum=["", *AuditLog.Status.values]),
+        OpenApiParameter("resource", str, description="Like bot:7."),
+        OpenApiParameter("start_date", _DATE_BOUND_SCHEMA, description=_DATE_BOUND),
+        OpenApiParameter("end_date", _DATE_BOUND_SCHEMA, description=_DATE_BOUND),
+    ],
+    responses=AuditLogPageOutput,
+)
 class AuditLogApi(APIView):
     def get(self, request: Request) -> Response:
         paging = PageQuery(data=request.query_params)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 from django.db.models import QuerySet
 from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_view,
+)
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -14,17 +23,121 @@ from rest_framework.views import APIView
 from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
-from bots import services, workspace
+from bots import services, validation, workspace
 from bots.commands import Command
 from bots.models import Bot
 from bots.processes import process_info
 from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list
 from bots.serializers import BotSerializer
+from marketdata import vocabulary
 from multibot.errors import QueryValidationError
+from multibot.openapi import ErrorOutput
 
 
+class LinesQuery(serializers.Serializer):
+    lines = serializers.IntegerField(min_value=1, max_value=5000, default=100)
+
+
+# -- response shapes, for the schema ------------------------------------------------------------
+class BotCommandOutput(serializers.Serializer):
+    status = serializers.CharField(help_text="start_command_sent, stop_command_sent, restart_command_sent, ...")
+    bot_name = serializers.CharField()
+    bot_id = serializers.IntegerField()
+
+
+class FleetResultOutput(BotCommandOutput):
+    status = serializers.CharField(help_text="The command sent, or 'refused' (then detail says why).")
+    detail = serializers.CharField(required=False)
+
+
+class FleetOutput(serializers.Serializer):
+    results = FleetResultOutput(many=True)
+    total = serializers.IntegerField()
+
+
+class BotDeletingOutput(serializers.Serializer):
+    status = serializers.CharField()
+    bot_name = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class BotStatusOutput(serializers.Serializer):
+    status = serializers.CharField()
+    bot_name = serializers.CharField()
+    bot_status = serializers.ChoiceField(choices=Bot.Status.choices)
+    pid = serializers.IntegerField(allow_null=True)
+    desired_state = serializers.CharField()
+    detail = serializers.CharField(help_text="What the gateway last said about the bot; may be empty.")
+    restart_count = serializers.IntegerField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    last_heartbeat = serializers.DateTimeField(allow_null=True)
+
+
+class BotLogsOutput(serializers.Serializer):
+    bot_name = serializers.CharField()
+    logs = serializers.ListField(child=serializers.CharField(allow_blank=True))
+
+
+class ProcessOutput(serializers.Serializer):
+    bot_id = serializers.IntegerField()
+    bot_name = serializers.CharField()
+    pid = serializers.IntegerField(allow_null=True)
+    status = serializers.CharField(help_text="The operating system's process status, or not_running.")
+    host = serializers.CharField(required=False, help_text="Only when the bot runs on another host.")
+    detail = serializers.CharField(required=False)
+    start_time = serializers.DateTimeField(required=False)
+    memory_usage_mb = serializers.FloatField(required=False)
+    cpu_percent = serializers.FloatField(required=False)
+    children = serializers.IntegerField(required=False)
+
+
+class EmergencyStopAllOutput(serializers.Serializer):
+    message = serializers.CharField()
+    timestamp = serializers.DateTimeField()
+    bot_ids = serializers.ListField(child=serializers.IntegerField())
+    force_exit = serializers.BooleanField()
+
+
+@extend_schema_field({"type": "integer", "anyOf": [{"enum": [-1]}, {"minimum": 1, "maximum": 1000}]})
+class _MaxOpenTradesDoc(serializers.IntegerField):
+    """1 to 1000 open trades, or -1 for no limit."""
+
+
+# JSON Schema's regular expressions have no (?P<name>...) groups.
+_PAIR_PATTERN = re.sub(r"\(\?P<\w+>", "(", vocabulary.PAIR.pattern)
+
+
+# For the schema only (the view validates with BotSerializer): the rules of bots.validation that
+# JSON Schema can state, so that a client sees them before it sends a bot.
+class BotInputDoc(BotSerializer):
+    """A bot's configuration. Rules across fields (pairs quoted in the stake currency, live trading with
+    exchange keys, one name per owner) and names that must exist are answered with a 422."""
+
+    name = serializers.RegexField(validation.BOT_NAME.pattern, max_length=64)
+    strategy_name = serializers.RegexField(validation.STRATEGY_NAME.pattern, max_length=100)
+    exchange = serializers.RegexField(validation.EXCHANGE_ID.pattern, required=False,
+                                      help_text="'replay', or a ccxt exchange id like 'binance'.")  # fmt: skip
+    stake_currency = serializers.RegexField(validation.CURRENCY.pattern, required=False)
+    timeframe = serializers.ChoiceField(choices=validation.TIMEFRAMES, required=False)
+    pair_whitelist = serializers.ListField(child=serializers.RegexField(_PAIR_PATTERN), max_length=500, required=False)
+    max_open_trades = _MaxOpenTradesDoc(required=False)
+
+    class Meta(BotSerializer.Meta):
+        ref_name = "Bot"
+
+
+_REFUSED = OpenApiResponse(ErrorOutput, description="The command would change nothing or cannot work now.")
+_COMMANDED = {202: BotCommandOutput, 409: _REFUSED}
+_BOT_KEY = OpenApiParameter("bot", str, OpenApiParameter.PATH, description="The bot's id, or its name.")
+
+
+@extend_schema_view(
+    create=extend_schema(request=BotInputDoc),
+    partial_update=extend_schema(request=BotInputDoc, responses={200: BotSerializer, 409: _REFUSED}),
+)
 class BotViewSet(viewsets.ModelViewSet):
     serializer_class = BotSerializer
+    queryset = Bot.objects.none()  # the model, for the schema; get_queryset() scopes to the user
     http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
     lookup_value_regex = r"\d+"
     audit_resource = Kind.BOT
@@ -55,6 +168,7 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), owner=self.request.user, **serializer.validated_data
         )
 
+    @extend_schema(request=BotInputDoc(partial=True), responses={200: BotSerializer, 409: _REFUSED})
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         # The API document updates with PUT and a partial body: PUT and PATCH both merge.
         kwargs["partial"] = True
@@ -65,6 +179,12 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), bot=serializer.instance, **serializer.validated_data
         )
 
+    @extend_schema(
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            202: OpenApiResponse(BotDeletingOutput, description="Running: it is stopped first, then deleted."),
+        }
+    )
     def destroy(self, request: Request, *args: object, **kwargs: object) -> Response:
         bot = self.get_object()
         if services.bot_delete(actor=Actor.from_request(request), bot=bot):
@@ -81,18 +201,22 @@ class BotViewSet(viewsets.ModelViewSet):
         result = services.bot_command(actor=Actor.from_request(self.request), bot=bot, command=command)
         return Response(result, status=202)
 
+    @extend_schema(request=None, responses=_COMMANDED)
     @action(detail=True, methods=["post"])
     def start(self, request: Request, pk: str) -> Response:
         return self._command(Command.START)
 
+    @extend_schema(request=None, responses=_COMMANDED)
     @action(detail=True, methods=["post"])
     def stop(self, request: Request, pk: str) -> Response:
         return self._command(Command.STOP)
 
+    @extend_schema(request=None, responses=_COMMANDED)
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str) -> Response:
         return self._command(Command.RESTART)
 
+    @extend_schema(responses=BotStatusOutput)
     @action(detail=True, methods=["get"], url_path="status")
     def bot_status(self, request: Request, pk: str) -> Response:
         bot = self.get_object()
@@ -102,6 +226,7 @@ class BotViewSet(viewsets.ModelViewSet):
             "started_at": bot.started_at, "last_heartbeat": bot.last_heartbeat,
         })  # fmt: skip
 
+    @extend_schema(parameters=[LinesQuery], responses=BotLogsOutput)
     @action(detail=True, methods=["get"])
     def logs(self, request: Request, pk: str) -> Response:
         query = LinesQuery(data=request.query_params)
@@ -116,23 +241,23 @@ class BotViewSet(viewsets.ModelViewSet):
         results = services.fleet_command(actor=Actor.from_request(self.request), bots=bots, command=command)
         return Response({"results": results, "total": len(results)}, status=202)
 
+    @extend_schema(request=None, responses={202: FleetOutput})
     @action(detail=False, methods=["post"], url_path="start-all")
     def start_all(self, request: Request) -> Response:
         return self._fleet(Command.START)
 
+    @extend_schema(request=None, responses={202: FleetOutput})
     @action(detail=False, methods=["post"], url_path="stop-all")
     def stop_all(self, request: Request) -> Response:
         return self._fleet(Command.STOP)
 
+    @extend_schema(request=None, responses={202: FleetOutput})
     @action(detail=False, methods=["post"], url_path="restart-all")
     def restart_all(self, request: Request) -> Response:
         return self._fleet(Command.RESTART)
 
 
-class LinesQuery(serializers.Serializer):
-    lines = serializers.IntegerField(min_value=1, max_value=5000, default=100)
-
-
+@extend_schema(parameters=[_BOT_KEY], responses={200: ProcessOutput, 409: _REFUSED})
 class BotProcessApi(APIView):
     """GET /bots/{id or name}/process: the bot's process as the operating system sees it."""
 
@@ -141,6 +266,7 @@ class BotProcessApi(APIView):
         return Response({"bot_id": found.pk, "bot_name": found.name, **process_info(found)})
 
 
+@extend_schema(parameters=[_BOT_KEY], request=None, responses=_COMMANDED)
 class BotEmergencyStopApi(APIView):
     """POST /bots/{id or name}/emergency-stop: SIGKILL to the bot's process group, through the gateway."""
 
@@ -158,6 +284,7 @@ class EmergencyInput(serializers.Serializer):
     force_exit = serializers.BooleanField(default=False)
 
 
+@extend_schema(request=EmergencyInput, responses={202: EmergencyStopAllOutput})
 class EmergencyStopAllApi(APIView):
     """POST /emergency/stop-all: the caller's bots (every bot for a superuser), at once."""
 

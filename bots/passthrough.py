@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -25,6 +27,7 @@ from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
 from bots.selectors import bot_list
 from multibot.authentication import BasicAuthentication, JWTAuthentication
+from multibot.openapi import ErrorOutput
 
 FORWARDED_PREFIX = "api/v1/"
 # freqtrade's own token endpoints would sign freqtrade JWTs with the bot's jwt_secret_key: a
@@ -112,6 +115,30 @@ def forward(
     return answer
 
 
+_BOT_ANSWER = OpenApiResponse(OpenApiTypes.ANY, description="The bot's own answer, with its status and Content-Type.")
+
+
+def _multibot_refusal(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorOutput, description=description)
+
+
+@extend_schema(
+    parameters=[
+        OpenApiParameter("ft_path", {"type": "string", "pattern": r"^api/v1/[\w./-]*$"}, OpenApiParameter.PATH,
+                         description="A path of freqtrade's REST API, like api/v1/profit.",
+                         examples=[OpenApiExample("profit", value="api/v1/profit")]),
+    ],
+    request={"application/json": OpenApiTypes.ANY},
+    responses={
+        (200, "*/*"): _BOT_ANSWER,
+        ("default", "*/*"): _BOT_ANSWER,
+        403: _multibot_refusal("Not allowed: freqtrade's own token endpoints are not forwarded."),
+        404: _multibot_refusal("No such bot of yours, or not a freqtrade API path (api/v1/...)."),
+        502: _multibot_refusal("The bot refused Multibot's credentials: restart it."),
+        503: _multibot_refusal("The bot is not running or not reachable."),
+        504: _multibot_refusal("The bot did not answer in time."),
+    },
+)  # fmt: skip
 class BotFreqtradeApi(APIView):
     """Any freqtrade API call on one of the user's bots: ``/api/v1/bots/7/ft/api/v1/profit``.
 

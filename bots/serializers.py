@@ -16,10 +16,11 @@ from bots.validation import MAX_STAKE
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
-# The schema tells the bounds the service holds a stake to (bots.validation).
+# The schema tells the bounds the service holds a stake to (bots.validation); OpenAPI 3.0 spells an
+# open bound as a boolean beside its minimum.
 _STAKE_SCHEMA = {
     "oneOf": [
-        {"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_STAKE)},
+        {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": int(MAX_STAKE)},
         {"type": "string", "enum": [UNLIMITED_STAKE]},
     ]
 }

@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
@@ -53,6 +53,14 @@ class CandleSetOutput(serializers.ModelSerializer):
 
     def get_end_date(self, candle_set: CandleSet) -> str:
         return candle_set.end.date().isoformat()
+
+
+class UploadOutput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["uploaded"])
+    added = serializers.IntegerField(help_text="Candles that were not stored before.")
+    updated = serializers.IntegerField(help_text="Stored candles the upload replaced.")
+    records = serializers.IntegerField(help_text="Candles stored now.")
+    data = CandleSetOutput()
 
 
 class UploadInput(serializers.Serializer):
@@ -105,7 +113,7 @@ class CandleUploadApi(APIView):
     audit_action = AuditLog.Action.DATA_UPLOAD
     audit_resource = Kind.DATA
 
-    @extend_schema(request={"multipart/form-data": UploadInput}, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request={"multipart/form-data": UploadInput}, responses={201: UploadOutput})
     def post(self, request: Request) -> Response:
         max_bytes = settings.MARKETDATA["max_upload_bytes"]
         # Refuse an oversized body from its declared length, before it is read and spooled to disk.
@@ -131,7 +139,16 @@ class CandleUploadApi(APIView):
 class CandleDownloadApi(APIView):
     """The stored candles of one pair and timeframe as CSV, in the format uploads accept; streamed."""
 
-    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV")})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("pair", str, OpenApiParameter.PATH, description="BTC_USDT, or BTC/USDT URL-encoded.",
+                             examples=[OpenApiExample("underscore", value="BTC_USDT"),
+                                       OpenApiExample("slash", value="BTC/USDT")]),
+            OpenApiParameter("timeframe", str, OpenApiParameter.PATH, enum=list(TIMEFRAME_SECONDS)),
+            OpenApiParameter("exchange", str, default="replay", description="Whose candles."),
+        ],
+        responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY, description="CSV")},
+    )  # fmt: skip
     def get(self, request: Request, pair: str, timeframe: str) -> StreamingHttpResponse:
         exchange = request.query_params.get("exchange", "replay")
         candle_set = candle_set_get(pair=pair, timeframe=timeframe, exchange=exchange)

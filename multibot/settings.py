@@ -198,7 +198,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "multibot.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "multibot.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": False,
@@ -226,6 +226,16 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Both URL forms answer (`audit` and `audit/`); the schema names each operation once.
+    "PREPROCESSING_HOOKS": ["multibot.openapi.one_path_per_operation"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "multibot.openapi.link_created_resources",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "BotStatusEnum": "bots.models.Bot.Status",
+        "HealthStatusEnum": ["healthy", "degraded", "unhealthy"],
+    },
 }
 
 # Rate limits: "<count>/<second|minute|hour|day>" per scope, counted in Redis (shared by every

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import converters, include, path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
@@ -16,6 +16,20 @@ from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
 from streams import apis as streams
+
+
+class TextConverter(converters.StringConverter):
+    """A path segment without NUL: no name holds one, and PostgreSQL refuses it in a query (a 404, not a 500)."""
+
+    regex = "[^/\x00]+"
+
+
+class TextPathConverter(converters.PathConverter):
+    regex = "[^\x00]+"
+
+
+register_converter(TextConverter, "text")
+register_converter(TextPathConverter, "textpath")
 
 # Paths are served with or without a trailing slash: the API document uses both.
 router = DefaultRouter()
@@ -37,8 +51,10 @@ api_v1 = [
     path("data/", marketdata.CandleSetListApi.as_view(), name="data"),
     path("data", marketdata.CandleSetListApi.as_view()),
     path("data/upload", marketdata.CandleUploadApi.as_view(), name="data-upload"),
-    # <path:> because a URL-encoded BTC%2FUSDT arrives decoded, as BTC/USDT, in the path.
-    path("data/download/<path:pair>/<str:timeframe>", marketdata.CandleDownloadApi.as_view(), name="data-download"),
+    # <textpath:> because a URL-encoded BTC%2FUSDT arrives decoded, as BTC/USDT, in the path.
+    path(
+        "data/download/<textpath:pair>/<text:timeframe>", marketdata.CandleDownloadApi.as_view(), name="data-download"
+    ),
     path("health/streams", streams.StreamsHealthApi.as_view(), name="streams-health"),
     path("streams/", streams.StreamListApi.as_view(), name="streams"),
     path("streams", streams.StreamListApi.as_view()),
@@ -50,8 +66,8 @@ api_v1 = [
     path("streams/<str:name>/dlq/replay", streams.DeadLetterReplayApi.as_view(), name="dlq-replay"),
     path("streams/<str:name>/dlq/purge", streams.DeadLetterPurgeApi.as_view(), name="dlq-purge"),
     path("analytics/market", MarketApi.as_view(), name="analytics-market"),
-    path("bots/<str:bot>/process", BotProcessApi.as_view(), name="bot-process"),
-    path("bots/<str:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
+    path("bots/<text:bot>/process", BotProcessApi.as_view(), name="bot-process"),
+    path("bots/<text:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
     path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),
     # Before the router: everything under a bot's ft/ goes on to that bot's own freqtrade API.
     path("bots/<int:pk>/ft/<path:ft_path>", BotFreqtradeApi.as_view(), name="bot-freqtrade-api"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -22,6 +23,134 @@ from streams.selectors import dead_letter_list
 SERVICE = "management_server"
 
 
+# -- response shapes, for the schema ------------------------------------------------------------
+class GroupOutput(serializers.Serializer):
+    consumers = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    lag = serializers.IntegerField(allow_null=True)
+    last_delivered_id = serializers.CharField(allow_null=True)
+    entries_read = serializers.IntegerField(allow_null=True)
+    lost_pending = serializers.IntegerField()
+    lost_unread = serializers.IntegerField()
+
+
+class DeadLetterCountsOutput(serializers.Serializer):
+    total_messages = serializers.IntegerField()
+    error_types = serializers.DictField(child=serializers.IntegerField(), help_text="Dead letters per reason.")
+
+
+class StreamLossOutput(serializers.Serializer):
+    lost_entries = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class ThroughputOutput(serializers.Serializer):
+    messages_per_minute = serializers.FloatField()
+
+
+class StreamHealthOutput(serializers.Serializer):
+    name = serializers.CharField()
+    exists = serializers.BooleanField()
+    length = serializers.IntegerField()
+    maxlen = serializers.IntegerField()
+    groups_count = serializers.IntegerField()
+    total_lag = serializers.IntegerField()
+    total_pending = serializers.IntegerField()
+    groups = serializers.DictField(child=GroupOutput(), help_text="By consumer group name.")
+    dlq = DeadLetterCountsOutput()
+    throughput = ThroughputOutput()
+    errors = serializers.DictField(child=StreamLossOutput(), help_text="Entries lost, by consumer group name.")
+    last_updated = serializers.FloatField(help_text="Unix time.")
+
+
+class SystemHealthOutput(serializers.Serializer):
+    overall_status = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"])
+    issues = serializers.ListField(child=serializers.CharField())
+    total_streams = serializers.IntegerField()
+    total_groups = serializers.IntegerField()
+    total_lag = serializers.IntegerField()
+    total_dlq_messages = serializers.IntegerField()
+
+
+class BusMetricsOutput(serializers.Serializer):
+    system_health = SystemHealthOutput()
+    streams = serializers.DictField(child=StreamHealthOutput(), help_text="By stream name.")
+
+
+class StreamsHealthOutput(serializers.Serializer):
+    service = serializers.CharField()
+    timestamp = serializers.FloatField(help_text="Unix time.")
+    status = serializers.ChoiceField(choices=["healthy", "degraded", "unhealthy"])
+    redis_connected = serializers.BooleanField()
+    active_listeners = serializers.IntegerField()
+    issues = serializers.ListField(child=serializers.CharField())
+    metrics = BusMetricsOutput()
+
+
+class StreamListOutput(serializers.Serializer):
+    streams = serializers.ListField(child=serializers.CharField())
+    total = serializers.IntegerField()
+
+
+class StreamFiguresOutput(serializers.Serializer):
+    throughput = ThroughputOutput()
+    lag = serializers.DictField(child=serializers.IntegerField(allow_null=True), help_text="By consumer group.")
+    pending = serializers.DictField(child=serializers.IntegerField(), help_text="By consumer group.")
+    length = serializers.IntegerField()
+    dlq_messages = serializers.IntegerField()
+    errors = serializers.DictField(child=StreamLossOutput())
+
+
+class StreamMetricsOutput(serializers.Serializer):
+    timestamp = serializers.FloatField(help_text="Unix time.")
+    service = serializers.CharField()
+    redis_connected = serializers.BooleanField()
+    active_listeners = serializers.IntegerField()
+    streams = serializers.DictField(child=StreamFiguresOutput(), help_text="By stream name.")
+    system_health = SystemHealthOutput()
+
+
+class StreamConfigOutput(serializers.Serializer):
+    name = serializers.CharField()
+    maxlen = serializers.IntegerField()
+    approximate = serializers.BooleanField()
+    consumer_groups = serializers.ListField(child=serializers.CharField())
+    description = serializers.CharField()
+
+
+class DeadLetterStatsOutput(DeadLetterCountsOutput):
+    stream = serializers.CharField(help_text="The dead-letter stream's name.")
+    last_updated = serializers.FloatField(help_text="Unix time.")
+
+
+class DeadLetterOutput(serializers.Serializer):
+    id = serializers.CharField()
+    data = serializers.DictField(help_text="The entry's fields; payload decoded when it is JSON.")
+    timestamp = serializers.CharField(help_text="When it was dead-lettered; may be empty.")
+
+
+class ReplayedOutput(serializers.Serializer):
+    dead_letter_id = serializers.CharField()
+    message_id = serializers.CharField()
+
+
+class DeadLetterReplayOutput(serializers.Serializer):
+    stream = serializers.CharField()
+    replayed = serializers.IntegerField()
+    messages = ReplayedOutput(many=True)
+    not_found = serializers.ListField(child=serializers.CharField())
+    not_replayable = serializers.ListField(child=serializers.CharField())
+
+
+class DeadLetterPurgeOutput(serializers.Serializer):
+    stream = serializers.CharField()
+    purged = serializers.IntegerField()
+
+
+# Any other name is a 404; the schema lists the ones that exist.
+_STREAM_NAME = OpenApiParameter("name", str, OpenApiParameter.PATH, enum=stream_names())
+
+
 def _known(name: str) -> str:
     try:
         stream_config(name)
@@ -30,6 +159,7 @@ def _known(name: str) -> str:
     return name
 
 
+@extend_schema(responses=StreamsHealthOutput)
 class StreamsHealthApi(APIView):
     def get(self, request: Request) -> Response:
         bus = health.bus_health()
@@ -47,12 +177,14 @@ class StreamsHealthApi(APIView):
         )
 
 
+@extend_schema(responses=StreamListOutput)
 class StreamListApi(APIView):
     def get(self, request: Request) -> Response:
         names = stream_names()
         return Response({"streams": names, "total": len(names)})
 
 
+@extend_schema(responses=StreamMetricsOutput)
 class StreamMetricsApi(APIView):
     def get(self, request: Request) -> Response:
         bus = health.bus_health()
@@ -79,17 +211,20 @@ class StreamMetricsApi(APIView):
         )
 
 
+@extend_schema(parameters=[_STREAM_NAME], responses=StreamHealthOutput)
 class StreamHealthApi(APIView):
     def get(self, request: Request, name: str) -> Response:
         health.sample_throughput([_known(name)])
         return Response(health.stream_health(name))
 
 
+@extend_schema(parameters=[_STREAM_NAME], responses=StreamConfigOutput)
 class StreamConfigApi(APIView):
     def get(self, request: Request, name: str) -> Response:
         return Response(stream_config(_known(name)).as_dict())
 
 
+@extend_schema(parameters=[_STREAM_NAME], responses=DeadLetterStatsOutput)
 class DeadLetterStatsApi(APIView):
     def get(self, request: Request, name: str) -> Response:
         stats = health.dead_letter_stats(_known(name))
@@ -100,6 +235,7 @@ class LimitQuery(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=10)
 
 
+@extend_schema(parameters=[_STREAM_NAME, LimitQuery], responses=DeadLetterOutput(many=True))
 class DeadLetterMessagesApi(APIView):
     """Dead letters carry other users' commands: superusers only."""
 
@@ -114,11 +250,16 @@ class DeadLetterMessagesApi(APIView):
 
 class DeadLetterSelection(serializers.Serializer):
     message_ids = serializers.ListField(
-        child=serializers.RegexField(r"^\d+-\d+$"), required=False, allow_empty=False, max_length=1000
+        # Entry ids as Redis reads them: two 64-bit numbers (19 digits always fit).
+        child=serializers.RegexField(r"^[0-9]{1,19}-[0-9]{1,19}$"),
+        required=False,
+        allow_empty=False,
+        max_length=1000,
     )
     limit = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 
+@extend_schema(parameters=[_STREAM_NAME], request=DeadLetterSelection, responses=DeadLetterReplayOutput)
 class DeadLetterReplayApi(APIView):
     permission_classes = [IsSuperuser]
     audit_action = AuditLog.Action.DEAD_LETTER_REPLAY
@@ -134,6 +275,7 @@ class DeadLetterReplayApi(APIView):
         return Response(result)
 
 
+@extend_schema(parameters=[_STREAM_NAME], request=DeadLetterSelection, responses=DeadLetterPurgeOutput)
 class DeadLetterPurgeApi(APIView):
     permission_classes = [IsSuperuser]
     audit_action = AuditLog.Action.DEAD_LETTER_PURGE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -11,6 +12,7 @@ from rest_framework.views import APIView
 
 from audit.models import AuditLog
 from audit.services import Actor
+from multibot.openapi import ErrorOutput
 from multibot.services import auth
 
 
@@ -33,10 +35,40 @@ class RefreshInput(serializers.Serializer):
 class UserOutput(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="An address, or empty when none is set.")  # "" is not format: email
     full_name = serializers.CharField()
     is_active = serializers.BooleanField()
     is_superuser = serializers.BooleanField()
+
+
+class TokensOutput(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    token_type = serializers.ChoiceField(choices=["bearer"])
+    expires_in = serializers.IntegerField(help_text="Seconds the access token is valid.")
+
+
+class LoginOutput(TokensOutput):
+    user = UserOutput()
+
+
+class LogoutOutput(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+# One of the two names is required: a schema-valid body is one the view can read.
+_REFRESH_REQUEST = {
+    "type": "object",
+    "properties": {
+        "refresh_token": {"type": "string", "pattern": r"\S"},
+        "refresh": {"type": "string", "pattern": r"\S", "description": "simplejwt's and freqtrade-client's name"},
+    },
+    "anyOf": [{"required": ["refresh_token"]}, {"required": ["refresh"]}],
+}
+_REFRESH_BODY = {"application/json": _REFRESH_REQUEST, "application/x-www-form-urlencoded": _REFRESH_REQUEST}
+_REFRESH_REFUSED = OpenApiResponse(ErrorOutput, description="The refresh token is invalid, expired, revoked or used.")
+_LOGIN_REFUSED = OpenApiResponse(ErrorOutput, description="Incorrect username or password.")
+_LOCKED = OpenApiResponse(ErrorOutput, description="Too many login attempts, or the account is locked.")
 
 
 class _CredentialsApi(APIView):
@@ -61,14 +93,17 @@ class _LoginApi(_CredentialsApi):
         return Response({**tokens.as_response(), "user": UserOutput(user).data})
 
 
+@extend_schema(request=LoginInput, responses={200: LoginOutput, 401: _LOGIN_REFUSED, 429: _LOCKED})
 class LoginJsonApi(_LoginApi):
     parser_classes = [JSONParser]
 
 
+@extend_schema(request=LoginInput, responses={200: LoginOutput, 401: _LOGIN_REFUSED, 429: _LOCKED})
 class LoginFormApi(_LoginApi):
     parser_classes = [FormParser, MultiPartParser]
 
 
+@extend_schema(request=_REFRESH_BODY, responses={200: TokensOutput, 401: _REFRESH_REFUSED})
 class RefreshApi(_CredentialsApi):
     parser_classes = [JSONParser, FormParser]
     audit_action = AuditLog.Action.TOKEN_REFRESH
@@ -80,6 +115,14 @@ class RefreshApi(_CredentialsApi):
         return Response(tokens.as_response())
 
 
+@extend_schema(
+    request=_REFRESH_BODY,
+    responses={
+        200: LogoutOutput,
+        401: OpenApiResponse(ErrorOutput, description="Not authenticated, or the refresh token is invalid."),
+        403: OpenApiResponse(ErrorOutput, description="The refresh token belongs to another account."),
+    },
+)
 class LogoutApi(APIView):
     parser_classes = [JSONParser, FormParser]
     audit_action = AuditLog.Action.LOGOUT

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -14,6 +15,7 @@ from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
 from multibot.apis.auth import UserOutput
+from multibot.openapi import ValidationErrorOutput
 from multibot.permissions import IsSuperuser
 from multibot.services import users
 
@@ -26,6 +28,9 @@ class UserInput(serializers.Serializer):
     email = serializers.EmailField(required=False, default="")
     full_name = serializers.CharField(required=False, default="", max_length=150)
     is_superuser = serializers.BooleanField(required=False, default=False)
+
+
+_SELF = OpenApiResponse(ValidationErrorOutput, description="Validation failed, or the account is your own.")
 
 
 class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -48,17 +53,20 @@ class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         except User.DoesNotExist:
             raise NotFound("User not found") from None
 
+    @extend_schema(request=UserInput, responses={201: UserOutput})
     def create(self, request: Request) -> Response:
         given = UserInput(data=request.data)
         given.is_valid(raise_exception=True)
         user = users.user_create(actor=Actor.from_request(request), **given.validated_data)
         return Response(UserOutput(user).data, status=201)
 
+    @extend_schema(request=None, responses={200: UserOutput, 422: _SELF})
     @action(detail=True, methods=["post"])
     def deactivate(self, request: Request, pk: str) -> Response:
         user = users.user_deactivate(actor=Actor.from_request(request), user=self.get_object())
         return Response(UserOutput(user).data)
 
+    @extend_schema(request=None, responses={200: UserOutput})
     @action(detail=True, methods=["post"])
     def activate(self, request: Request, pk: str) -> Response:
         user = users.user_activate(actor=Actor.from_request(request), user=self.get_object())

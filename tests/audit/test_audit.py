@@ -183,6 +183,22 @@ def test_iso_datetimes_bound_to_the_second(admin_api, december):
     assert ids(response) == {december["dec15"].pk}
 
 
+def test_a_datetime_with_any_offset_iso_allows_bounds_the_instant_it_names(admin_api, december):
+    # when: 2025-12-01 00:00 at +23:00 is 2025-11-30 01:00 UTC (PostgreSQL itself refuses such offsets)
+    response = admin_api.get(AUDIT, {"start_date": "2025-12-01T00:00:00+23:00", "end_date": "2025-11-30T23:59:59Z"})
+
+    # then
+    assert ids(response) == {december["nov30"].pk}
+
+
+@pytest.mark.parametrize("value", ["0001-01-01T00:00:00+23:00", "9999-12-31T23:59:59-23:00"])
+def test_a_datetime_outside_the_years_of_utc_is_a_422(admin_api, value):
+    response = admin_api.get(AUDIT, {"start_date": value})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "start_date"]
+
+
 def test_only_a_start_date_keeps_everything_after_it(admin_api, december):
     response = admin_api.get(AUDIT, {"start_date": "2025-12-31"})
 
