@@ -9,9 +9,12 @@ from streams.catalog import TRADING_STATUS
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
+# A report applies in milliseconds (a locked database waits out its busy timeout, 10 s, first):
+# a handler still busy after this is hung, not slow.
+TIME_LIMIT = 30.0
 
 
-@registry.handles(TRADING_STATUS, Report.TRADE_UPDATE)
+@registry.handles(TRADING_STATUS, Report.TRADE_UPDATE, time_limit=TIME_LIMIT)
 def handle_trade_update(envelope: Envelope) -> None:
     update = read_trade_update(envelope.payload)
     services.trades_apply(bot_id=update["bot_id"], trades=update["trades"], observed_at=update["at"])

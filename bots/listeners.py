@@ -9,14 +9,17 @@ from streams.catalog import TRADING_STATUS
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
+# A report applies in milliseconds (a locked database waits out its busy timeout, 10 s, first):
+# a handler still busy after this is hung, not slow.
+TIME_LIMIT = 30.0
 
 
-@registry.handles(TRADING_STATUS, Report.BOT_STATUS)
+@registry.handles(TRADING_STATUS, Report.BOT_STATUS, time_limit=TIME_LIMIT)
 def handle_bot_status(envelope: Envelope) -> None:
     services.bot_status_apply(report=read_bot_status(envelope.payload))
 
 
-@registry.handles(TRADING_STATUS, Report.GATEWAY_HEARTBEAT, atomic=False)
+@registry.handles(TRADING_STATUS, Report.GATEWAY_HEARTBEAT, atomic=False, time_limit=TIME_LIMIT)
 def handle_gateway_heartbeat(envelope: Envelope) -> None:
     beat = read_gateway_heartbeat(envelope.payload)
     services.bot_heartbeats_apply(bot_ids=[bot["bot_id"] for bot in beat["bots"]], at=beat["at"])

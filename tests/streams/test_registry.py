@@ -55,3 +55,10 @@ def test_the_listeners_of_every_app_are_discovered():
     assert (TRADING_STATUS, Report.BOT_STATUS) in handled  # bots
     assert (TRADING_STATUS, Report.TRADE_UPDATE) in handled  # analytics
     assert (AUDIT_EVENTS, "*") in handled  # streams
+
+
+def test_every_listener_has_a_time_limit_so_a_hung_one_is_told_from_a_slow_one():
+    registry = discover("listeners")
+
+    unbounded = [f"{item.stream} {item.type}" for item in registry if item.type != "*" and item.time_limit is None]
+    assert unbounded == []
