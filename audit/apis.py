@@ -65,7 +65,8 @@ class AuditLogSerializer(serializers.ModelSerializer):
 
 
 class PageQuery(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, default=1)
+    # Bounded so the offset stays a 64-bit integer for every database (and the schema says so).
+    page = serializers.IntegerField(min_value=1, max_value=1_000_000_000, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
