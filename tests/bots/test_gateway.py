@@ -8,7 +8,6 @@ replaced in between), like an operator's afternoon.
 
 from __future__ import annotations
 
-import decimal
 import json
 import os
 import signal
@@ -46,7 +45,7 @@ from multibot.redis_client import redis_client
 from strategies.library import install_builtin_strategies, library_dir
 from streams.bus import Envelope, stream_key
 from streams.catalog import TRADING_COMMANDS, TRADING_STATUS
-from tests.factories import client_for, make_bot, make_user
+from tests.factories import break_row, client_for, make_bot, make_user
 from tests.support import children
 from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
@@ -126,16 +125,6 @@ def poll_until(gateway: Gateway, done: Callable[[Polled], bool], timeout: float 
             return polled
         time.sleep(0.02)
     raise AssertionError(f"no poll came to it in {timeout:.0f}s")
-
-
-def break_row(bot: Bot) -> None:
-    """A stake SQLite stores and Django cannot load back (decimal.InvalidOperation), as an upgrade may leave it."""
-    if connection.vendor != "sqlite":
-        pytest.skip("only SQLite stores a stake its column cannot read back; PostgreSQL refuses or keeps it exactly")
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {Bot._meta.db_table} SET stake_amount = 9999999999999999 WHERE id = %s", [bot.pk])
-    with pytest.raises(decimal.InvalidOperation):
-        Bot.objects.get(pk=bot.pk)
 
 
 def open_connections() -> int:
