@@ -20,19 +20,20 @@ from itertools import cycle
 import pytest
 from django.db import DatabaseError, connection
 
+from bots.commands import BotStatus
 from bots.models import Bot
 from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client
 from streams.bus import Envelope, ensure_groups, publish, stream_key
-from streams.catalog import LISTENERS
+from streams.catalog import DATA_COMMANDS, LISTENERS, TRADING_STATUS
 from streams.models import ProcessedEnvelope
 from streams.worker import HandlerRegistry, StreamWorker, outage_of
 from tests.factories import make_bot, make_user
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 
-STATUS = "trading:mgmt:status"
-DATA = "mgmt:data:commands"
-STATUSES = cycle(["starting", "running", "stopping", "stopped"])
+STATUS = TRADING_STATUS
+DATA = DATA_COMMANDS
+STATUSES = cycle([BotStatus.STARTING, BotStatus.RUNNING, BotStatus.STOPPING, BotStatus.STOPPED])
 
 
 def on_sqlite() -> bool:

@@ -14,11 +14,12 @@ import pytest
 from audit.models import AuditLog
 from multibot.redis_client import redis_client, redis_key
 from streams.bus import ensure_groups, publish, stream_key
+from streams.catalog import DATA_COMMANDS
 from streams.health import record_unread_losses
 from tests.factories import client_for
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 
-STREAM = "mgmt:data:commands"
+STREAM = DATA_COMMANDS
 GROUP = "data_consumers"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 
