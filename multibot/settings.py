@@ -330,8 +330,6 @@ REQUEST_LIMITS = {
     "json_depth": env_int("MULTIBOT_MAX_JSON_DEPTH", 32),
     "form_fields": env_int("MULTIBOT_MAX_FORM_FIELDS", 1000),
     "files": env_int("MULTIBOT_MAX_FILES", 10),
-    # The largest integer a JSON client holds exactly; a page number times a page size stays in 64 bits.
-    "query_integer": 2**53 - 1,
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_LIMITS["body_bytes"]["default"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = REQUEST_LIMITS["form_fields"]
