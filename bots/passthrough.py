@@ -108,7 +108,9 @@ def forward(
         raise BotUnreachableError(unreachable) from None
     if response.status_code == 401:
         # Our credentials, not the caller's: the bot runs with a config older than its row.
-        raise BotCredentialsRefusedError(f"Bot {bot.name} refused Multibot's credentials; restart it to renew its config")
+        raise BotCredentialsRefusedError(
+            f"Bot {bot.name} refused Multibot's credentials; restart it to renew its config"
+        )
     secrets = _secrets(bot)
     kept = {name: _masked(value.encode(), secrets).decode() for name, value in response.headers.items()
             if name.lower() in RESPONSE_HEADERS}  # fmt: skip
