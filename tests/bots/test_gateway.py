@@ -263,7 +263,7 @@ def test_an_emergency_stop_stops_every_bot_at_once_even_one_whose_row_cannot_be_
     assert sorted(steps) == sorted((f"bot:{bot.pk}", action, AuditLog.Status.FAILURE) for bot in bots
                                    for action in ("emergency_stop_entries", "emergency_force_exit_all"))  # fmt: skip
     apply_status_reports()
-    assert set(Bot.objects.filter(pk__in=[b.pk for b in bots]).values_list("status", flat=True)) == {"stopped"}
+    assert set(Bot.objects.filter(pk__in=[b.pk for b in bots]).values_list("status", flat=True)) == {BotStatus.STOPPED}
 
 
 def test_an_emergency_stop_reaches_by_pid_a_bot_process_this_gateway_did_not_start(gateways, user):
