@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from analytics import services
 from bots.commands import Report, read_trade_update
 from streams.bus import Envelope
@@ -9,9 +11,7 @@ from streams.catalog import TRADING_STATUS
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
-# A report applies in milliseconds (a locked database waits out its busy timeout, 10 s, first):
-# a handler still busy after this is hung, not slow.
-TIME_LIMIT = 30.0
+TIME_LIMIT = settings.STREAMS["listener_time_limit"]
 
 
 @registry.handles(TRADING_STATUS, Report.TRADE_UPDATE, time_limit=TIME_LIMIT)

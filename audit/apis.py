@@ -65,8 +65,8 @@ class AuditLogSerializer(serializers.ModelSerializer):
 
 
 class PageQuery(serializers.Serializer):
-    # Bounded so the offset stays a 64-bit integer for every database (and the schema says so).
-    page = serializers.IntegerField(min_value=1, max_value=1_000_000_000, default=1)
+    # The largest integer a JSON client holds exactly; times per_page, an offset still within 64 bits.
+    page = serializers.IntegerField(min_value=1, max_value=2**53 - 1, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 

@@ -24,7 +24,7 @@ from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
 from bots import services, validation, workspace
-from bots.commands import Command
+from bots.commands import Command, DesiredState
 from bots.models import Bot
 from bots.processes import process_info
 from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list
@@ -66,7 +66,7 @@ class BotStatusOutput(serializers.Serializer):
     bot_name = serializers.CharField()
     bot_status = serializers.ChoiceField(choices=Bot.Status.choices)
     pid = serializers.IntegerField(allow_null=True)
-    desired_state = serializers.CharField()
+    desired_state = serializers.ChoiceField(choices=DesiredState.choices)
     detail = serializers.CharField(help_text="What the gateway last said about the bot; may be empty.")
     restart_count = serializers.IntegerField()
     started_at = serializers.DateTimeField(allow_null=True)
@@ -91,11 +91,22 @@ class ProcessOutput(serializers.Serializer):
     children = serializers.IntegerField(required=False)
 
 
+class EmergencyStoppedBotOutput(serializers.Serializer):
+    bot_id = serializers.IntegerField()
+    bot_name = serializers.CharField()
+    status = serializers.CharField(help_text="emergency_stop_command_sent")
+    was = serializers.ChoiceField(choices=Bot.Status.choices, help_text="The bot's status when the stop was sent.")
+    pid = serializers.IntegerField(allow_null=True)
+    host = serializers.CharField(allow_blank=True)
+
+
 class EmergencyStopAllOutput(serializers.Serializer):
     message = serializers.CharField()
     timestamp = serializers.DateTimeField()
     bot_ids = serializers.ListField(child=serializers.IntegerField())
     force_exit = serializers.BooleanField()
+    bots = EmergencyStoppedBotOutput(many=True, help_text="Every bot stopped, a bot whose row cannot be loaded too.")
+    total = serializers.IntegerField()
 
 
 @extend_schema_field({"type": "integer", "anyOf": [{"enum": [-1]}, {"minimum": 1, "maximum": 1000}]})

@@ -15,7 +15,7 @@ from urllib.parse import quote
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -27,6 +27,7 @@ from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
 from bots.selectors import bot_list
 from multibot.authentication import BasicAuthentication, JWTAuthentication
+from multibot.errors import DomainError, ForbiddenError, NotFoundError, UnavailableError
 from multibot.openapi import ErrorOutput
 
 FORWARDED_PREFIX = "api/v1/"
@@ -42,15 +43,17 @@ TIMEOUT_SECONDS = 30.0
 MASK = b"********"
 
 
-class BotUnreachable(APIException):
-    status_code = 503
+class BotUnreachableError(UnavailableError):
+    """The bot is not running, or nothing answers on its port."""
 
 
-class BotTimedOut(APIException):
+class BotTimedOutError(UnavailableError):
     status_code = 504
 
 
-class BotRefusedCredentials(APIException):
+class BotCredentialsRefusedError(DomainError):
+    """The bot runs with a config older than its row."""
+
     status_code = 502
 
 
@@ -65,9 +68,9 @@ def forwarded_path(ft_path: str) -> str:
     """The bot-side path, URL-encoded again; only freqtrade's API, and no way out of it with dot segments."""
     segments = ft_path.split("/")
     if not ft_path.startswith(FORWARDED_PREFIX) or any(segment in (".", "..") for segment in segments):
-        raise NotFound("Only freqtrade API paths (api/v1/...) are forwarded")
+        raise NotFoundError("Only freqtrade API paths (api/v1/...) are forwarded")
     if posixpath.normpath(ft_path).rstrip("/") in TOKEN_PATHS:
-        raise PermissionDenied(
+        raise ForbiddenError(
             "freqtrade tokens are not issued through Multibot: send your Multibot credentials "
             "(HTTP Basic, or a Bearer token from /api/v1/auth/login/json) with every request"
         )
@@ -94,18 +97,20 @@ def forward(
     unreachable = f"Bot {bot.name} is not reachable; is it running?"
     # A bot Multibot believes stopped gets nothing: whatever listens on its old port is not the bot.
     if bot.status not in Bot.ACTIVE_STATUSES:
-        raise BotUnreachable(unreachable)
+        raise BotUnreachableError(unreachable)
     try:
         with client_for(bot, timeout=TIMEOUT_SECONDS) as client:
             response = client.request(method, f"{path}?{query}" if query else path, content=body or None,
                                       headers=headers)  # fmt: skip
     except FreqtradeApiError as exc:
         if exc.timed_out:
-            raise BotTimedOut(f"Bot {bot.name} did not answer within {TIMEOUT_SECONDS:g} seconds") from None
-        raise BotUnreachable(unreachable) from None
+            raise BotTimedOutError(f"Bot {bot.name} did not answer within {TIMEOUT_SECONDS:g} seconds") from None
+        raise BotUnreachableError(unreachable) from None
     if response.status_code == 401:
         # Our credentials, not the caller's: the bot runs with a config older than its row.
-        raise BotRefusedCredentials(f"Bot {bot.name} refused Multibot's credentials; restart it to renew its config")
+        raise BotCredentialsRefusedError(
+            f"Bot {bot.name} refused Multibot's credentials; restart it to renew its config"
+        )
     secrets = _secrets(bot)
     kept = {name: _masked(value.encode(), secrets).decode() for name, value in response.headers.items()
             if name.lower() in RESPONSE_HEADERS}  # fmt: skip

@@ -42,7 +42,7 @@ def bot_by_id_or_name(*, user: User, key: str) -> Bot:
     """
     bots = bot_lifecycle_list(user=user)
     # A number beyond 64 bits is no id (and would overflow the database driver): look it up as a name.
-    found = bots.filter(pk=int(key)).first() if key.isascii() and key.isdigit() and len(key) < 19 else None
+    found = bots.filter(pk=int(key)).first() if key.isascii() and key.isdigit() and int(key) < 2**63 else None
     if found is not None:
         return found
     named = list(bots.filter(name=key).order_by("id")[:20])

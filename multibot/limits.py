@@ -2,9 +2,9 @@
 
 A body over its route's cap is a 413 and the ASGI server never reads more of it than the cap; a body
 sent chunked (no Content-Length) is read here, within the cap, and given its length. A JSON body
-nested deeper than a bound is a 400 and an integer in the query string that no database column
-holds is a 422. Form fields, query parameters and uploaded files are counted by Django before it
-parses them (``DATA_UPLOAD_MAX_*``); ``multibot.errors`` answers those refusals with a 413.
+nested deeper than a bound is a 400. Form fields, query parameters and uploaded files are counted by
+Django before it parses them (``DATA_UPLOAD_MAX_*``); ``multibot.errors`` answers those refusals with
+a 413. An integer in a query string is bounded where it is read: by its field's ``max_value``.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent
-from django.http import HttpRequest, HttpResponse, JsonResponse, QueryDict
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
-from rest_framework.exceptions import ErrorDetail
 
-from multibot.errors import API_PREFIX, error_response, field_errors
+from multibot.errors import API_PREFIX, error_response
 
 Scope = MutableMapping[str, Any]
 Message = dict[str, Any]
@@ -36,8 +35,6 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _BRACKETS = b"[]{}"
 _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(_BRACKETS)))
 _STEP = bytes.maketrans(_BRACKETS, b"\x01\xff\x01\xff")  # +1 for an opening bracket, -1 (signed) for a closing one
-# What DRF's IntegerField reads as an integer: int() of the text with a trailing ".000" removed.
-_INTEGER = re.compile(r"\s*[+-]?(\d[\d_]*)(?:\.0*)?\s*")
 
 
 def body_cap(path: str) -> int:
@@ -66,22 +63,9 @@ def json_too_deep(body: bytes, limit: int) -> bool:
     return max(accumulate(memoryview(steps).cast("b")), default=0) > limit
 
 
-def oversized_integers(query: QueryDict, bound: int) -> dict[str, str]:
-    """Query parameters sent as integers beyond ``bound`` (either sign): name -> the value sent."""
-    oversized = {}
-    for name, values in query.lists():
-        for value in values:
-            match = _INTEGER.fullmatch(value)
-            digits = match.group(1).replace("_", "").lstrip("0") if match else ""
-            # The length first: int() of a very long text is slow, and refused past 4300 digits.
-            if digits and (len(digits) > len(str(bound)) or int(digits) > bound):
-                oversized[name] = value
-    return oversized
-
-
 class RequestLimitsMiddleware:
-    """Refuses, before the view parses anything, a body over its cap, a JSON body nested too deep and
-    an integer in the query string beyond what a 64-bit column holds."""
+    """Refuses, before the view parses anything, a body over its cap, too many query parameters and a
+    JSON body nested too deep."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -97,14 +81,9 @@ class RequestLimitsMiddleware:
         if not request.path.startswith(API_PREFIX):
             return None
         try:
-            query = request.GET
+            request.GET  # noqa: B018 - parsed here to count its parameters
         except TooManyFieldsSent:
             return error_response(413, f"More than {limits['form_fields']} query parameters.")
-        oversized = oversized_integers(query, limits["query_integer"])
-        if oversized:
-            message = f"Ensure this value is less than or equal to {limits['query_integer']}."
-            detail = {name: [ErrorDetail(message, code="max_value")] for name in oversized}
-            return JsonResponse({"detail": field_errors(detail, oversized, ("query",))}, status=422)
         small = declared <= settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # a bigger JSON body is refused as it is read
         if "json" in (request.content_type or "") and small and json_too_deep(request.body, limits["json_depth"]):
             message = f"JSON nested deeper than {limits['json_depth']} levels."

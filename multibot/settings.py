@@ -305,6 +305,9 @@ STREAMS = {
     "block_ms": env_int("MULTIBOT_STREAM_BLOCK_MS", 1000),
     # Per-stream maxlen overrides, e.g. {"system:events": 1000}.
     "maxlen": {},
+    # A report applies in milliseconds (a locked database waits out its busy timeout, 10 s, first):
+    # a listener still busy after this many seconds is hung, not slow.
+    "listener_time_limit": float(env_int("MULTIBOT_LISTENER_TIME_LIMIT_SECONDS", 30)),
 }
 
 MARKETDATA = {
@@ -330,8 +333,6 @@ REQUEST_LIMITS = {
     "json_depth": env_int("MULTIBOT_MAX_JSON_DEPTH", 32),
     "form_fields": env_int("MULTIBOT_MAX_FORM_FIELDS", 1000),
     "files": env_int("MULTIBOT_MAX_FILES", 10),
-    # The largest integer a JSON client holds exactly; a page number times a page size stays in 64 bits.
-    "query_integer": 2**53 - 1,
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_LIMITS["body_bytes"]["default"]
 DATA_UPLOAD_MAX_NUMBER_FIELDS = REQUEST_LIMITS["form_fields"]

@@ -39,7 +39,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, InterfaceError, OperationalError, connection, transaction
 
 from multibot.redis_client import redis_client, redis_key
-from streams.bus import BusError, Envelope, EnvelopeError, publish, stream_key
+from streams.bus import Envelope, EnvelopeError, announce, stream_key
 from streams.catalog import (
     CATALOG,
     DEAD_LETTER_MAXLEN,
@@ -129,10 +129,12 @@ def _qualname(func: Handler) -> str:
 
 
 def discover(module: str) -> HandlerRegistry:
-    """Every installed app's ``<app>.<module>.registry`` (``listeners`` or ``handlers``), in one registry.
+    """Every installed app's ``<app>.<module>.registry`` (e.g. ``listeners``), in one registry.
 
     Explicit: an app takes part by defining that module with a ``registry``; nothing registers by
     being imported somewhere else. A (stream, type) claimed by two apps fails here, at start.
+    Handlers bound to a running process are built by it, not discovered: the gateway's come from
+    ``bots.handlers.gateway_registry(gateway)``.
     """
     from django.apps import apps
 
@@ -779,13 +781,13 @@ class StreamWorker:
                      len(ids), name, self.group, ids[:10])  # fmt: skip
         try:
             self.client.hincrby(redis_key("streams", "lost"), f"{name}|{self.group}", len(ids))
-            if name != SYSTEM_EVENTS:
-                publish(SYSTEM_EVENTS, type="stream_entries_lost", payload={
-                    "stream": name, "group": self.group, "consumer": self.consumer,
-                    "count": len(ids), "message_ids": ids[:20],
-                })  # fmt: skip
-        except (redis.RedisError, BusError):
-            logger.exception("could not record lost entries of %s", name)
+        except redis.RedisError:
+            logger.exception("could not count lost entries of %s", name)
+        if name != SYSTEM_EVENTS:
+            announce(SYSTEM_EVENTS, type="stream_entries_lost", payload={
+                "stream": name, "group": self.group, "consumer": self.consumer,
+                "count": len(ids), "message_ids": ids[:20],
+            })  # fmt: skip
 
     # -- keepalive -------------------------------------------------------------------------------
     def _start_keepalive(self) -> None:

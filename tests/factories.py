@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import decimal
 import itertools
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -62,3 +65,13 @@ def make_bot(*, owner: Any, **fields: Any) -> Bot:
     if values.get("exchange", "replay") == "replay":
         store_replay_markets(*values["pair_whitelist"])
     return bot_create(actor=Actor(user=owner, ip_address="127.0.0.1"), owner=owner, **values)
+
+
+def break_row(bot: Bot) -> None:
+    """A stake SQLite stores and Django cannot load back (decimal.InvalidOperation), as an upgrade may leave it."""
+    if connection.vendor != "sqlite":
+        pytest.skip("only SQLite stores a stake its column cannot read back; PostgreSQL refuses or keeps it exactly")
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Bot._meta.db_table} SET stake_amount = 9999999999999999 WHERE id = %s", [bot.pk])
+    with pytest.raises(decimal.InvalidOperation):
+        Bot.objects.get(pk=bot.pk)

@@ -14,6 +14,7 @@ from audit.models import AuditLog
 from audit.selectors import token_was_rotated
 from audit.services import Actor
 from bots.models import Bot
+from streams.catalog import SYSTEM_EVENTS
 from tests.factories import make_bot, make_user
 
 Action = AuditLog.Action
@@ -394,7 +395,7 @@ def candles_uploaded(w: World) -> tuple[AuditLog, Expected]:
 def dead_letters_replayed(w: World) -> tuple[AuditLog, Expected]:
     row = events.dead_letters_replayed_event(
         actor=w.actor,
-        stream="system:events",
+        stream=SYSTEM_EVENTS,
         replayed=[{"dead_letter_id": "1-0", "message_id": "9-0"}],
         not_found=["2-0"],
         not_replayable=("3-0",),
@@ -408,13 +409,13 @@ def dead_letters_replayed(w: World) -> tuple[AuditLog, Expected]:
 
 @case(events.dead_letters_purged_event)
 def some_dead_letters_purged(w: World) -> tuple[AuditLog, Expected]:
-    row = events.dead_letters_purged_event(actor=w.actor, stream="system:events", purged=1, message_ids=["1-0"])
+    row = events.dead_letters_purged_event(actor=w.actor, stream=SYSTEM_EVENTS, purged=1, message_ids=["1-0"])
     return row, Expected(Action.DEAD_LETTER_PURGE, "stream:system:events", {"purged": 1, "message_ids": ["1-0"]})
 
 
 @case(events.dead_letters_purged_event)
 def every_dead_letter_purged(w: World) -> tuple[AuditLog, Expected]:
-    row = events.dead_letters_purged_event(actor=w.actor, stream="system:events", purged=7, message_ids=None)
+    row = events.dead_letters_purged_event(actor=w.actor, stream=SYSTEM_EVENTS, purged=7, message_ids=None)
     return row, Expected(Action.DEAD_LETTER_PURGE, "stream:system:events", {"purged": 7, "message_ids": "all"})
 
 

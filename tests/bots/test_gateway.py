@@ -8,7 +8,6 @@ replaced in between), like an operator's afternoon.
 
 from __future__ import annotations
 
-import decimal
 import json
 import os
 import signal
@@ -46,7 +45,7 @@ from multibot.redis_client import redis_client
 from strategies.library import install_builtin_strategies, library_dir
 from streams.bus import Envelope, stream_key
 from streams.catalog import TRADING_COMMANDS, TRADING_STATUS
-from tests.factories import client_for, make_bot, make_user
+from tests.factories import break_row, client_for, make_bot, make_user
 from tests.support import children
 from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
@@ -126,16 +125,6 @@ def poll_until(gateway: Gateway, done: Callable[[Polled], bool], timeout: float 
             return polled
         time.sleep(0.02)
     raise AssertionError(f"no poll came to it in {timeout:.0f}s")
-
-
-def break_row(bot: Bot) -> None:
-    """A stake SQLite stores and Django cannot load back (decimal.InvalidOperation), as an upgrade may leave it."""
-    if connection.vendor != "sqlite":
-        pytest.skip("only SQLite stores a stake its column cannot read back; PostgreSQL refuses or keeps it exactly")
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {Bot._meta.db_table} SET stake_amount = 9999999999999999 WHERE id = %s", [bot.pk])
-    with pytest.raises(decimal.InvalidOperation):
-        Bot.objects.get(pk=bot.pk)
 
 
 def open_connections() -> int:
@@ -274,7 +263,7 @@ def test_an_emergency_stop_stops_every_bot_at_once_even_one_whose_row_cannot_be_
     assert sorted(steps) == sorted((f"bot:{bot.pk}", action, AuditLog.Status.FAILURE) for bot in bots
                                    for action in ("emergency_stop_entries", "emergency_force_exit_all"))  # fmt: skip
     apply_status_reports()
-    assert set(Bot.objects.filter(pk__in=[b.pk for b in bots]).values_list("status", flat=True)) == {"stopped"}
+    assert set(Bot.objects.filter(pk__in=[b.pk for b in bots]).values_list("status", flat=True)) == {BotStatus.STOPPED}
 
 
 def test_an_emergency_stop_reaches_by_pid_a_bot_process_this_gateway_did_not_start(gateways, user):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import decimal
 import json
 
 import pytest
-from django.db import connection
 
 from bots.commands import BotStatus, Command, DesiredState, build_bot_status
 from bots.models import Bot
@@ -15,7 +13,7 @@ from multibot.redis_client import redis_client
 from strategies.library import install_builtin_strategies
 from streams.bus import stream_key
 from streams.catalog import TRADING_COMMANDS
-from tests.factories import make_bot
+from tests.factories import break_row, make_bot
 
 pytestmark = pytest.mark.django_db
 
@@ -107,17 +105,6 @@ def test_a_status_report_older_than_the_applied_one_is_ignored(user):
     bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.ERROR, at=300.0, detail="boom", host=""))
     bot.refresh_from_db()
     assert bot.status == BotStatus.ERROR and bot.pid is None and bot.desired_state == DesiredState.STOPPED
-
-
-# -- a row an older version left broken ------------------------------------------------------------
-def break_row(bot: Bot) -> None:
-    """A stake that SQLite stores and Django cannot load back (decimal.InvalidOperation), as an upgrade may leave it."""
-    if connection.vendor != "sqlite":
-        pytest.skip("only SQLite stores a stake its column cannot read back; PostgreSQL refuses or keeps it exactly")
-    with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {Bot._meta.db_table} SET stake_amount = 9999999999999999 WHERE id = %s", [bot.pk])
-    with pytest.raises(decimal.InvalidOperation):
-        Bot.objects.get(pk=bot.pk)
 
 
 def running_fleet(owner, count: int = 3) -> list[Bot]:

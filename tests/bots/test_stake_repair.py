@@ -42,7 +42,7 @@ def test_a_broken_stake_really_breaks_the_owners_listing_until_it_is_repaired(us
     assert repaired == [bot.pk]
     fixed = Bot.objects.get(pk=bot.pk)
     assert fixed.stake_amount == repair.REPAIRED_STAKE == Decimal(10**12)
-    assert (fixed.status, fixed.desired_state) == (Bot.Status.ERROR, "stopped")
+    assert (fixed.status, fixed.desired_state) == (Bot.Status.ERROR, Bot.DesiredState.STOPPED)
     assert "stake" in fixed.status_detail and "could not be read back" in fixed.status_detail
     assert Bot.objects.get(pk=healthy.pk).stake_amount == Decimal(50)
     assert Bot.objects.get(pk=healthy.pk).status == Bot.Status.STOPPED

@@ -10,7 +10,8 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 
-from tests.factories import PASSWORD
+from bots.models import Bot
+from tests.factories import PASSWORD, make_bot
 
 V1 = "/api/v1"
 METHODS = ("get", "put", "post", "patch", "delete")
@@ -189,3 +190,23 @@ def test_a_create_links_to_what_can_be_done_with_what_it_created():
         "parameters": {"id": "$response.body#/id"},
     }
     assert "bots_retrieve" in links
+
+
+def test_an_emergency_stop_all_answer_is_documented_field_by_field(user, user_api):
+    bot = make_bot(owner=user)
+    # Running, with a pid: conforms() reads JSON Schema draft 4, which knows no OpenAPI "nullable".
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.RUNNING, pid=4242)
+
+    answer = user_api.post(V1 + "/emergency/stop-all", {}, format="json")
+
+    documented = json_schema_of(operation("/emergency/stop-all", "post")["responses"]["202"])
+    assert answer.status_code == 202
+    assert conforms(answer.json(), documented)
+    assert set(component(documented)["properties"]) == set(answer.json())
+
+
+def test_a_status_answer_documents_the_desired_states():
+    output = component(json_schema_of(operation("/bots/{id}/status/", "get")["responses"]["200"]))
+
+    assert {"running", "stopped"} <= set(schema()["components"]["schemas"][
+        output["properties"]["desired_state"]["$ref"].rpartition("/")[2]]["enum"])  # fmt: skip

@@ -14,13 +14,13 @@ from multibot.heartbeats import heartbeat_publish
 from multibot.redis_client import redis_client
 from streams import health
 from streams.bus import Envelope, ensure_groups, envelope, publish, publish_many, stream_key
-from streams.catalog import CATALOG
+from streams.catalog import CATALOG, DATA_COMMANDS, TRADING_COMMANDS
 from streams.worker import HandlerRegistry, StepResult, StreamWorker
 
 STREAMS = "/api/v1/streams/"
-DATA = "mgmt:data:commands"
+DATA = DATA_COMMANDS
 DEAD = f"{DATA}:dead"
-TRADING = "mgmt:trading:commands"
+TRADING = TRADING_COMMANDS
 # DESIGN.md section 4: the twelve streams, in its order, and the group that reads each.
 DESIGN_GROUPS = {
     "mgmt:trading:commands": "trading_consumers",

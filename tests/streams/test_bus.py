@@ -12,9 +12,9 @@ from django.conf import settings as django_settings
 from multibot.redis_client import redis_client
 from streams import bus
 from streams.bus import BusError, Envelope, EnvelopeError, ensure_groups, envelope, publish, publish_many, stream_key
-from streams.catalog import CATALOG
+from streams.catalog import AUDIT_EVENTS, CATALOG, DATA_COMMANDS, SYSTEM_EVENTS, TRADING_COMMANDS
 
-STREAM = "system:events"
+STREAM = SYSTEM_EVENTS
 BOT_BODY = {"name": "AuditedBot", "strategy_name": "SampleStrategy", "exchange": "replay", "stake_amount": 100.0}
 
 
@@ -200,7 +200,7 @@ def test_publish_many_refuses_an_unknown_stream_and_writes_nothing():
 @pytest.mark.django_db
 def test_an_approximate_stream_is_trimmed_near_its_maxlen_from_settings(settings):
     # given
-    settings.STREAMS = {**settings.STREAMS, "maxlen": {"system:events": 50}}
+    settings.STREAMS = {**settings.STREAMS, "maxlen": {SYSTEM_EVENTS: 50}}
 
     # when
     publish_many(STREAM, [envelope(type="tick", payload={"n": n}) for n in range(1000)])
@@ -215,7 +215,7 @@ def test_an_approximate_stream_is_trimmed_near_its_maxlen_from_settings(settings
 @pytest.mark.django_db
 def test_an_exact_stream_keeps_exactly_its_maxlen_newest_entries(settings):
     # given
-    name = "mgmt:trading:commands"
+    name = TRADING_COMMANDS
     assert CATALOG[name].approximate is False
     settings.STREAMS = {**settings.STREAMS, "maxlen": {name: 50}}
 
@@ -231,7 +231,7 @@ def test_an_exact_stream_keeps_exactly_its_maxlen_newest_entries(settings):
 
 @pytest.mark.django_db
 def test_without_an_override_the_catalog_maxlen_applies():
-    name = "mgmt:trading:commands"
+    name = TRADING_COMMANDS
     assert CATALOG[name].maxlen == 10_000
 
     publish_many(name, [envelope(type="bot_start", payload={"n": n}) for n in range(200)])
@@ -266,13 +266,13 @@ def test_ensure_groups_creates_every_group_of_the_catalog_once():
 @pytest.mark.django_db
 def test_a_group_created_after_publishing_still_delivers_the_earlier_entries():
     # given
-    first = publish("mgmt:data:commands", type="import", payload={"pair": "BTC/USDT"})
+    first = publish(DATA_COMMANDS, type="import", payload={"pair": "BTC/USDT"})
 
     # when
-    assert ensure_groups(["mgmt:data:commands"]) == [("mgmt:data:commands", "data_consumers")]
+    assert ensure_groups([DATA_COMMANDS]) == [(DATA_COMMANDS, "data_consumers")]
 
     # then
-    reply = redis_client().xreadgroup("data_consumers", "c1", {stream_key("mgmt:data:commands"): ">"}, count=10)
+    reply = redis_client().xreadgroup("data_consumers", "c1", {stream_key(DATA_COMMANDS): ">"}, count=10)
     assert [message_id for message_id, _ in reply[0][1]] == [first]
 
 
@@ -282,15 +282,15 @@ def test_a_group_created_after_publishing_still_delivers_the_earlier_entries():
 @pytest.mark.django_db
 def test_an_entry_reads_back_as_the_envelope_that_was_published():
     item = envelope(type="bot_start", payload={"bot_id": 3}, request_id="req-9", producer="web")
-    [entry_id] = publish_many("mgmt:trading:commands", [item])
+    [entry_id] = publish_many(TRADING_COMMANDS, [item])
 
-    [(message_id, fields)] = entries("mgmt:trading:commands")
-    read = Envelope.from_entry("mgmt:trading:commands", message_id, fields)
+    [(message_id, fields)] = entries(TRADING_COMMANDS)
+    read = Envelope.from_entry(TRADING_COMMANDS, message_id, fields)
 
     assert message_id == entry_id
     assert (read.type, read.payload, read.request_id, read.producer) == ("bot_start", {"bot_id": 3}, "req-9", "web")
     assert read.produced_at == item.produced_at
-    assert (read.stream, read.message_id, read.deliveries) == ("mgmt:trading:commands", entry_id, 1)
+    assert (read.stream, read.message_id, read.deliveries) == (TRADING_COMMANDS, entry_id, 1)
 
 
 # -- audit news --------------------------------------------------------------------------------
@@ -303,10 +303,10 @@ def test_an_audit_row_is_published_on_audit_events_after_its_commit(user_api, dj
         response = user_api.post("/api/v1/bots/", BOT_BODY, format="json")
         assert response.status_code == 201, response.content
         # then: nothing is announced before the transaction commits
-        assert entries("audit:events") == []
+        assert entries(AUDIT_EVENTS) == []
 
     # then: after the commit the row is on audit:events
-    written = [fields for _, fields in entries("audit:events")]
+    written = [fields for _, fields in entries(AUDIT_EVENTS)]
     creates = [fields for fields in written if json.loads(fields["payload"])["action"] == "bot_create"]
     assert len(creates) == 1
     fields = creates[0]
@@ -322,18 +322,18 @@ def test_publish_many_checks_an_envelope_built_directly_like_any_other():
     unserializable = Envelope(type="tick", payload={"when": object()})
 
     with pytest.raises(EnvelopeError, match="type must be"):
-        publish_many("system:events", [unchecked])
+        publish_many(SYSTEM_EVENTS, [unchecked])
     with pytest.raises(EnvelopeError, match="not JSON-serializable"):
-        publish_many("system:events", [unserializable])
-    assert redis_client().exists(stream_key("system:events")) == 0
+        publish_many(SYSTEM_EVENTS, [unserializable])
+    assert redis_client().exists(stream_key(SYSTEM_EVENTS)) == 0
 
 
 def test_a_directly_built_envelope_keeps_its_request_id_and_time():
     item = Envelope(type="tick", payload={"n": 1}, request_id="req-direct", produced_at=1234.5)
 
-    [entry_id] = publish_many("system:events", [item])
+    [entry_id] = publish_many(SYSTEM_EVENTS, [item])
 
-    fields = redis_client().xrange(stream_key("system:events"))[0][1]
+    fields = redis_client().xrange(stream_key(SYSTEM_EVENTS))[0][1]
     assert fields["request_id"] == "req-direct"
     assert fields["produced_at"] == "1234.5"
     assert entry_id

@@ -12,6 +12,7 @@ import pytest
 from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client
 from streams.bus import publish, stream_key
+from streams.catalog import SYSTEM_EVENTS
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
@@ -35,15 +36,15 @@ def test_listeners_beat_consume_survive_a_redis_restart_and_stop_on_sigterm(redi
     try:
         # given: a running listener that has announced itself
         wait_for(lambda: heartbeat_list(component="listeners"), 30, "a listeners heartbeat")
-        publish("system:events", type="service_started", payload={"service": "test"})
-        wait_for(lambda: _read_by_listeners("system:events") == 1, 15, "the first event to be handled")
+        publish(SYSTEM_EVENTS, type="service_started", payload={"service": "test"})
+        wait_for(lambda: _read_by_listeners(SYSTEM_EVENTS) == 1, 15, "the first event to be handled")
         # when: Redis restarts under it (same port, AOF on)
         redis_server.stop()
         time.sleep(1.5)
         redis_server.start()
-        publish("system:events", type="service_started", payload={"service": "after-restart"})
+        publish(SYSTEM_EVENTS, type="service_started", payload={"service": "after-restart"})
         # then: the same process handles what comes next
-        wait_for(lambda: _read_by_listeners("system:events") == 2, 30, "the event after the restart")
+        wait_for(lambda: _read_by_listeners(SYSTEM_EVENTS) == 2, 30, "the event after the restart")
         assert listeners.poll() is None
     finally:
         listeners.send_signal(signal.SIGTERM)

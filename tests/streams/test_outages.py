@@ -20,19 +20,20 @@ from itertools import cycle
 import pytest
 from django.db import DatabaseError, connection
 
+from bots.commands import BotStatus
 from bots.models import Bot
 from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client
-from streams.bus import Envelope, ensure_groups, publish, stream_key
-from streams.catalog import LISTENERS
+from streams.bus import Envelope, publish, stream_key
+from streams.catalog import DATA_COMMANDS, LISTENERS, SYSTEM_EVENTS, TRADING_STATUS
 from streams.models import ProcessedEnvelope
-from streams.worker import HandlerRegistry, StreamWorker, outage_of
+from streams.worker import StreamWorker, outage_of
 from tests.factories import make_bot, make_user
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 
-STATUS = "trading:mgmt:status"
-DATA = "mgmt:data:commands"
-STATUSES = cycle(["starting", "running", "stopping", "stopped"])
+STATUS = TRADING_STATUS
+DATA = DATA_COMMANDS
+STATUSES = cycle([BotStatus.STARTING, BotStatus.RUNNING, BotStatus.STOPPING, BotStatus.STOPPED])
 
 
 def on_sqlite() -> bool:
@@ -49,21 +50,6 @@ def pending_deliveries(stream: str, group: str) -> list[int]:
 
 
 # -- in this process -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def registry() -> HandlerRegistry:
-    return HandlerRegistry()
-
-
-@pytest.fixture
-def worker(registry: HandlerRegistry) -> Iterator[StreamWorker]:
-    ensure_groups([DATA])
-    # A dead-letter bound of one: any delivery counted against an entry dead-letters it.
-    worker = StreamWorker(registry=registry, group="data_consumers", consumer="w1", block_ms=0, max_deliveries=1)
-    worker.prepare()
-    yield worker
-    worker.close()
 
 
 @pytest.mark.django_db
@@ -101,7 +87,7 @@ def test_a_handler_that_loses_redis_is_paused_and_done_once_redis_is_back_withou
         seen.append(envelope.deliveries)
         if len(seen) == 1:
             redis_server.stop()
-        publish("system:events", type="import_done", payload={"request_id": envelope.request_id})
+        publish(SYSTEM_EVENTS, type="import_done", payload={"request_id": envelope.request_id})
 
     registry.handles(DATA, "work", atomic=False)(announce)
     publish(DATA, type="work", payload={}, request_id="req-announce")
@@ -122,7 +108,7 @@ def test_a_handler_that_loses_redis_is_paused_and_done_once_redis_is_back_withou
     assert all(step.read == 0 for step in while_down)
     assert total.processed == 1 and total.dead == 0
     assert seen == [1, 1]
-    assert [fields["type"] for _, fields in redis_client().xrange(stream_key("system:events"))] == ["import_done"]
+    assert [fields["type"] for _, fields in redis_client().xrange(stream_key(SYSTEM_EVENTS))] == ["import_done"]
     assert pending_deliveries(DATA, "data_consumers") == []
 
 
@@ -135,7 +121,7 @@ def test_a_worker_stopped_during_an_outage_hands_its_entries_back_uncounted(regi
         seen.append(envelope.deliveries)
         if len(seen) == 1:
             redis_server.stop()
-        publish("system:events", type="import_done", payload={})
+        publish(SYSTEM_EVENTS, type="import_done", payload={})
 
     registry.handles(DATA, "work", atomic=False)(announce)
     publish(DATA, type="work", payload={})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.db import connection
@@ -13,25 +12,11 @@ from django.db import connection
 from audit.models import AuditLog
 from audit.services import Actor, audit_record
 from multibot.redis_client import redis_client
-from streams.bus import Envelope, ensure_groups, publish, stream_key
-from streams.worker import HandlerRegistry, StepResult, StreamWorker
+from streams.bus import Envelope, publish, stream_key
+from streams.catalog import DATA_COMMANDS
+from streams.worker import HandlerRegistry, StepResult
 
-STREAM = "mgmt:data:commands"
-
-
-@pytest.fixture
-def registry() -> HandlerRegistry:
-    return HandlerRegistry()
-
-
-@pytest.fixture
-def worker(registry: HandlerRegistry) -> Iterator[StreamWorker]:
-    ensure_groups([STREAM])
-    # A dead-letter bound of one: the first counted failure is final, so each test sees its verdict at once.
-    worker = StreamWorker(registry=registry, group="data_consumers", consumer="w1", block_ms=0, max_deliveries=1)
-    worker.prepare()
-    yield worker
-    worker.close()
+STREAM = DATA_COMMANDS
 
 
 def effect_then_sleep(seconds: float):

@@ -14,11 +14,12 @@ import pytest
 from audit.models import AuditLog
 from multibot.redis_client import redis_client, redis_key
 from streams.bus import ensure_groups, publish, stream_key
+from streams.catalog import DATA_COMMANDS, SYSTEM_EVENTS
 from streams.health import record_unread_losses
 from tests.factories import client_for
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 
-STREAM = "mgmt:data:commands"
+STREAM = DATA_COMMANDS
 GROUP = "data_consumers"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
 
@@ -228,7 +229,7 @@ def test_pending_entries_trimmed_by_a_burst_are_reported_as_lost(tmp_path, setti
     assert totals["processed"] == 50
     assert pending() == 0
     assert redis_client().hgetall(redis_key("streams", "lost")) == {f"{STREAM}|{GROUP}": "10"}
-    events = [json.loads(fields["payload"]) for _, fields in redis_client().xrange(stream_key("system:events"))]
+    events = [json.loads(fields["payload"]) for _, fields in redis_client().xrange(stream_key(SYSTEM_EVENTS))]
     announced = {(event.get("kind", "pending"), event["count"]) for event in events if event.get("stream") == STREAM}
     assert announced == {("pending", 10), ("unread", 150)}
     health = client_for(superuser).get(f"/api/v1/streams/{STREAM}/health").json()

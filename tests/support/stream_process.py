@@ -45,6 +45,7 @@ def main() -> None:
     from django.db import transaction
 
     from audit.services import Actor, audit_record
+    from streams.catalog import DATA_COMMANDS
     from streams.worker import HandlerRegistry, StreamWorker
 
     def special(envelope) -> bool:
@@ -52,7 +53,7 @@ def main() -> None:
 
     registry = HandlerRegistry()
 
-    @registry.handles("mgmt:data:commands", "work", time_limit=args.time_limit)
+    @registry.handles(DATA_COMMANDS, "work", time_limit=args.time_limit)
     def work(envelope) -> None:
         time.sleep(float(envelope.payload.get("sleep") or 0))
         if special(envelope):
