@@ -1,0 +1,213 @@
+"""The strategy library through the API: list, upload, versions, details, source, deletion, ownership."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import pytest
+
+from audit.models import AuditLog
+from strategies.library import version_path
+from strategies.models import Strategy, StrategyVersion
+from strategies.services import strategy_install_builtins
+from tests.factories import make_bot
+from tests.strategies.conftest import DRY_LOAD_SECONDS, strategy_text, upload
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_accepted_upload_is_stored_by_sha256_read_only_and_audited(user_api, user):
+    text = strategy_text()
+
+    response = upload(user_api, text)
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    sha256 = hashlib.sha256(text.encode()).hexdigest()
+    assert (body["status"], body["strategy_name"], body["new_version"]) == ("uploaded", "MyStrategy", True)
+    assert body["version"]["sha256"] == sha256
+    assert body["version"]["uploaded_by"] == user.username
+    stored = version_path(sha256)
+    assert stored.read_bytes() == text.encode()
+    assert stored.stat().st_mode & 0o777 == 0o400
+    row = AuditLog.objects.get(action=AuditLog.Action.STRATEGY_UPLOAD)
+    assert (row.user_id, row.resource, row.status) == (user.pk, "strategy:MyStrategy", "success")
+    assert row.details["sha256"] == sha256 and row.details["new_version"] is True
+
+
+def test_the_same_bytes_uploaded_again_are_the_same_version(user_api):
+    first = upload(user_api, strategy_text()).json()
+
+    again = upload(user_api, strategy_text())
+
+    assert again.status_code == 200
+    assert again.json()["new_version"] is False
+    assert again.json()["version"]["sha256"] == first["version"]["sha256"]
+    assert StrategyVersion.objects.count() == 1
+
+
+def test_new_bytes_are_a_new_version_and_the_current_one_and_an_older_one_again_is_current_again(user_api):
+    first = upload(user_api, strategy_text(timeframe="15m")).json()["version"]["sha256"]
+    second = upload(user_api, strategy_text(timeframe="1h")).json()["version"]["sha256"]
+
+    detail = user_api.get("/api/v1/strategies/MyStrategy").json()
+    assert [version["sha256"] for version in detail["versions"]] == [second, first]
+    assert (detail["current_version"], detail["timeframe"]) == (second, "1h")
+
+    upload(user_api, strategy_text(timeframe="15m"))
+    detail = user_api.get("/api/v1/strategies/MyStrategy").json()
+    assert (detail["current_version"], detail["timeframe"]) == (first, "15m")
+    assert len(detail["versions"]) == 2
+
+
+def test_the_detail_names_the_class_its_timeframe_versions_bots_and_hyperoptable_parameters(user_api, user):
+    upload(user_api, strategy_text())
+    bot = make_bot(owner=user, strategy_name="MyStrategy")
+
+    response = user_api.get("/api/v1/strategies/MyStrategy")
+
+    assert response.status_code == 200
+    detail = response.json()
+    assert (detail["name"], detail["class_name"], detail["builtin"], detail["timeframe"]) == (
+        "MyStrategy", "MyStrategy", False, "15m",
+    )  # fmt: skip
+    assert detail["versions"][0]["uploaded_by"] == user.username
+    assert [item["id"] for item in detail["bots"]] == [bot.pk]
+    by_name = {item["name"]: item for item in detail["parameters"]}
+    assert by_name["buy_rsi"] == {"name": "buy_rsi", "space": "buy", "type": "IntParameter", "default": 30,
+                                       "optimize": True, "low": 10, "high": 40}  # fmt: skip
+    assert (by_name["sell_ratio"]["space"], by_name["sell_ratio"]["low"], by_name["sell_ratio"]["high"]) == (
+        "sell", 0.1, 0.9,
+    )  # fmt: skip
+    assert "source" not in detail
+
+
+def test_the_detail_gives_the_code_with_source(user_api):
+    text = strategy_text()
+    upload(user_api, text)
+
+    assert user_api.get("/api/v1/strategies/MyStrategy?source=1").json()["source"] == text
+
+
+def test_a_parameter_file_is_stored_with_the_version_in_freqtrades_format(user_api):
+    parameters = {"params": {"buy": {"buy_rsi": 22}, "stoploss": {"stoploss": -0.05}}}
+
+    response = upload(user_api, strategy_text(), parameters=json.dumps(parameters))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["version"]["has_parameters"] is True
+    detail = user_api.get("/api/v1/strategies/MyStrategy").json()
+    assert detail["parameter_file"] == {"strategy_name": "MyStrategy", **parameters}
+    # The same code with other parameters is another version.
+    other = upload(user_api, strategy_text(), parameters=json.dumps({"params": {"buy": {"buy_rsi": 33}}}))
+    assert other.status_code == 201 and StrategyVersion.objects.count() == 2
+
+
+def test_the_list_holds_the_callers_own_strategies_and_the_builtins_never_another_users(user_api, other_api):
+    strategy_install_builtins()
+    upload(user_api, strategy_text("MineOnly"), filename="MineOnly.py")
+
+    mine, theirs = user_api.get("/api/v1/strategies/").json(), other_api.get("/api/v1/strategies").json()
+
+    builtins = ["FreqaiExampleHybridStrategy", "FreqaiExampleStrategy", "SampleStrategy"]
+    assert mine == sorted([*builtins, "MineOnly"])
+    assert theirs == builtins
+
+
+def test_another_users_strategy_is_a_404_for_detail_source_and_delete(user_api, other_api):
+    upload(user_api, strategy_text())
+
+    assert other_api.get("/api/v1/strategies/MyStrategy").status_code == 404
+    assert other_api.get("/api/v1/strategies/MyStrategy?source=1").status_code == 404
+    assert other_api.delete("/api/v1/strategies/MyStrategy").status_code == 404
+    assert Strategy.objects.filter(name="MyStrategy").exists()
+
+
+def test_two_users_may_each_have_a_strategy_of_the_same_name(user_api, other_api):
+    upload(user_api, strategy_text(timeframe="15m"))
+    upload(other_api, strategy_text(timeframe="4h"))
+
+    assert user_api.get("/api/v1/strategies/MyStrategy").json()["timeframe"] == "15m"
+    assert other_api.get("/api/v1/strategies/MyStrategy").json()["timeframe"] == "4h"
+
+
+def test_a_strategy_is_deleted_with_its_versions_and_audited(user_api, user):
+    upload(user_api, strategy_text())
+
+    response = user_api.delete("/api/v1/strategies/MyStrategy")
+
+    assert response.status_code == 204
+    assert not Strategy.objects.exists() and not StrategyVersion.objects.exists()
+    assert user_api.get("/api/v1/strategies/MyStrategy").status_code == 404
+    row = AuditLog.objects.get(action=AuditLog.Action.STRATEGY_DELETE)
+    assert (row.user_id, row.resource, row.details["versions"]) == (user.pk, "strategy:MyStrategy", 1)
+
+
+def test_a_strategy_a_running_bot_uses_cannot_be_deleted(user_api, user):
+    upload(user_api, strategy_text())
+    bot = make_bot(owner=user, strategy_name="MyStrategy")
+    bot.status, bot.desired_state = "running", "running"
+    bot.save(update_fields=["status", "desired_state"])
+
+    response = user_api.delete("/api/v1/strategies/MyStrategy")
+
+    assert response.status_code == 409
+    assert bot.name in response.json()["detail"]
+    assert Strategy.objects.filter(name="MyStrategy").exists()
+
+
+def test_a_builtin_cannot_be_deleted_nor_shadowed_by_an_upload(user_api):
+    strategy_install_builtins()
+
+    assert user_api.delete("/api/v1/strategies/SampleStrategy").status_code == 403
+    response = upload(user_api, strategy_text("SampleStrategy"), filename="SampleStrategy.py")
+    assert response.status_code == 422
+    assert "built-in" in response.json()["detail"][0]["msg"]
+
+
+def test_a_name_that_is_not_a_class_name_does_not_reach_the_detail(user_api):
+    assert user_api.get("/api/v1/strategies/..%2Fsecret").status_code == 404
+    assert user_api.get("/api/v1/strategies/my-strategy").status_code == 404
+
+
+@pytest.mark.usefixtures("committed_db")
+def test_the_api_keeps_answering_while_an_upload_loops_forever(user):
+    from tests.factories import client_for
+
+    # given: an upload whose module never finishes importing, in flight
+    looping = {}
+
+    def send() -> None:
+        looping["response"] = upload(client_for(user), strategy_text(prelude="while True:\n    pass"))
+
+    sender = threading.Thread(target=send)
+    started = time.monotonic()
+    sender.start()
+
+    # when: other requests arrive meanwhile
+    answers = []
+    while sender.is_alive() and time.monotonic() - started < DRY_LOAD_SECONDS + 5:
+        asked = time.monotonic()
+        answers.append((client_for(user).get("/api/v1/strategies/").status_code, time.monotonic() - asked))
+        time.sleep(0.5)
+    sender.join(timeout=10)
+
+    # then: every one answered at once, and the looping upload was refused at its limit
+    assert len(answers) >= DRY_LOAD_SECONDS
+    assert all(status == 200 and seconds < 1 for status, seconds in answers)
+    assert looping["response"].status_code == 422
+    assert "took longer than" in looping["response"].json()["detail"][0]["msg"]
+
+
+def test_the_openapi_schema_documents_the_strategy_endpoints(api):
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+
+    paths = schema["paths"]
+    assert "get" in paths["/api/v1/strategies/"]
+    assert "multipart/form-data" in paths["/api/v1/strategies/upload"]["post"]["requestBody"]["content"]
+    detail = next(value for key, value in paths.items() if key.startswith("/api/v1/strategies/{name}"))
+    assert {"get", "delete"} <= set(detail)
+    assert "StrategyDetailOutput" in schema["components"]["schemas"]
