@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 
 def library_dir() -> Path:
-    path = Path(settings.STRATEGIES["dir"])
+    path = Path(settings.HOME) / "strategies"
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from audit import events
 from audit.services import Actor
-from multibot.errors import ConflictError, ForbiddenError, InvalidInputError
+from multibot.errors import ConflictError, ForbiddenError, InvalidInputError, UnavailableError
 from strategies import library, validation
 from strategies.models import Strategy, StrategyVersion
 from strategies.sandbox import DryLoadError, Inspection, dry_load
@@ -33,6 +34,11 @@ _inspected: OrderedDict[str, Inspection] = OrderedDict()
 _inspected_lock = threading.Lock()
 
 
+@functools.cache
+def _dry_load_slots() -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(max(1, int(settings.STRATEGIES["dry_load_concurrency"])))
+
+
 def _parameters_sha256(parameters: dict[str, Any] | None) -> str:
     if parameters is None:
         return ""
@@ -45,11 +51,17 @@ def _inspect(*, class_name: str, code: bytes, parameters: dict[str, Any] | None)
     with _inspected_lock:
         if key in _inspected:
             return _inspected[key]
+    timeout = settings.STRATEGIES["dry_load_seconds"]
+    # Each dry load is a freqtrade import in a child: a burst of uploads queues here rather than
+    # taking every core from the requests that keep the fleet running.
+    if not _dry_load_slots().acquire(timeout=timeout):
+        raise UnavailableError("Too many strategies are being checked at once; try again shortly.")
     try:
-        inspection = dry_load(class_name=class_name, code=code, parameters=parameter_bytes,
-                              timeout=settings.STRATEGIES["dry_load_seconds"])  # fmt: skip
+        inspection = dry_load(class_name=class_name, code=code, parameters=parameter_bytes, timeout=timeout)
     except DryLoadError as exc:
         raise InvalidInputError("file", f"freqtrade could not load the strategy: {exc}") from None
+    finally:
+        _dry_load_slots().release()
     if inspection.timeframe is not None and not validation.is_timeframe(inspection.timeframe):
         raise InvalidInputError("file", f"The strategy's timeframe {inspection.timeframe!r} is not a timeframe "
                                         "freqtrade reads (like '5m', '1h', '1d').")  # fmt: skip

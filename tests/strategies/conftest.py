@@ -60,7 +60,7 @@ def upload(
 
 
 @pytest.fixture(autouse=True)
-def _strategy_settings(settings: Any, tmp_path: Any) -> None:
-    """A library of the test's own, a short dry-load limit, and room for many uploads an hour."""
-    settings.STRATEGIES = {**settings.STRATEGIES, "dir": tmp_path / "strategies", "dry_load_seconds": DRY_LOAD_SECONDS}
+def _strategy_settings(settings: Any) -> None:
+    """A short dry-load limit, and room for many uploads an hour."""
+    settings.STRATEGIES = {**settings.STRATEGIES, "dry_load_seconds": DRY_LOAD_SECONDS}
     settings.RATE_LIMITS = {**settings.RATE_LIMITS, "upload": "1000/hour"}

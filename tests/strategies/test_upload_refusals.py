@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 
+import psutil
 import pytest
 from django.conf import settings
 
-from strategies.library import versions_dir
+from strategies.library import version_path
 from strategies.models import Strategy, StrategyVersion
 from tests.strategies.conftest import DRY_LOAD_SECONDS, strategy_text, upload
 
@@ -22,8 +24,13 @@ def refused(response, field: str = "file") -> str:
     return error["msg"]
 
 
-def nothing_stored() -> bool:
-    return not Strategy.objects.exists() and not StrategyVersion.objects.exists() and not list(versions_dir().iterdir())
+def nothing_stored(content: str | bytes | None = None) -> bool:
+    """No row; and, given what was sent, no file of it."""
+    rows = Strategy.objects.exists() or StrategyVersion.objects.exists()
+    if content is None:
+        return not rows
+    data = content.encode() if isinstance(content, str) else content
+    return not rows and not version_path(hashlib.sha256(data).hexdigest()).exists()
 
 
 @pytest.mark.parametrize(
@@ -112,6 +119,14 @@ def test_a_parameter_file_that_is_not_json_or_is_for_another_class_is_refused(us
 # Refused by the dry load: freqtrade's resolver, in a walled-in child process
 
 
+def dry_loads_alive() -> list[psutil.Process]:
+    alive = []
+    for process in psutil.process_iter(["cmdline"]):
+        if any(part.endswith("dryload.py") for part in process.info["cmdline"] or []):
+            alive.append(process)
+    return alive
+
+
 def timed_refusal(client, text: str) -> tuple[str, float]:
     started = time.monotonic()
     message = refused(upload(client, text))
@@ -139,20 +154,23 @@ def timed_refusal(client, text: str) -> tuple[str, float]:
          "fork", "kill", "socket", "writes-outside", "forged-answer"],
 )  # fmt: skip
 def test_module_code_that_fails_or_escapes_its_directory_is_refused_by_the_dry_load(user_api, prelude, words):
-    message, elapsed = timed_refusal(user_api, strategy_text(prelude=prelude))
+    text = strategy_text(prelude=prelude)
+    message, elapsed = timed_refusal(user_api, text)
 
     assert message.startswith("freqtrade could not load the strategy: ")
     assert words in message
     assert elapsed < DRY_LOAD_SECONDS
-    assert nothing_stored()
+    assert nothing_stored(text)
 
 
 def test_module_code_that_loops_forever_is_refused_at_the_time_limit(user_api):
-    message, elapsed = timed_refusal(user_api, strategy_text(prelude="while True:\n    pass"))
+    text = strategy_text(prelude="while True:\n    pass")
+    message, elapsed = timed_refusal(user_api, text)
 
     assert f"took longer than {DRY_LOAD_SECONDS} s" in message
     assert DRY_LOAD_SECONDS <= elapsed < DRY_LOAD_SECONDS + 3
-    assert nothing_stored()
+    assert not dry_loads_alive()  # its process group was killed, nothing left running
+    assert nothing_stored(text)
 
 
 def test_a_class_that_fails_freqtraders_own_checks_is_refused(user_api):
@@ -163,11 +181,12 @@ def test_a_class_that_fails_freqtraders_own_checks_is_refused(user_api):
 
     assert message.startswith("freqtrade could not load the strategy: ")
     assert "order" in message.lower()
-    assert nothing_stored()
+    assert nothing_stored(text)
 
 
 def test_a_timeframe_freqtrade_cannot_read_is_refused(user_api):
-    message, _ = timed_refusal(user_api, strategy_text(timeframe="7 parsecs"))
+    text = strategy_text(timeframe="7 parsecs")
+    message, _ = timed_refusal(user_api, text)
 
     assert "timeframe '7 parsecs' is not a timeframe" in message
-    assert nothing_stored()
+    assert nothing_stored(text)
