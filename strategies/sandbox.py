@@ -35,6 +35,8 @@ class Inspection:
     timeframe: str | None
     parameters: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # The kernel's walls that were up (landlock: files; seccomp: system calls).
+    walls: dict[str, bool] = field(default_factory=dict)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
@@ -82,7 +84,7 @@ def dry_load(*, class_name: str, code: bytes, parameters: bytes | None, timeout:
         if not answer.get("ok"):
             raise DryLoadError(str(answer.get("error") or "the strategy did not load"))
         return Inspection(class_name=answer["class"], timeframe=answer.get("timeframe"),
-                          parameters=list(answer.get("parameters") or []),
+                          parameters=list(answer.get("parameters") or []), walls=dict(answer.get("walls") or {}),
                           seconds=time.monotonic() - started)  # fmt: skip
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -190,3 +190,49 @@ def test_a_timeframe_freqtrade_cannot_read_is_refused(user_api):
 
     assert "timeframe '7 parsecs' is not a timeframe" in message
     assert nothing_stored(text)
+
+
+# Below the audit hook: the kernel's walls, for routes Python does not report
+
+
+def test_a_process_started_below_the_audit_hook_is_refused_by_the_kernel(user_api):
+    # _posixsubprocess.fork_exec raises no audit event, and root ignores RLIMIT_NPROC: the filter refuses it.
+    prelude = (
+        "import _posixsubprocess, os\n"
+        "r, w = os.pipe()\n"
+        "_posixsubprocess.fork_exec([b'/bin/true'], [b'/bin/true'], True, (w,), None, None, -1, -1, -1, -1, -1, -1,"
+        " r, w, False, False, -1, None, None, None, -1, None, False)"
+    )
+    text = strategy_text(prelude=prelude)
+
+    message, _ = timed_refusal(user_api, text)
+
+    assert "Operation not permitted" in message
+    assert nothing_stored(text)
+
+
+def test_a_file_read_below_the_audit_hook_is_refused_by_the_kernel(user_api):
+    # A native library is opened by the dynamic loader, which no audit event reports: Landlock refuses it.
+    if not dry_load_walls().get("landlock"):
+        pytest.skip("this kernel has no Landlock")
+    prelude = (
+        "import importlib.machinery, importlib.util\n"
+        "loader = importlib.machinery.ExtensionFileLoader('outside', '/usr/lib/x86_64-linux-gnu/libc.so.6')\n"
+        "loader.create_module(importlib.util.spec_from_loader('outside', loader))"
+    )
+    text = strategy_text(prelude=prelude)
+
+    message, _ = timed_refusal(user_api, text)
+
+    assert "libc.so.6: cannot open shared object file: Permission denied" in message
+    assert nothing_stored(text)
+
+
+def dry_load_walls() -> dict[str, bool]:
+    from strategies.sandbox import dry_load
+
+    return dry_load(class_name="MyStrategy", code=strategy_text().encode(), parameters=None, timeout=30).walls
+
+
+def test_the_dry_load_runs_behind_the_system_call_filter():
+    assert dry_load_walls()["seccomp"] is True
