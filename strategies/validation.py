@@ -20,6 +20,8 @@ from typing import Any
 INDICATORS = "populate_indicators"
 SIGNAL_METHODS = (("populate_entry_trend", "populate_exit_trend"), ("populate_buy_trend", "populate_sell_trend"))
 # The top-level keys of freqtrade's parameter file (what ``freqtrade hyperopt`` writes next to a strategy).
+# Path words under /strategies/: a strategy of that name could not be reached by its own.
+RESERVED_NAMES = frozenset({"upload", "backtest", "compare"})
 TIMEFRAME = re.compile(r"[1-9][0-9]{0,3}[smhdwMy]")
 PARAMETER_FILE_KEYS = frozenset({"strategy_name", "params", "ft_stratparam_v", "export_time"})
 PARAMETER_SPACES = frozenset({"buy", "sell", "enter", "exit", "protection", "roi", "stoploss", "trailing",
@@ -55,6 +57,8 @@ def check_name(field: str, name: str, *, what: str) -> None:
         raise UploadError(field, f"{what} {name!r} is freqtrade's inline 'Name:base64' form; upload the file itself.")
     if not name.isidentifier() or not name.isascii() or keyword.iskeyword(name) or name.startswith("__"):
         raise UploadError(field, f"{what} {name!r} is not a plain Python identifier (letters, digits, '_').")
+    if name in RESERVED_NAMES:
+        raise UploadError(field, f"{what} {name!r} is a word the strategies API uses in its paths; rename it.")
     if name in importable_modules():
         raise UploadError(field, f"{what} {name!r} would shadow the Python module {name!r}; rename it.")
 

@@ -117,3 +117,21 @@ def test_a_running_freqtrade_bot_keeps_the_version_it_started_with_after_an_uplo
             assert (space.strategies / "MyStrategy.py").read_text() == versioned("v1")
 
     assert (before, after) == ("v1", "v1")
+
+
+def test_parameters_applied_to_a_strategy_are_a_new_version_of_its_code_that_a_bot_starts_with(user):
+    from strategies.selectors import strategy_get
+    from strategies.services import strategy_parameters_apply
+
+    sha256 = store(user, versioned("v1"))
+    bot = make_bot(owner=user, strategy_name="MyStrategy")
+    best = {"params": {"buy": {"buy_rsi": 17}}}
+
+    version, created = strategy_parameters_apply(
+        actor=Actor(user=user, ip_address=None), strategy=strategy_get(user=user, name="MyStrategy"), parameters=best
+    )
+
+    assert created and version.sha256 == sha256
+    assert version.parameters == {"strategy_name": "MyStrategy", **best}
+    space = workspace.prepare(bot)
+    assert json.loads((space.strategies / "MyStrategy.json").read_text())["params"] == best["params"]

@@ -236,3 +236,9 @@ def dry_load_walls() -> dict[str, bool]:
 
 def test_the_dry_load_runs_behind_the_system_call_filter():
     assert dry_load_walls()["seccomp"] is True
+
+
+def test_a_class_named_like_an_api_path_is_refused(user_api):
+    message = refused(upload(user_api, strategy_text("backtest"), filename="Mine.py"), "strategy_name")
+
+    assert "a word the strategies API uses in its paths" in message
