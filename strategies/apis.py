@@ -57,7 +57,7 @@ class ParameterOutput(serializers.Serializer):
     name = serializers.CharField()
     space = serializers.CharField()
     type = serializers.CharField()
-    default = serializers.JSONField()
+    value = serializers.JSONField(help_text="The value the strategy loads with (its default, or its parameter file's).")
     optimize = serializers.BooleanField()
     low = serializers.JSONField(required=False)
     high = serializers.JSONField(required=False)

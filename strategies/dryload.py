@@ -1,6 +1,6 @@
 """The dry load: a strategy loaded by freqtrade's own StrategyResolver, in a child process, walled in.
 
-Run as ``python -I strategies/dryload.py <scratch dir> <ClassName>`` (strategies/sandbox.py does it),
+Run as ``python -I strategies/dryload.py <scratch dir> <ClassName> [<private dir>...]`` (strategies/sandbox.py does it),
 with the scratch directory as its working directory. It imports freqtrade first, then walls itself
 in: resource limits, and an audit hook that refuses opening or listing anything outside the scratch
 directory and the Python installation, and refuses every way to start a process, send a signal or
@@ -43,10 +43,20 @@ class RefusedError(PermissionError):
     """Something the sandbox does not allow a strategy module to do."""
 
 
-def _readable_roots(scratch: Path) -> tuple[str, ...]:
+def _related(path: str, other: str) -> bool:
+    """Whether one of the two paths is the other or lies beneath it."""
+    return path == other or path.startswith(other + os.sep) or other.startswith(path + os.sep)
+
+
+def _readable_roots(scratch: Path, private: tuple[str, ...]) -> tuple[str, ...]:
+    """The scratch directory and the Python installation; never a root holding (or inside) a private
+    directory, as a project installed in development mode would put the project, and its home, on the path."""
     roots = {scratch, Path(sys.prefix), Path(sys.base_prefix), Path(sys.exec_prefix), Path("/usr/share/zoneinfo")}
     roots.update(Path(entry) for entry in sys.path if entry and Path(entry).is_dir())
-    return tuple(sorted({str(root.resolve()) for root in roots}))
+    resolved = {str(root.resolve()) for root in roots}
+    scratch_root = str(scratch.resolve())
+    return tuple(sorted(root for root in resolved
+                        if root == scratch_root or not any(_related(root, held) for held in private)))  # fmt: skip
 
 
 def _inside(path: str, roots: tuple[str, ...]) -> bool:
@@ -152,7 +162,7 @@ def install_landlock(readable: tuple[str, ...]) -> bool:
         os.close(ruleset)
 
 
-def install_walls(scratch: Path) -> None:
+def install_walls(scratch: Path, private: tuple[str, ...] = ()) -> None:
     """Limits and the audit hook; from here on the process cannot leave the scratch directory."""
     import resource
 
@@ -164,7 +174,7 @@ def install_walls(scratch: Path) -> None:
     # No new process or thread (root ignores it; the audit hook below refuses them for everyone).
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     # Nothing is written: a module that wrote a native library next to itself could then load it.
-    readable, writable = _readable_roots(scratch), ()
+    readable, writable = _readable_roots(scratch, private), ()
     WALLS["landlock"] = install_landlock(readable)
     WALLS["seccomp"] = install_seccomp()
     if not WALLS["seccomp"] and os.geteuid() == 0:
@@ -207,7 +217,7 @@ def parameters_of(strategy: Any) -> list[dict[str, Any]]:
     for space, params in sorted(detect_all_parameters(strategy).items()):
         for name, param in sorted(params.items()):
             entry: dict[str, Any] = {"name": name, "space": space, "type": type(param).__name__,
-                                     "default": _describe(param.value), "optimize": bool(param.optimize)}  # fmt: skip
+                                     "value": _describe(param.value), "optimize": bool(param.optimize)}  # fmt: skip
             if hasattr(param, "low"):
                 entry.update(low=_describe(param.low), high=_describe(param.high))
             if hasattr(param, "opt_range") and not hasattr(param, "low"):
@@ -243,6 +253,7 @@ def load(scratch: Path, class_name: str) -> dict[str, Any]:
     logging.getLogger("freqtrade").addHandler(warnings)
     try:
         strategy = StrategyResolver.load_strategy(config)
+        strategy.ft_load_hyper_params()  # what a bot does at start: the parameter file's values over the defaults
     except OperationalException as exc:
         raise OperationalException("; ".join([*warnings.messages[-3:], str(exc)])) from None
     return {
@@ -254,6 +265,7 @@ def load(scratch: Path, class_name: str) -> dict[str, Any]:
 
 def main() -> None:
     scratch, class_name = Path(sys.argv[1]), sys.argv[2]
+    private = tuple(str(Path(path).resolve()) for path in sys.argv[3:])
     nonce = sys.stdin.readline().strip()
     sys.stdin.close()
     sys.path[:] = [entry for entry in sys.path if entry]  # never the working directory's other modules
@@ -261,7 +273,7 @@ def main() -> None:
     for module in ("freqtrade.resolvers.strategy_resolver", "freqtrade.strategy.hyper"):
         importlib.import_module(module)
     out = os.fdopen(os.dup(1), "w")
-    install_walls(scratch)
+    install_walls(scratch, private)
     try:
         result: dict[str, Any] = {"ok": True, **load(scratch, class_name)}
     except SystemExit as exc:

@@ -48,8 +48,13 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
     process.wait()
 
 
-def dry_load(*, class_name: str, code: bytes, parameters: bytes | None, timeout: float) -> Inspection:
-    """Load ``code`` with freqtrade's resolver, walled in; raises DryLoadError with the reason."""
+def dry_load(
+    *, class_name: str, code: bytes, parameters: bytes | None, timeout: float, private: tuple[Path, ...] = ()
+) -> Inspection:
+    """Load ``code`` with freqtrade's resolver, walled in; raises DryLoadError with the reason.
+
+    ``private``: directories the child may never read, even where one lies under the Python path.
+    """
     started = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="strategy-dryload-"))
     output_dir = Path(tempfile.mkdtemp(prefix="strategy-dryload-out-"))
@@ -63,7 +68,7 @@ def dry_load(*, class_name: str, code: bytes, parameters: bytes | None, timeout:
                "NUMEXPR_MAX_THREADS": "1"}  # fmt: skip
         with open(output_dir / "out", "wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-I", str(DRYLOAD), str(scratch), class_name],
+                [sys.executable, "-I", str(DRYLOAD), str(scratch), class_name, *map(str, private)],
                 cwd=scratch, env=env, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True,
             )  # fmt: skip

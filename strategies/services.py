@@ -57,7 +57,8 @@ def _inspect(*, class_name: str, code: bytes, parameters: dict[str, Any] | None)
     if not _dry_load_slots().acquire(timeout=timeout):
         raise UnavailableError("Too many strategies are being checked at once; try again shortly.")
     try:
-        inspection = dry_load(class_name=class_name, code=code, parameters=parameter_bytes, timeout=timeout)
+        inspection = dry_load(class_name=class_name, code=code, parameters=parameter_bytes, timeout=timeout,
+                              private=(Path(settings.HOME),))  # fmt: skip
     except DryLoadError as exc:
         raise InvalidInputError("file", f"freqtrade could not load the strategy: {exc}") from None
     finally:

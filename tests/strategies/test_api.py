@@ -78,7 +78,7 @@ def test_the_detail_names_the_class_its_timeframe_versions_bots_and_hyperoptable
     assert detail["versions"][0]["uploaded_by"] == user.username
     assert [item["id"] for item in detail["bots"]] == [bot.pk]
     by_name = {item["name"]: item for item in detail["parameters"]}
-    assert by_name["buy_rsi"] == {"name": "buy_rsi", "space": "buy", "type": "IntParameter", "default": 30,
+    assert by_name["buy_rsi"] == {"name": "buy_rsi", "space": "buy", "type": "IntParameter", "value": 30,
                                        "optimize": True, "low": 10, "high": 40}  # fmt: skip
     assert (by_name["sell_ratio"]["space"], by_name["sell_ratio"]["low"], by_name["sell_ratio"]["high"]) == (
         "sell", 0.1, 0.9,
@@ -102,6 +102,8 @@ def test_a_parameter_file_is_stored_with_the_version_in_freqtrades_format(user_a
     assert response.json()["version"]["has_parameters"] is True
     detail = user_api.get("/api/v1/strategies/MyStrategy").json()
     assert detail["parameter_file"] == {"strategy_name": "MyStrategy", **parameters}
+    # freqtrade loaded the file: the parameter's value is the file's, not the class's default of 30.
+    assert {item["name"]: item["value"] for item in detail["parameters"]}["buy_rsi"] == 22
     # The same code with other parameters is another version.
     other = upload(user_api, strategy_text(), parameters=json.dumps({"params": {"buy": {"buy_rsi": 33}}}))
     assert other.status_code == 201 and StrategyVersion.objects.count() == 2
