@@ -21,7 +21,7 @@ from marketdata.replay_config import replay_exchange_section
 from marketdata.selectors import replay_market_pairs
 from marketdata.services import exchange_dir
 from multibot.files import write_private
-from strategies.library import StrategyCode, strategy_code
+from strategies.library import StrategyCode, copy_strategy, strategy_code
 
 
 class WorkspaceError(Exception):
@@ -91,15 +91,7 @@ def _exchange_section(bot: Bot) -> dict:
 
 def _copy_strategy(workspace: Workspace, code: StrategyCode) -> None:
     """The bot's own copy of the exact version it starts with: a later upload changes no running bot."""
-    for old in [*workspace.strategies.glob("*.py"), *workspace.strategies.glob("*.json")]:
-        old.chmod(0o600)
-        old.unlink()
-    # Named after the class: freqtrade reads a parameter file by the strategy file's stem.
-    copy = workspace.strategies / (f"{code.name}.py" if code.sha256 else code.source.name)
-    shutil.copyfile(code.source, copy)
-    copy.chmod(0o400)
-    if code.parameters is not None:
-        write_private(copy.with_suffix(".json"), json.dumps(code.parameters, indent=2))
+    copy_strategy(code, workspace.strategies)
     write_private(workspace.strategy_version, code.sha256)
 
 

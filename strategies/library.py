@@ -11,12 +11,16 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+
+from multibot.files import write_private
 
 if TYPE_CHECKING:
     from multibot.models import User
@@ -112,6 +116,22 @@ def strategy_code(name: str, *, owner: User | None) -> StrategyCode | None:
 def strategy_file(name: str, *, owner: User | None = None) -> Path | None:
     code = strategy_code(name, owner=owner)
     return None if code is None else code.source
+
+
+def copy_strategy(code: StrategyCode, directory: Path) -> Path:
+    """``directory`` holds only this version now: the code read-only, named after its class (freqtrade reads
+    a parameter file by the strategy file's stem), and its parameter file if it has one. A bot or a job
+    runs from its own copy, so a later upload changes nothing it runs."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for old in [*directory.glob("*.py"), *directory.glob("*.json")]:
+        old.chmod(0o600)
+        old.unlink()
+    copy = directory / (f"{code.name}.py" if code.sha256 else code.source.name)
+    shutil.copyfile(code.source, copy)
+    copy.chmod(0o400)
+    if code.parameters is not None:
+        write_private(copy.with_suffix(".json"), json.dumps(code.parameters, indent=2))
+    return copy
 
 
 def install_builtin_strategies() -> list[str]:

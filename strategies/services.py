@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 # freqtrade's template strategies, from the installed package: the built-ins every user may run.
 BUILTIN_TEMPLATES = ("sample_strategy.py", "FreqaiExampleStrategy.py", "FreqaiExampleHybridStrategy.py")
 
-# Successful dry loads by content: the same bytes load the same way, and tests install built-ins often.
+# Successful dry loads by content: the same bytes load the same way (bootstrap runs, the same upload again).
 _inspected: OrderedDict[str, Inspection] = OrderedDict()
 _inspected_lock = threading.Lock()
 
