@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -92,8 +92,19 @@ UploadOutput = inline_serializer(
 )  # fmt: skip
 
 
-class SourceQuery(serializers.Serializer):
+class OwnerQuery(serializers.Serializer):
+    owner = serializers.CharField(required=False, max_length=150, help_text="Superusers: another user's strategy.")
+
+
+class SourceQuery(OwnerQuery):
     source = serializers.BooleanField(required=False, default=False)
+
+
+def _query(serializer: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    query = serializer(data=request.query_params)
+    if not query.is_valid():
+        raise QueryValidationError(query.errors)
+    return dict(query.validated_data)
 
 
 def _declared_length(request: Request) -> int:
@@ -171,19 +182,15 @@ class StrategyDetailApi(APIView):
     audit_action = AuditLog.Action.STRATEGY_DELETE
     audit_resource = Kind.STRATEGY
 
-    @extend_schema(
-        parameters=[OpenApiParameter("source", bool, description="Include the current version's code.")],
-        responses=StrategyDetailOutput,
-    )
+    @extend_schema(parameters=[SourceQuery], responses=StrategyDetailOutput)
     def get(self, request: Request, name: str) -> Response:
-        query = SourceQuery(data=request.query_params)
-        if not query.is_valid():
-            raise QueryValidationError(query.errors)
-        strategy = selectors.strategy_get(user=request.user, name=name)
-        return Response(_detail(strategy, user=request.user, with_source=query.validated_data["source"]))
+        query = _query(SourceQuery, request)
+        strategy = selectors.strategy_get(user=request.user, name=name, owner=query.get("owner"))
+        return Response(_detail(strategy, user=request.user, with_source=query["source"]))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(parameters=[OwnerQuery], responses={204: None})
     def delete(self, request: Request, name: str) -> Response:
-        strategy = selectors.strategy_get(user=request.user, name=name)
+        query = _query(OwnerQuery, request)
+        strategy = selectors.strategy_get(user=request.user, name=name, owner=query.get("owner"))
         services.strategy_delete(actor=Actor.from_request(request), strategy=strategy)
         return Response(status=204)

@@ -24,8 +24,18 @@ def strategy_names(*, user: User) -> list[str]:
     return sorted(set(strategy_list(user=user).values_list("name", flat=True)))
 
 
-def strategy_get(*, user: User | None, name: str) -> Strategy:
-    """The strategy ``name`` as ``user`` sees it: their own, else the built-in. NotFoundError otherwise."""
+def strategy_get(*, user: User | None, name: str, owner: str | None = None) -> Strategy:
+    """The strategy ``name`` as ``user`` sees it: their own, else the built-in. NotFoundError otherwise.
+
+    A superuser may name another user's with ``owner`` (a username); for anyone else it must be their own.
+    """
+    if owner and user is not None and owner != user.get_username():
+        strategy = None
+        if user.is_superuser:
+            strategy = Strategy.objects.filter(name=name, owner__username=owner).first()
+        if strategy is None:
+            raise NotFoundError(f"Strategy {name!r} not found.")
+        return strategy
     found = {strategy.owner_id: strategy for strategy in strategy_list(user=user).filter(name=name)}
     strategy = found.get(getattr(user, "pk", None)) or found.get(None)
     if strategy is None:

@@ -228,3 +228,16 @@ def test_the_openapi_schema_documents_the_strategy_endpoints(api):
     detail = next(value for key, value in paths.items() if key.startswith("/api/v1/strategies/{name}"))
     assert {"get", "delete"} <= set(detail)
     assert "StrategyDetailOutput" in schema["components"]["schemas"]
+
+
+def test_a_superuser_reaches_another_users_strategy_by_naming_its_owner_and_nobody_else_does(
+    user_api, user, other_api, admin_api
+):
+    upload(user_api, strategy_text())
+
+    assert admin_api.get("/api/v1/strategies/MyStrategy").status_code == 404
+    assert admin_api.get(f"/api/v1/strategies/MyStrategy?owner={user.username}").json()["name"] == "MyStrategy"
+    assert other_api.get(f"/api/v1/strategies/MyStrategy?owner={user.username}").status_code == 404
+    assert other_api.delete(f"/api/v1/strategies/MyStrategy?owner={user.username}").status_code == 404
+    assert admin_api.delete(f"/api/v1/strategies/MyStrategy?owner={user.username}").status_code == 204
+    assert not Strategy.objects.exists()
