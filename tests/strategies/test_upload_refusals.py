@@ -242,3 +242,11 @@ def test_a_class_named_like_an_api_path_is_refused(user_api):
     message = refused(upload(user_api, strategy_text("backtest"), filename="Mine.py"), "strategy_name")
 
     assert "a word the strategies API uses in its paths" in message
+
+
+def test_a_body_declared_larger_than_the_caps_is_refused_before_it_is_read(user_api, settings):
+    settings.STRATEGIES = {**settings.STRATEGIES, "max_upload_bytes": 1000, "max_parameters_bytes": 1000}
+    text = strategy_text() + "#" * 200_000 + "\n"
+
+    assert "larger than 1000 bytes" in refused(upload(user_api, text))
+    assert nothing_stored(text)
