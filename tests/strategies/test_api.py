@@ -241,3 +241,19 @@ def test_a_superuser_reaches_another_users_strategy_by_naming_its_owner_and_nobo
     assert other_api.delete(f"/api/v1/strategies/MyStrategy?owner={user.username}").status_code == 404
     assert admin_api.delete(f"/api/v1/strategies/MyStrategy?owner={user.username}").status_code == 204
     assert not Strategy.objects.exists()
+
+
+def test_the_admin_shows_strategies_and_changes_none(user_api, superuser):
+    from django.test import Client
+
+    upload(user_api, strategy_text())
+    client = Client()
+    client.force_login(superuser)
+
+    listed = client.get("/admin/strategies/strategy/")
+    version = StrategyVersion.objects.get()
+    changed = client.post(f"/admin/strategies/strategyversion/{version.pk}/change/", {"sha256": "0" * 64})
+
+    assert listed.status_code == 200 and b"MyStrategy" in listed.content
+    assert changed.status_code == 403
+    assert StrategyVersion.objects.get().sha256 == version.sha256
