@@ -285,12 +285,13 @@ def strategy_uploaded_event(*, actor: Actor, version: StrategyVersion, new_versi
     )
 
 
-def strategy_deleted_event(*, actor: Actor, name: str, versions: int, builtin: bool = False) -> AuditLog:
+def strategy_deleted_event(*, actor: Actor, name: str, owner: str, versions: int) -> AuditLog:
+    """``owner``: the username of whose strategy it was (a superuser may delete another user's)."""
     return audit_record(
         actor=actor,
         action=Action.STRATEGY_DELETE,
         resource=strategy_resource(name),
-        details={"strategy_name": name, "versions": versions, "builtin": builtin},
+        details={"strategy_name": name, "owner": owner, "versions": versions},
     )
 
 

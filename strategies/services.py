@@ -188,10 +188,9 @@ def strategy_delete(*, actor: Actor, strategy: Strategy) -> None:
     if problem:
         raise ConflictError(problem)
     with transaction.atomic():
-        versions = strategy.versions.count()
-        name = strategy.name
+        versions, name, owner = strategy.versions.count(), strategy.name, strategy.owner.get_username()
         strategy.delete()
-        events.strategy_deleted_event(actor=actor, name=name, versions=versions)
+        events.strategy_deleted_event(actor=actor, name=name, owner=owner, versions=versions)
 
 
 def strategy_source_text(*, version: StrategyVersion) -> str:

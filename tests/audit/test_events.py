@@ -407,9 +407,9 @@ def strategy_uploaded(w: World) -> tuple[AuditLog, Expected]:
 
 @case(events.strategy_deleted_event)
 def strategy_deleted(w: World) -> tuple[AuditLog, Expected]:
-    row = events.strategy_deleted_event(actor=w.actor, name="MyStrategy", versions=2)
+    row = events.strategy_deleted_event(actor=w.actor, name="MyStrategy", owner="alice", versions=2)
     return row, Expected(
-        Action.STRATEGY_DELETE, "strategy:MyStrategy", {"strategy_name": "MyStrategy", "versions": 2, "builtin": False}
+        Action.STRATEGY_DELETE, "strategy:MyStrategy", {"strategy_name": "MyStrategy", "owner": "alice", "versions": 2}
     )
 
 

@@ -147,6 +147,7 @@ def test_a_strategy_is_deleted_with_its_versions_and_audited(user_api, user):
     assert user_api.get("/api/v1/strategies/MyStrategy").status_code == 404
     row = AuditLog.objects.get(action=AuditLog.Action.STRATEGY_DELETE)
     assert (row.user_id, row.resource, row.details["versions"]) == (user.pk, "strategy:MyStrategy", 1)
+    assert row.details["owner"] == user.username
 
 
 def test_a_strategy_a_running_bot_uses_cannot_be_deleted(user_api, user):
