@@ -82,7 +82,8 @@ def dry_load(
         answer = _answer((output_dir / "out").read_bytes(), nonce)
         if answer is None:
             if process.returncode and process.returncode < 0:
-                reason = f"the strategy was killed by signal {-process.returncode} (a resource limit?)"
+                name = signal.Signals(-process.returncode).name if -process.returncode in signal.valid_signals() else ""
+                reason = f"the process loading the strategy ended on signal {-process.returncode} {name}".strip()
             else:
                 reason = f"the module exits the interpreter while loading (exit code {process.returncode})"
             raise DryLoadError(reason)

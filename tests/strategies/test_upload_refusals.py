@@ -149,9 +149,10 @@ def timed_refusal(client, text: str) -> tuple[str, float]:
         ("import socket\nsocket.socket().connect(('127.0.0.1', 6379))", "may not use socket."),
         ("open('/tmp/escape.txt', 'w').write('x')", "may not write '/tmp/escape.txt'"),
         ("import os\nprint('forged ok')\nos._exit(0)", "exits the interpreter while loading"),
+        ("import os\nos.abort()", "the process loading the strategy ended on signal"),
     ],
     ids=["import-error", "reads-parent", "reads-home", "lists-root", "sys-exit", "os-exit", "subprocess", "system",
-         "fork", "kill", "socket", "writes-outside", "forged-answer"],
+         "fork", "kill", "socket", "writes-outside", "forged-answer", "abort"],
 )  # fmt: skip
 def test_module_code_that_fails_or_escapes_its_directory_is_refused_by_the_dry_load(user_api, prelude, words):
     text = strategy_text(prelude=prelude)
