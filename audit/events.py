@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from audit.models import AuditLog
-from audit.resources import FLEET, bot_resource, data_resource, stream_resource, user_resource
+from audit.resources import FLEET, bot_resource, data_resource, strategy_resource, stream_resource, user_resource
 from audit.services import Actor, audit_record
 
 if TYPE_CHECKING:
     from bots.models import Bot
     from multibot.models import User
+    from strategies.models import StrategyVersion
 
 Action = AuditLog.Action
 Status = AuditLog.Status
@@ -262,6 +263,35 @@ def candles_uploaded_event(
         action=Action.DATA_UPLOAD,
         resource=data_resource(exchange=exchange, pair=pair, timeframe=timeframe),
         details={"pair": pair, "timeframe": timeframe, "source": source, **changes},
+    )
+
+
+# -- strategies ----------------------------------------------------------------------------------------
+def strategy_uploaded_event(*, actor: Actor, version: StrategyVersion, new_version: bool) -> AuditLog:
+    """An accepted upload; ``new_version`` False when the same code and parameters were already stored."""
+    strategy = version.strategy
+    return audit_record(
+        actor=actor,
+        action=Action.STRATEGY_UPLOAD,
+        resource=strategy_resource(strategy.name),
+        details={
+            "strategy_name": strategy.name,
+            "sha256": version.sha256,
+            "size": version.size,
+            "parameters": bool(version.parameters),
+            "new_version": new_version,
+            "builtin": strategy.owner_id is None,
+        },
+    )
+
+
+def strategy_deleted_event(*, actor: Actor, name: str, owner: str, versions: int) -> AuditLog:
+    """``owner``: the username of whose strategy it was (a superuser may delete another user's)."""
+    return audit_record(
+        actor=actor,
+        action=Action.STRATEGY_DELETE,
+        resource=strategy_resource(name),
+        details={"strategy_name": name, "owner": owner, "versions": versions},
     )
 
 

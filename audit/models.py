@@ -52,6 +52,9 @@ class AuditLog(models.Model):
         EMERGENCY_FORCE_EXIT_ALL = "emergency_force_exit_all"
         # Market data
         DATA_UPLOAD = "data_upload"
+        # Strategies: uploads (a new version, or the same bytes again) and deletions
+        STRATEGY_UPLOAD = "strategy_upload"
+        STRATEGY_DELETE = "strategy_delete"
         # Streams
         DEAD_LETTER_REPLAY = "dead_letter_replay"
         DEAD_LETTER_PURGE = "dead_letter_purge"

@@ -11,6 +11,7 @@ class Kind(StrEnum):
     USER = "user"
     STREAM = "stream"
     DATA = "data"
+    STRATEGY = "strategy"
 
 
 def resource(kind: str, *keys: object) -> str:
@@ -32,6 +33,10 @@ def stream_resource(name: str) -> str:
 
 def data_resource(*, exchange: str, pair: str, timeframe: str) -> str:
     return resource(Kind.DATA, exchange, pair, timeframe)
+
+
+def strategy_resource(name: str) -> str:
+    return resource(Kind.STRATEGY, name)
 
 
 FLEET = resource(Kind.BOTS)

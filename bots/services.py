@@ -261,7 +261,7 @@ def _command_problem(bot: Bot, command: Command) -> str | None:
     if command.desired_state == DesiredState.RUNNING:
         from strategies.library import strategy_file
 
-        if strategy_file(bot.strategy_name) is None:
+        if strategy_file(bot.strategy_name, owner=bot.owner) is None:
             return f"Strategy {bot.strategy_name!r} is not in the strategy library; upload it first."
     return None
 

@@ -21,7 +21,7 @@ from marketdata.replay_config import replay_exchange_section
 from marketdata.selectors import replay_market_pairs
 from marketdata.services import exchange_dir
 from multibot.files import write_private
-from strategies.library import strategy_file
+from strategies.library import StrategyCode, copy_strategy, strategy_code
 
 
 class WorkspaceError(Exception):
@@ -43,6 +43,10 @@ class Workspace:
     @property
     def strategies(self) -> Path:
         return self.user_data / "strategies"
+
+    @property
+    def strategy_version(self) -> Path:
+        return self.root / "strategy_version"
 
     @property
     def database(self) -> Path:
@@ -85,22 +89,30 @@ def _exchange_section(bot: Bot) -> dict:
     )
 
 
+def _copy_strategy(workspace: Workspace, code: StrategyCode) -> None:
+    """The bot's own copy of the exact version it starts with: a later upload changes no running bot."""
+    copy_strategy(code, workspace.strategies)
+    write_private(workspace.strategy_version, code.sha256)
+
+
+def running_strategy_version(bot_id: int) -> str:
+    """The sha256 of the strategy version the bot's copy is, "" when unknown (never started, a placed file)."""
+    try:
+        return workspace_for(bot_id).strategy_version.read_text().strip()
+    except OSError:
+        return ""
+
+
 def prepare(bot: Bot) -> Workspace:
     """Write the bot's directory for a start: its rendered config and a read-only copy of its strategy."""
-    source = strategy_file(bot.strategy_name)
-    if source is None:
+    code = strategy_code(bot.strategy_name, owner=bot.owner)
+    if code is None:
         raise WorkspaceError(f"strategy {bot.strategy_name!r} is not in the strategy library")
     workspace = workspace_for(bot.pk)
     for directory in (workspace.root, workspace.user_data, workspace.strategies, workspace.log.parent):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     workspace.root.chmod(0o700)
-    # One copy per bot: changing the library never changes a running bot's code.
-    for old in workspace.strategies.glob("*.py"):
-        old.chmod(0o600)
-        old.unlink()
-    copy = workspace.strategies / source.name
-    shutil.copyfile(source, copy)
-    copy.chmod(0o400)
+    _copy_strategy(workspace, code)
     spec = BotSpec(
         bot_id=bot.pk, name=bot.name, strategy=bot.strategy_name, exchange=_exchange_section(bot),
         stake_currency=bot.stake_currency, timeframe=bot.timeframe,

@@ -322,6 +322,16 @@ MARKETDATA = {
     "max_upload_rows": env_int("MULTIBOT_MAX_UPLOAD_ROWS", 1_000_000),
 }
 
+# Uploaded strategies (strategies/validation.py, strategies/sandbox.py): untrusted code, checked before it is stored.
+STRATEGIES = {
+    "max_upload_bytes": env_int("MULTIBOT_STRATEGY_MAX_BYTES", 512 * 1024),
+    "max_parameters_bytes": env_int("MULTIBOT_STRATEGY_MAX_PARAMETERS_BYTES", 256 * 1024),
+    # The dry load's wall-clock limit; freqtrade's own import takes about 2 s of it.
+    "dry_load_seconds": env_int("MULTIBOT_STRATEGY_DRY_LOAD_SECONDS", 20),
+    # Dry loads at once per web process (each a freqtrade import); more wait, then get a 503.
+    "dry_load_concurrency": env_int("MULTIBOT_STRATEGY_DRY_LOADS", 2),
+}
+
 # Request bounds, checked before a body or query string is parsed (multibot/limits.py). A bigger
 # body is a 413 before it is read; a view names its own cap with ``body_limit = "upload"``.
 REQUEST_LIMITS = {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import converters, include, path, register_converter
+from django.urls import converters, include, path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
@@ -15,6 +15,7 @@ from bots.passthrough import BotFreqtradeApi
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
+from strategies import apis as strategies
 from streams import apis as streams
 
 
@@ -38,6 +39,9 @@ router.trailing_slash = "/?"
 router.include_root_view = False
 router.register("bots", BotViewSet, basename="bot")
 router.register("users", UserViewSet, basename="user")
+
+# A strategy is named by its class name: nothing else reaches the detail view.
+STRATEGY_NAME_PATH = r"^strategies/(?P<name>[A-Za-z_][A-Za-z0-9_]{0,99})/?$"
 
 api_v1 = [
     path("auth/login/json", auth.LoginJsonApi.as_view(), name="login-json"),
@@ -65,6 +69,11 @@ api_v1 = [
     path("streams/<str:name>/dlq/messages", streams.DeadLetterMessagesApi.as_view(), name="dlq-messages"),
     path("streams/<str:name>/dlq/replay", streams.DeadLetterReplayApi.as_view(), name="dlq-replay"),
     path("streams/<str:name>/dlq/purge", streams.DeadLetterPurgeApi.as_view(), name="dlq-purge"),
+    path("strategies/", strategies.StrategyListApi.as_view(), name="strategies"),
+    path("strategies", strategies.StrategyListApi.as_view()),
+    path("strategies/upload", strategies.StrategyUploadApi.as_view(), name="strategy-upload"),
+    # Last of the strategies routes (strategies/backtest... go before it), and only a class name.
+    re_path(STRATEGY_NAME_PATH, strategies.StrategyDetailApi.as_view(), name="strategy"),
     path("analytics/market", MarketApi.as_view(), name="analytics-market"),
     path("bots/<text:bot>/process", BotProcessApi.as_view(), name="bot-process"),
     path("bots/<text:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),

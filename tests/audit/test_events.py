@@ -391,6 +391,29 @@ def candles_uploaded(w: World) -> tuple[AuditLog, Expected]:
     )
 
 
+@case(events.strategy_uploaded_event)
+def strategy_uploaded(w: World) -> tuple[AuditLog, Expected]:
+    from strategies.models import Strategy, StrategyVersion
+
+    strategy = Strategy.objects.create(owner=w.user, name="MyStrategy")
+    version = StrategyVersion.objects.create(strategy=strategy, sha256="ab" * 32, size=120)
+    row = events.strategy_uploaded_event(actor=w.actor, version=version, new_version=True)
+    return row, Expected(
+        Action.STRATEGY_UPLOAD,
+        "strategy:MyStrategy",
+        {"strategy_name": "MyStrategy", "sha256": "ab" * 32, "size": 120, "parameters": False, "new_version": True,
+         "builtin": False},
+    )  # fmt: skip
+
+
+@case(events.strategy_deleted_event)
+def strategy_deleted(w: World) -> tuple[AuditLog, Expected]:
+    row = events.strategy_deleted_event(actor=w.actor, name="MyStrategy", owner="alice", versions=2)
+    return row, Expected(
+        Action.STRATEGY_DELETE, "strategy:MyStrategy", {"strategy_name": "MyStrategy", "owner": "alice", "versions": 2}
+    )
+
+
 @case(events.dead_letters_replayed_event)
 def dead_letters_replayed(w: World) -> tuple[AuditLog, Expected]:
     row = events.dead_letters_replayed_event(

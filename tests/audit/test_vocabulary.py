@@ -145,6 +145,8 @@ def test_every_url_pattern_and_mutating_method_is_filed_under_a_member():
         Action.BOT_FT_PASSTHROUGH,
         Action.EMERGENCY_STOP_ALL,
         Action.DATA_UPLOAD,
+        Action.STRATEGY_UPLOAD,
+        Action.STRATEGY_DELETE,
         Action.DEAD_LETTER_REPLAY,
         Action.DEAD_LETTER_PURGE,
         Action.API_REQUEST,
@@ -180,6 +182,8 @@ def test_every_action_has_a_writer():
         ("POST", "/api/v1/auth/login/json", Action.LOGIN, "login-json"),
         ("POST", "/api/v1/streams/system:events/dlq/replay", Action.DEAD_LETTER_REPLAY, "stream:system:events"),
         ("POST", "/api/v1/data/upload", Action.DATA_UPLOAD, "data"),
+        ("POST", "/api/v1/strategies/upload", Action.STRATEGY_UPLOAD, "strategy"),
+        ("DELETE", "/api/v1/strategies/MyStrategy", Action.STRATEGY_DELETE, "strategy:MyStrategy"),
         # Methods a path does not serve, and paths that do not exist: one constant, the path in details.
         ("POST", "/api/v1/bots/7", Action.API_REQUEST, "bot:7"),
         ("POST", "/api/v1/bots/7/status", Action.API_REQUEST, "bot:7"),
