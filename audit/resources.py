@@ -11,6 +11,7 @@ class Kind(StrEnum):
     USER = "user"
     STREAM = "stream"
     DATA = "data"
+    JOB = "job"
 
 
 def resource(kind: str, *keys: object) -> str:
@@ -28,6 +29,10 @@ def user_resource(user_id: int) -> str:
 
 def stream_resource(name: str) -> str:
     return resource(Kind.STREAM, name)
+
+
+def job_resource(job_id: int) -> str:
+    return resource(Kind.JOB, job_id)
 
 
 def data_resource(*, exchange: str, pair: str, timeframe: str) -> str:

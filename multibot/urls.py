@@ -12,6 +12,7 @@ from analytics.apis import MarketApi
 from audit.apis import AuditLogApi
 from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi
 from bots.passthrough import BotFreqtradeApi
+from jobs import apis as jobs
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
@@ -50,6 +51,15 @@ api_v1 = [
     path("streams/<str:name>/dlq/replay", streams.DeadLetterReplayApi.as_view(), name="dlq-replay"),
     path("streams/<str:name>/dlq/purge", streams.DeadLetterPurgeApi.as_view(), name="dlq-purge"),
     path("analytics/market", MarketApi.as_view(), name="analytics-market"),
+    path("jobs/", jobs.JobListApi.as_view(), name="jobs"),
+    path("jobs", jobs.JobListApi.as_view()),
+    path("jobs/<str:pk>", jobs.JobDetailApi.as_view(), name="job"),
+    path("jobs/<str:pk>/logs", jobs.JobLogsApi.as_view(), name="job-logs"),
+    path("jobs/<str:pk>/cancel", jobs.JobCancelApi.as_view(), name="job-cancel"),
+    # Before any strategies/<name> route: these words are not strategy names.
+    path("strategies/backtest", jobs.BacktestStartApi.as_view(), name="backtest-start"),
+    path("strategies/backtest/compare", jobs.BacktestCompareApi.as_view(), name="backtest-compare"),
+    path("strategies/backtest/<str:task_id>", jobs.BacktestResultApi.as_view(), name="backtest-result"),
     path("bots/<str:bot>/process", BotProcessApi.as_view(), name="bot-process"),
     path("bots/<str:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
     path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),

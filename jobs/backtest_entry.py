@@ -1,0 +1,73 @@
+"""``python -m jobs.backtest_entry backtesting ...``: freqtrade's own CLI, reporting its progress on stdout.
+
+freqtrade's ``main`` runs exactly as ``freqtrade backtesting`` would (same arguments, same result
+files, same exit codes); only its Backtesting is given a progress callback, the one freqtrade's
+webserver uses, and each change of its progress tracker is printed as one ``PROGRESS_PREFIX`` line
+with JSON (``progress`` 0-1, ``step``) that the runner reads. No Django here: this is the subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+PROGRESS_PREFIX = "@@multibot-progress "
+# freqtrade's backtest has four phases (data load, analyze, convert, backtest) on its overall bar.
+_PHASES = 4
+_MIN_INTERVAL = 0.25
+
+
+def progress_line(progress: float, step: str) -> str:
+    return PROGRESS_PREFIX + json.dumps({"progress": round(min(max(progress, 0.0), 1.0), 4), "step": step})
+
+
+def parse_progress_line(line: str) -> tuple[float, str] | None:
+    """(progress, step) of a progress line, None for any other line of freqtrade's output."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    try:
+        data = json.loads(line[len(PROGRESS_PREFIX) :])
+        return float(data["progress"]), str(data["step"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _install_progress_reporter() -> None:
+    from freqtrade.optimize import backtesting
+
+    class ReportingBacktesting(backtesting.Backtesting):
+        def __init__(self, config: Any, exchange: Any = None, **kwargs: Any) -> None:
+            self._last_report = (0.0, "")
+            kwargs.setdefault("progress_callback", self._report)
+            super().__init__(config, exchange, **kwargs)
+
+        def _report(self, task: Any) -> None:
+            tracker = self.progress
+            if tracker is None or len(tracker.tasks) < 2:
+                return
+            overall, detail = tracker.tasks[0], tracker.tasks[1]
+            within = (detail.completed / detail.total) if detail.total else 0.0
+            progress = (max(overall.completed - 1, 0) + within) / _PHASES
+            step = str(detail.description or overall.description)
+            last_at, last_step = self._last_report
+            now = time.monotonic()
+            if step == last_step and now - last_at < _MIN_INTERVAL:
+                return
+            self._last_report = (now, step)
+            print(progress_line(progress, step), flush=True)
+
+    # start_backtesting imports Backtesting from this module when it runs: it gets ours.
+    backtesting.Backtesting = ReportingBacktesting  # type: ignore[misc]
+
+
+def main(argv: list[str]) -> None:
+    _install_progress_reporter()
+    from freqtrade.main import main as freqtrade_main
+
+    freqtrade_main(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
