@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,3 +99,111 @@ def crossing_strategy() -> Path:
     path = library_dir() / "crossing.py"
     path.write_text(CROSSING)
     return path
+
+
+# Sleeps in populate_indicators while its hold file exists (at most two minutes): a real freqtrade
+# backtest that is running, for as long as a test needs, and then finishes like any other.
+SLEEPY = """
+import time
+from pathlib import Path
+from pandas import DataFrame
+from freqtrade.strategy import IStrategy
+
+HOLD = Path({hold!r})
+
+
+class Sleepy(IStrategy):
+    timeframe = "5m"
+    minimal_roi = {{"0": 0.02}}
+    stoploss = -0.03
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        deadline = time.monotonic() + 120
+        while HOLD.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe["enter_long"] = 0
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe["exit_long"] = 0
+        return dataframe
+"""
+
+
+@pytest.fixture
+def sleepy_strategy(tmp_path: Path) -> Iterator[Path]:
+    """The Sleepy strategy in the library; its hold file exists until the test removes it (or ends)."""
+    hold = tmp_path / "hold"
+    hold.write_text("")
+    path = library_dir() / "sleepy.py"
+    path.write_text(SLEEPY.format(hold=str(hold)))
+    yield hold
+    hold.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
+
+
+def worker_env(replay_url: str, **extra: str) -> dict[str, str]:
+    """What a Celery worker process of this test needs: the test's database, Redis, home and replay."""
+    from tests.support.processes import database_url, server_env
+
+    return server_env(DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL, MULTIBOT_HOME=str(settings.HOME),
+                      MULTIBOT_REPLAY_URL=replay_url, MULTIBOT_JOB_HEARTBEAT_SECONDS="1", **extra)  # fmt: skip
+
+
+@contextlib.contextmanager
+def celery_worker(env: dict[str, str], *, name: str, concurrency: int = 1) -> Iterator[subprocess.Popen[bytes]]:
+    """``celery -A multibot worker`` as a real process in its own session; killed (the group) on exit."""
+    from tests.support.processes import ROOT
+
+    log = Path(settings.HOME) / f"celery-{name}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "multibot", "worker", "--pool", "prefork", "--concurrency",
+         str(concurrency), "--hostname", f"{name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_for_job(job_id: int, condition: Any, timeout: float, what: str) -> Any:
+    """Poll the job's row (committed by another process) until ``condition(job)``; returns the job."""
+    from jobs.models import Job
+    from tests.support.processes import wait_for
+
+    found: list[Any] = []
+
+    def check() -> bool:
+        job = Job.objects.get(pk=job_id)
+        found[:] = [job]
+        return bool(condition(job))
+
+    try:
+        wait_for(check, timeout, what)
+    except AssertionError:
+        job = found[0] if found else None
+        raise AssertionError(f"{what}: job is {job and job.status} ({job and job.error}); "
+                             f"{job and job.log_tail[-2000:]}") from None  # fmt: skip
+    return found[0]
+
+
+def backtest_processes() -> list[Any]:
+    """Every process of this machine running jobs.backtest_entry (a job's freqtrade)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if "jobs.backtest_entry" in cmdline and str(settings.HOME) in " ".join(cmdline):
+            found.append(process)
+    return found
