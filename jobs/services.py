@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from audit import events
@@ -97,8 +98,6 @@ def job_dispatched(*, job_id: int) -> Job | None:
 def job_claim(*, job_id: int, host: str) -> Job | None:
     """queued -> running for the next attempt, in one conditional UPDATE: of two workers given the
     same job, exactly one gets it. None when the job is not (or no longer) queued."""
-    from django.db.models import F
-
     now = timezone.now()
     with transaction.atomic():
         claimed = Job.objects.filter(pk=job_id, status=JobStatus.QUEUED, cancel_requested=False).update(
@@ -188,20 +187,22 @@ def jobs_reap(*, now: datetime | None = None) -> dict[str, int]:
     done = {"requeued": 0, "failed": 0, "cancelled": 0, "republished": 0}
     silent_since = now - timedelta(seconds=conf["stale_seconds"])
     stale = Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=silent_since)
+    reaped = []
     for job in stale:
         with transaction.atomic():
             outcome = _requeue_or_fail(job, f"worker {job.worker_host or '?'} lost (no heartbeat)")
+        reaped.append(job.pk)
         if outcome in done:
             done[outcome] += 1
     # The visibility timeout: past it an unacknowledged Celery message is redelivered anyway.
     lost_dispatch = now - timedelta(seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"])
-    waiting = Job.objects.filter(status=JobStatus.QUEUED, cancel_requested=False,
-                                 created_at__lt=now - timedelta(seconds=conf["redispatch_seconds"]))  # fmt: skip
-    from django.db.models import Q
-
-    for job_id, kind in waiting.filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_dispatch)).values_list(
-        "id", "kind"
-    ):
+    waiting = (
+        Job.objects.filter(status=JobStatus.QUEUED, cancel_requested=False)
+        .filter(created_at__lt=now - timedelta(seconds=conf["redispatch_seconds"]))
+        .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=lost_dispatch))
+        .exclude(pk__in=reaped)  # just re-queued: their command is on its way
+    )
+    for job_id, kind in waiting.values_list("id", "kind"):
         _publish_command(job_id, kind)
         done["republished"] += 1
     return done

@@ -11,9 +11,12 @@ from django.conf import settings
 
 from audit.services import Actor
 from jobs import execution, services
-from jobs.commands import JobStatus
+from jobs.commands import JobStatus, Report
 from jobs.models import Job
 from marketdata.replay_config import replay_exchange_section
+from multibot.redis_client import redis_client
+from streams.bus import stream_key
+from streams.catalog import BACKTESTING_RESULTS
 from tests.jobs.conftest import timerange
 from tests.support.processes import server_env
 
@@ -70,6 +73,14 @@ def test_a_backtest_job_reports_exactly_what_freqtrade_backtesting_reports_on_th
     assert {row["key"] for row in job.results["results_per_pair"]} >= {"BTC/USDT", "ETH/USDT"}
     curve = job.results["equity_curve"]
     assert curve[-1]["balance"] == pytest.approx(summary["starting_balance"] + summary["profit_total_abs"])
+    # freqtrade's own progress tracker was reported as it went, then the end.
+    reports = [(fields["type"], json.loads(fields["payload"]))
+               for _, fields in redis_client().xrange(stream_key(BACKTESTING_RESULTS))]  # fmt: skip
+    progress = [payload["progress"] for kind, payload in reports if kind == Report.JOB_PROGRESS]
+    assert len(progress) >= 3 and progress == sorted(progress) and 0 < progress[-1] <= 1
+    assert {payload["step"] for kind, payload in reports if kind == Report.JOB_PROGRESS} >= {"dataload", "backtest"}
+    assert reports[-1] == (Report.JOB_RESULT, {"job_id": job.pk, "attempt": 1, "status": "completed", "error": "",
+                                               "at": reports[-1][1]["at"]})  # fmt: skip
     # The job's own copy of the strategy, in its own directory, is what ran.
     assert (services.job_dir(job.pk) / "attempt-1" / "user_data" / "strategies" / "crossing.py").exists()
 
