@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +22,16 @@ from jobs.selectors import job_get, job_list
 from jobs.serializers import BacktestInput, CompareQuery, JobListQuery, JobSerializer, PageQuery
 from multibot.errors import InvalidInputError, QueryValidationError
 
+_JOB_PAGE = inline_serializer("JobPage", {
+    "jobs": JobSerializer(many=True), "total": serializers.IntegerField(), "page": serializers.IntegerField(),
+    "per_page": serializers.IntegerField(),
+})  # fmt: skip
+_JOB_LOGS = inline_serializer("JobLogs", {"job_id": serializers.IntegerField(), "status": serializers.CharField(),
+                                          "logs": serializers.ListField(child=serializers.CharField())})  # fmt: skip
+_CANCELLED = inline_serializer("JobCancelled", {"status": serializers.CharField(), "job": JobSerializer()})
+_STARTED = inline_serializer("BacktestStarted", {"status": serializers.CharField(), "task_id": serializers.CharField(),
+                                                 "strategy_name": serializers.CharField()})  # fmt: skip
+
 
 def _query(serializer_class: type, request: Request) -> dict[str, Any]:
     query = serializer_class(data=request.query_params)
@@ -30,6 +43,7 @@ def _query(serializer_class: type, request: Request) -> dict[str, Any]:
 class JobListApi(APIView):
     """GET /jobs/?kind=&status=&page=&per_page=: the caller's jobs (every job for a superuser), newest first."""
 
+    @extend_schema(parameters=[JobListQuery], responses=_JOB_PAGE)
     def get(self, request: Request) -> Response:
         query = _query(JobListQuery, request)
         jobs = job_list(user=request.user, kind=query.get("kind"), status=query.get("status"))
@@ -40,6 +54,7 @@ class JobListApi(APIView):
 
 
 class JobDetailApi(APIView):
+    @extend_schema(responses=JobSerializer)
     def get(self, request: Request, pk: str) -> Response:
         return Response(JobSerializer(job_get(user=request.user, job_id=pk)).data)
 
@@ -47,6 +62,7 @@ class JobDetailApi(APIView):
 class JobLogsApi(APIView):
     """GET /jobs/{id}/logs: the last lines of the job's freqtrade output (kept while it runs)."""
 
+    @extend_schema(responses=_JOB_LOGS)
     def get(self, request: Request, pk: str) -> Response:
         job = job_get(user=request.user, job_id=pk)
         lines = job.log_tail.splitlines() if job.log_tail else []
@@ -59,6 +75,7 @@ class JobCancelApi(APIView):
     audit_action = AuditLog.Action.JOB_CANCEL
     audit_resource = Kind.JOB
 
+    @extend_schema(request=None, responses={202: _CANCELLED})
     def post(self, request: Request, pk: str) -> Response:
         job = services.job_cancel(actor=Actor.from_request(request), job=job_get(user=request.user, job_id=pk))
         answer = "cancelled" if job.status == JobStatus.CANCELLED else "cancel_requested"
@@ -71,6 +88,7 @@ class BacktestStartApi(APIView):
     audit_action = AuditLog.Action.JOB_CREATE
     audit_resource = Kind.JOB
 
+    @extend_schema(request=BacktestInput, responses={202: _STARTED})
     def post(self, request: Request) -> Response:
         given = BacktestInput(data=request.data)
         given.is_valid(raise_exception=True)
@@ -109,6 +127,7 @@ def backtest_view(job: Job, *, page: int, per_page: int) -> dict[str, Any]:
 class BacktestResultApi(APIView):
     """GET /strategies/backtest/{task_id}?page=&per_page=: status, progress, and the results (trades paginated)."""
 
+    @extend_schema(parameters=[PageQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, task_id: str) -> Response:
         query = _query(PageQuery, request)
         job = job_get(user=request.user, job_id=task_id, kind=JobKind.BACKTEST)
@@ -118,6 +137,7 @@ class BacktestResultApi(APIView):
 class BacktestCompareApi(APIView):
     """GET /strategies/backtest/compare?ids=1,2: the summaries of the caller's backtests side by side."""
 
+    @extend_schema(parameters=[CompareQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
         ids = [int(item) for item in _query(CompareQuery, request)["ids"].split(",")]
         found = {job.pk: job for job in job_list(user=request.user, kind=JobKind.BACKTEST).filter(pk__in=ids)}
