@@ -97,7 +97,8 @@ def command(
     directory: Path, parameters: BacktestParameters, *, datadir: Path, python: str = sys.executable
 ) -> list[str]:
     """The subprocess: freqtrade's CLI through jobs.backtest_entry, which reports its progress."""
-    return [python, "-m", "jobs.backtest_entry", *cli_arguments(directory, parameters, datadir=datadir)]
+    return [python, "-m", "jobs.backtest_entry", "--results-json", str(results_json(directory)),
+            *cli_arguments(directory, parameters, datadir=datadir)]  # fmt: skip
 
 
 def results_dir(directory: Path) -> Path:
@@ -112,11 +113,15 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def read_results(directory: Path, strategy_name: str) -> dict[str, Any]:
-    """The summary, tables, equity curve and trades from freqtrade's result file in ``directory``."""
+def results_json(directory: Path) -> Path:
+    """Where the subprocess writes what it read from freqtrade's result file (see jobs.backtest_entry)."""
+    return directory / "results.json"
+
+
+def read_results(found: Path, strategy_name: str) -> dict[str, Any]:
+    """The summary, tables, equity curve and trades from freqtrade's result file in the directory ``found``."""
     from freqtrade.data.btanalysis import load_backtest_stats
 
-    found = results_dir(directory)
     if not (found / ".last_result.json").exists():
         raise ResultsMissing(f"freqtrade wrote no result file under {found.name}")
     stats = load_backtest_stats(found)

@@ -62,11 +62,38 @@ def _install_progress_reporter() -> None:
     backtesting.Backtesting = ReportingBacktesting  # type: ignore[misc]
 
 
+def _option(argv: list[str], name: str) -> str | None:
+    return argv[argv.index(name) + 1] if name in argv[:-1] else None
+
+
+def _write_results(argv: list[str], target: str) -> None:
+    """freqtrade's result file read here, where freqtrade is loaded already, into ``target`` as JSON."""
+    import os
+    from pathlib import Path
+
+    from jobs.backtest import read_results
+
+    found = Path(_option(argv, "--backtest-directory") or "")
+    results = read_results(found, _option(argv, "--strategy") or "")
+    staging = Path(target + ".tmp")
+    staging.write_text(json.dumps(results))
+    os.replace(staging, target)  # the worker never reads half a file
+
+
 def main(argv: list[str]) -> None:
+    """``[--results-json PATH] backtesting ...``: with a path, freqtrade's results are also written there."""
+    target = None
+    if argv[:1] == ["--results-json"]:
+        target, argv = argv[1], argv[2:]
     _install_progress_reporter()
     from freqtrade.main import main as freqtrade_main
 
-    freqtrade_main(argv)
+    try:
+        freqtrade_main(argv)
+    except SystemExit as exit_:
+        if target and exit_.code in (0, None):
+            _write_results(argv, target)
+        raise
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the attempt that owns the row, so a job never depends on the listeners to finish
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -108,4 +109,7 @@ def _run_backtest(job: Job) -> tuple[JobStatus, dict | None, str, str]:
     if not outcome.succeeded:
         status, error = _ended(outcome)
         return status, None, error, tail
-    return JobStatus.COMPLETED, backtest.read_results(directory, parameters["strategy_name"]), "", tail
+    found = backtest.results_json(directory)
+    if not found.exists():
+        return JobStatus.FAILED, None, "freqtrade wrote no result file", tail
+    return JobStatus.COMPLETED, json.loads(found.read_text()), "", tail
