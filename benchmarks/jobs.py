@@ -1,6 +1,6 @@
 """Jobs benchmark: backtests through the whole system against the bare freqtrade CLI, in one run.
 
-    .venv/bin/python benchmarks/jobs.py [--runs 3] [--days 10]
+    .venv/bin/python benchmarks/jobs.py [--runs 5] [--days 10]
 
 It starts a private system (embedded Redis, SQLite, replay exchange with demo candles, listeners,
 web server, and a Celery worker at concurrency 2) under a temporary MULTIBOT_HOME and measures:
@@ -94,7 +94,7 @@ def through_api(system: System, window: str, count: int = 1) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--days", type=int, default=10)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="multibot-jobs-"))
@@ -106,8 +106,11 @@ def main() -> None:
         # A first run of each warms the disk cache and the imports; not counted.
         through_api(system, window)
         bare_cli(system, window, home / "cli-warmup")
-        cli = [bare_cli(system, window, home / f"cli-{run}") for run in range(args.runs)]
-        api = [through_api(system, window) for _ in range(args.runs)]
+        # Alternated, so that a change in the machine's load weighs on both alike.
+        cli, api = [], []
+        for run in range(args.runs):
+            cli.append(bare_cli(system, window, home / f"cli-{run}"))
+            api.append(through_api(system, window))
         cli_s, api_s = statistics.median(cli), statistics.median(api)
         print(
             f"overhead   bare CLI {cli_s:6.2f} s   through the API {api_s:6.2f} s   ratio {api_s / cli_s:.3f}x"

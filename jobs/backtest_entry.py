@@ -91,9 +91,22 @@ def main(argv: list[str]) -> None:
     try:
         freqtrade_main(argv)
     except SystemExit as exit_:
-        if target and exit_.code in (0, None):
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if target and code == 0:
             _write_results(argv, target)
-        raise
+        _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Exit without the interpreter's teardown: everything is written, and tearing down freqtrade's
+    module graph (and its exchange's async session) costs a second or more of a job's time."""
+    import logging
+    import os
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":
