@@ -19,7 +19,7 @@ from jobs import services
 from jobs.commands import JobKind, JobStatus
 from jobs.models import Job
 from jobs.selectors import job_get, job_list
-from jobs.serializers import BacktestInput, CompareQuery, JobListQuery, JobSerializer, PageQuery
+from jobs.serializers import BacktestInput, CompareQuery, HyperoptInput, JobListQuery, JobSerializer, PageQuery
 from multibot.errors import InvalidInputError, QueryValidationError
 
 _JOB_PAGE = inline_serializer("JobPage", {
@@ -149,3 +149,44 @@ class BacktestCompareApi(APIView):
             for job_id in ids
         ]  # fmt: skip
         return Response({"backtests": backtests, "total": len(backtests)})
+
+
+class HyperoptLossesApi(APIView):
+    """GET /hyperopt/losses: freqtrade's own loss functions, by the names ``loss`` takes."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request) -> Response:
+        from freqtrade.constants import HYPEROPT_LOSS_BUILTIN
+
+        return Response({"losses": list(HYPEROPT_LOSS_BUILTIN), "default": "SharpeHyperOptLoss"})
+
+
+class HyperoptStartApi(APIView):
+    """POST /hyperopt/start: a hyperopt job, queued; refused (422) when it could not run."""
+
+    audit_action = AuditLog.Action.JOB_CREATE
+    audit_resource = Kind.JOB
+
+    @extend_schema(request=HyperoptInput, responses={202: _STARTED})
+    def post(self, request: Request) -> Response:
+        given = HyperoptInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        job = services.hyperopt_create(actor=Actor.from_request(request), owner=request.user, **given.validated_data)
+        return Response({"status": "optimization_started", "task_id": job.task_id,
+                         "strategy_name": job.parameters["strategy_name"]}, status=202)  # fmt: skip
+
+
+class HyperoptResultApi(APIView):
+    """GET /hyperopt/results/{task_id}: status, epochs done of the total, and the best so far (freqtrade's file)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request: Request, task_id: str) -> Response:
+        job = job_get(user=request.user, job_id=task_id, kind=JobKind.HYPEROPT)
+        results = job.results or {}
+        return Response({
+            "task_id": job.task_id, "status": job.status, "progress": job.progress, "step": job.step,
+            "strategy_name": job.parameters.get("strategy_name"), "parameters": job.parameters,
+            "epochs_done": results.get("epochs_done", 0), "epochs_total": job.parameters.get("epochs"),
+            "best_result": results.get("best_result"), "error": job.error, "attempt": job.attempt,
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+        })  # fmt: skip

@@ -13,14 +13,18 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
-from jobs import backtest, services
+from jobs import backtest, hyperopt, services
 from jobs.commands import RESULT_STREAMS, JobKind, JobStatus, Report, build_job_progress, build_job_result
 from jobs.models import Job
 from jobs.runner import JobProcess, RunOutcome
+
+Probe = Callable[[], tuple[float, str, dict[str, Any] | None]]
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +38,7 @@ def job_execute(*, job_id: int) -> str:
     job = services.job_claim(job_id=job_id, host=worker_host())
     if job is None:
         return "not_claimed"
-    runners = {JobKind.BACKTEST: _run_backtest}
+    runners = {JobKind.BACKTEST: _run_backtest, JobKind.HYPEROPT: _run_hyperopt}
     run = runners.get(JobKind(job.kind))
     try:
         if run is None:
@@ -69,7 +73,8 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def _process(job: Job, argv: list[str], directory: Path) -> JobProcess:
+def _process(job: Job, argv: list[str], directory: Path, probe: Probe | None = None) -> JobProcess:
+    """The job's process; ``probe()`` (progress, step, results so far) is read at each heartbeat."""
     conf = settings.JOBS
 
     def on_progress(progress: float, step: str) -> None:
@@ -77,7 +82,11 @@ def _process(job: Job, argv: list[str], directory: Path) -> JobProcess:
                                                              step=step, at=time.time()))  # fmt: skip
 
     def on_beat(tail: list[str]) -> bool:
-        return services.job_heartbeat(job_id=job.pk, attempt=job.attempt, log_tail="\n".join(tail))
+        results = None
+        if probe is not None:
+            progress, step, results = probe()
+            on_progress(progress, step)
+        return services.job_heartbeat(job_id=job.pk, attempt=job.attempt, log_tail="\n".join(tail), results=results)
 
     return JobProcess(
         argv, cwd=directory, env=subprocess_env(), log_path=directory / "job.log",
@@ -113,3 +122,29 @@ def _run_backtest(job: Job) -> tuple[JobStatus, dict | None, str, str]:
     if not found.exists():
         return JobStatus.FAILED, None, "freqtrade wrote no result file", tail
     return JobStatus.COMPLETED, json.loads(found.read_text()), "", tail
+
+
+def _run_hyperopt(job: Job) -> tuple[JobStatus, dict | None, str, str]:
+    from marketdata.replay_config import replay_exchange_section
+
+    parameters: hyperopt.HyperoptParameters = job.parameters  # type: ignore[assignment]
+    directory = attempt_dir(job)
+    strategy = services.job_dir(job.pk) / "input" / parameters["strategy_file"]
+    backtest.prepare(directory, parameters, strategy_file=strategy,
+                     exchange_section=replay_exchange_section(parameters["pairs"]))  # fmt: skip
+    total = int(parameters["epochs"])
+
+    def probe() -> tuple[float, str, dict[str, Any] | None]:
+        found = hyperopt.summary(directory, total)
+        return found["epochs_done"] / total, f"epoch {found['epochs_done']}/{total}", found
+
+    datadir = Path(settings.MARKETDATA["dir"]) / "replay"
+    outcome = _process(job, hyperopt.command(directory, parameters, datadir=datadir), directory, probe).run()
+    tail = "\n".join(outcome.log_tail)
+    if not outcome.succeeded:
+        status, error = _ended(outcome)
+        return status, hyperopt.summary(directory, total), error, tail
+    found = hyperopt.summary(directory, total)
+    if found["best_result"] is None:
+        return JobStatus.FAILED, found, "freqtrade wrote no epoch", tail
+    return JobStatus.COMPLETED, found, "", tail

@@ -13,6 +13,8 @@ from streams.bus import Envelope
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
+# The kinds a worker runs today.
+RUNNABLE_KINDS = (JobKind.BACKTEST, JobKind.HYPEROPT)
 
 
 def handle_job_run(envelope: Envelope) -> None:
@@ -26,5 +28,5 @@ def handle_job_run(envelope: Envelope) -> None:
     services.job_dispatched(job_id=command["job_id"])
 
 
-for _kind in (JobKind.BACKTEST,):  # the kinds a worker runs today
+for _kind in RUNNABLE_KINDS:
     registry.handles(COMMAND_STREAMS[_kind], Command.JOB_RUN, atomic=False)(handle_job_run)

@@ -58,3 +58,25 @@ class BacktestInput(serializers.Serializer):
     timeframe_detail = serializers.ChoiceField(choices=_TIMEFRAMES, required=False)
     enable_protections = serializers.BooleanField(required=False)
     fee = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=0.1)
+
+
+_SPACES = ["default", "all", "buy", "sell", "enter", "exit", "roi", "stoploss", "trailing", "protection", "trades"]
+
+
+class HyperoptInput(serializers.Serializer):
+    strategy_name = serializers.CharField(max_length=100)
+    timeframe = serializers.ChoiceField(choices=_TIMEFRAMES, default="5m")
+    timerange = serializers.CharField(max_length=40)
+    epochs = serializers.IntegerField(min_value=1, max_value=10_000, default=100)
+    spaces = serializers.ListField(child=serializers.ChoiceField(choices=_SPACES), required=False, max_length=12,
+                                   allow_empty=False)  # fmt: skip
+    loss = serializers.CharField(max_length=64, default="SharpeHyperOptLoss")
+    min_trades = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
+    jobs = serializers.IntegerField(min_value=1, max_value=64, default=1)
+    random_state = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    pairs = serializers.ListField(child=serializers.CharField(max_length=40), required=False, max_length=100)
+    stake_currency = serializers.RegexField(r"^[A-Z0-9]{2,16}$", required=False)
+    stake_amount = serializers.FloatField(required=False, min_value=0.00000001, max_value=1e12)
+    dry_run_wallet = serializers.FloatField(required=False, min_value=0.00000001, max_value=1e12)
+    max_open_trades = serializers.IntegerField(required=False, min_value=-1, max_value=1000)
+    fee = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=0.1)

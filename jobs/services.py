@@ -111,10 +111,14 @@ def job_claim(*, job_id: int, host: str) -> Job | None:
     return job
 
 
-def job_heartbeat(*, job_id: int, attempt: int, log_tail: str = "") -> bool:
-    """The running attempt is alive; returns True when it must stop (cancelled, or no longer its attempt)."""
+def job_heartbeat(*, job_id: int, attempt: int, log_tail: str = "", results: dict[str, Any] | None = None) -> bool:
+    """The running attempt is alive (``results``: what it has found so far); returns True when it must
+    stop (cancelled, or no longer its attempt)."""
     mine = Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.RUNNING)
-    if not mine.update(heartbeat_at=timezone.now(), log_tail=log_tail):
+    fields: dict[str, Any] = {"heartbeat_at": timezone.now(), "log_tail": log_tail}
+    if results is not None:
+        fields["results"] = results
+    if not mine.update(**fields):
         return True
     return bool(mine.values_list("cancel_requested", flat=True).first())
 
@@ -261,6 +265,31 @@ def backtest_create(
 ) -> Job:
     """A queued backtest of the strategy on the stored candles; everything that would stop it from
     running is refused here (InvalidInputError), before anything is queued."""
+    parameters, source = _run_parameters(
+        strategy_name=strategy_name, timeframe=timeframe, timerange=timerange, pairs=pairs,
+        stake_currency=stake_currency, stake_amount=stake_amount, dry_run_wallet=dry_run_wallet,
+        max_open_trades=max_open_trades, timeframe_detail=timeframe_detail, enable_protections=enable_protections,
+        fee=fee,
+    )  # fmt: skip
+    return job_create(actor=actor, owner=owner, kind=JobKind.BACKTEST, parameters=parameters,
+                      files={source.name: source})  # fmt: skip
+
+
+def _run_parameters(
+    *,
+    strategy_name: str,
+    timeframe: str,
+    timerange: str,
+    pairs: list[str] | None,
+    stake_currency: str,
+    stake_amount: float | str,
+    dry_run_wallet: float,
+    max_open_trades: int,
+    timeframe_detail: str,
+    enable_protections: bool,
+    fee: float | None,
+) -> tuple[dict[str, Any], Path]:
+    """What a backtest (or each epoch of a hyperopt) runs on, checked; and the strategy's file."""
     from marketdata.selectors import replay_market_pairs
     from marketdata.vocabulary import TIMEFRAME_SECONDS
     from strategies.library import strategy_file
@@ -283,5 +312,40 @@ def backtest_create(
         "dry_run_wallet": dry_run_wallet, "max_open_trades": max_open_trades, "timeframe_detail": timeframe_detail,
         "enable_protections": enable_protections, "fee": fee,
     }  # fmt: skip
-    return job_create(actor=actor, owner=owner, kind=JobKind.BACKTEST, parameters=parameters,
+    return parameters, source
+
+
+def hyperopt_create(
+    *,
+    actor: Actor,
+    owner: User,
+    strategy_name: str,
+    timeframe: str,
+    timerange: str,
+    epochs: int = 100,
+    spaces: list[str] | None = None,
+    loss: str = "SharpeHyperOptLoss",
+    min_trades: int = 1,
+    jobs: int = 1,
+    random_state: int | None = None,
+    pairs: list[str] | None = None,
+    stake_currency: str = "USDT",
+    stake_amount: float | str = DEFAULT_STAKE_AMOUNT,
+    dry_run_wallet: float = DEFAULT_WALLET,
+    max_open_trades: int = 3,
+    fee: float | None = None,
+) -> Job:
+    """A queued hyperopt of the strategy: freqtrade's ``hyperopt`` with one of its own loss functions."""
+    from freqtrade.constants import HYPEROPT_LOSS_BUILTIN
+
+    if loss not in HYPEROPT_LOSS_BUILTIN:
+        raise InvalidInputError("loss", f"{loss!r} is not one of freqtrade's loss functions.")
+    parameters, source = _run_parameters(
+        strategy_name=strategy_name, timeframe=timeframe, timerange=timerange, pairs=pairs,
+        stake_currency=stake_currency, stake_amount=stake_amount, dry_run_wallet=dry_run_wallet,
+        max_open_trades=max_open_trades, timeframe_detail="", enable_protections=False, fee=fee,
+    )  # fmt: skip
+    parameters.update(epochs=epochs, spaces=list(spaces or ["default"]), loss=loss, min_trades=min_trades, jobs=jobs,
+                      random_state=random_state)  # fmt: skip
+    return job_create(actor=actor, owner=owner, kind=JobKind.HYPEROPT, parameters=parameters,
                       files={source.name: source})  # fmt: skip

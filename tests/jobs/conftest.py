@@ -207,3 +207,31 @@ def backtest_processes() -> list[Any]:
         if "jobs.backtest_entry" in cmdline and str(settings.HOME) in " ".join(cmdline):
             found.append(process)
     return found
+
+
+# Crossing with its fast average's period and its ROI as hyperoptable parameters (buy and sell spaces).
+TUNABLE = (
+    CROSSING.replace("class Crossing(IStrategy):", "class Tunable(IStrategy):")
+    .replace(
+        "from freqtrade.strategy import IStrategy",
+        "from freqtrade.strategy import IStrategy, IntParameter, DecimalParameter",
+    )
+    .replace(
+        "    startup_candle_count = 30\n",
+        "    startup_candle_count = 30\n"
+        '    fast_period = IntParameter(3, 12, default=5, space="buy")\n'
+        '    exit_margin = DecimalParameter(0.0, 0.01, default=0.0, decimals=3, space="sell")\n',
+    )
+    .replace("ta.EMA(dataframe, timeperiod=5)", "ta.EMA(dataframe, timeperiod=self.fast_period.value)")
+    .replace(
+        'down = (dataframe["fast"] < dataframe["slow"])',
+        'down = (dataframe["fast"] < dataframe["slow"] * (1 - self.exit_margin.value))',
+    )
+)
+
+
+@pytest.fixture(scope="session")
+def tunable_strategy() -> Path:
+    path = library_dir() / "tunable.py"
+    path.write_text(TUNABLE)
+    return path
