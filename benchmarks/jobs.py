@@ -1,6 +1,6 @@
 """Jobs benchmark: backtests through the whole system against the bare freqtrade CLI, in one run.
 
-    .venv/bin/python benchmarks/jobs.py [--runs 5] [--days 10]
+    .venv/bin/python benchmarks/jobs.py [--runs 5] [--days 10] [--epochs 30]
 
 It starts a private system (embedded Redis, SQLite, replay exchange with demo candles, listeners,
 web server, and a Celery worker at concurrency 2) under a temporary MULTIBOT_HOME and measures:
@@ -9,7 +9,8 @@ web server, and a Celery worker at concurrency 2) under a temporary MULTIBOT_HOM
              `freqtrade backtesting` run directly on the same config, candles and markets (median of --runs)
   parallel   4 backtests submitted at once on the 2 worker processes, against the same 4 submitted
              one after another (each once the previous completed)
-Hyperopt is not run as a job yet, so its epochs-per-second figure is not measured.
+  hyperopt   --epochs epochs of SampleStrategy (buy and sell spaces, one process) through POST
+             /hyperopt/start until completed, against `freqtrade hyperopt` directly: epochs per second
 """
 
 from __future__ import annotations
@@ -68,6 +69,38 @@ def bare_cli(system: System, window: str, workdir: Path) -> float:
     return time.monotonic() - started
 
 
+def bare_hyperopt(system: System, window: str, workdir: Path, epochs: int) -> float:
+    started = time.monotonic()
+    subprocess.run(
+        [sys.executable, "-m", "freqtrade", "hyperopt", "-c", str(workdir / "config.json"),
+         "--userdir", str(workdir / "user_data"), "--datadir", str(system.home / "data" / "replay"),
+         "--strategy", "SampleStrategy", "--strategy-path", str(system.home / "strategies"), "--timeframe", "5m",
+         "--timerange", window, "--hyperopt-loss", "SharpeHyperOptLoss", "--epochs", str(epochs), "-j", "1",
+         "--spaces", "buy", "sell", "--random-state", "1", "--disable-param-export", "--no-color"],
+        cwd=workdir, env=system.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return time.monotonic() - started
+
+
+def hyperopt_through_api(system: System, window: str, epochs: int) -> float:
+    started = time.monotonic()
+    response = system.client.post("/api/v1/hyperopt/start", json={
+        "strategy_name": "SampleStrategy", "timeframe": "5m", "timerange": window, "pairs": PAIRS, "epochs": epochs,
+        "spaces": ["buy", "sell"], "loss": "SharpeHyperOptLoss", "random_state": 1, "jobs": 1,
+    })  # fmt: skip
+    assert response.status_code == 202, response.text
+    task_id = response.json()["task_id"]
+
+    def done() -> bool:
+        status = system.client.get(f"/api/v1/hyperopt/results/{task_id}").json()["status"]
+        if status in ("failed", "cancelled"):
+            raise SystemExit(f"the hyperopt ended {status}")
+        return status == "completed"
+
+    wait_for(done, 1800, "the hyperopt", interval=0.1)
+    return time.monotonic() - started
+
+
 def submit(system: System, window: str) -> str:
     response = system.client.post("/api/v1/strategies/backtest", json={
         "strategy_name": "SampleStrategy", "timeframe": "5m", "timerange": window, "pairs": PAIRS,
@@ -96,6 +129,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--days", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="multibot-jobs-"))
     system = JobsSystem(home)
@@ -122,7 +156,12 @@ def main() -> None:
             f"parallel   4 one after another {serial:6.2f} s   4 at once on 2 workers {parallel:6.2f} s"
             f"   speed-up {serial / parallel:.2f}x"
         )
-        print("hyperopt   not measured: hyperopt does not run as a job yet")
+        cli_h = bare_hyperopt(system, window, home / "cli-0", args.epochs)
+        api_h = hyperopt_through_api(system, window, args.epochs)
+        print(
+            f"hyperopt   {args.epochs} epochs: bare CLI {args.epochs / cli_h:5.2f} epochs/s ({cli_h:.1f} s)   "
+            f"through the API {args.epochs / api_h:5.2f} epochs/s ({api_h:.1f} s)   ratio {api_h / cli_h:.3f}x"
+        )
     finally:
         system.stop()
 
