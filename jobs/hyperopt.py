@@ -83,6 +83,17 @@ def summary(directory: Path, epochs_total: int) -> dict[str, Any]:
         result["best_result"] = json.loads(json.dumps({
             "loss": best.get("loss"), "epoch": best.get("current_epoch"), "params": best.get("params_dict") or {},
             "params_details": best.get("params_details") or {},
+            "params_not_optimized": best.get("params_not_optimized") or {},
             "results": {key: metrics.get(key) for key in RESULT_KEYS},
         }, default=str))  # fmt: skip
     return result
+
+
+def write_parameter_file(best_result: dict[str, Any], *, strategy_name: str, path: Path) -> Path:
+    """The best epoch's parameters in freqtrade's own parameter-file format (``<strategy>.json`` next to
+    the strategy file is what freqtrade loads at start), written by freqtrade's own exporter."""
+    from freqtrade.optimize.hyperopt_tools import HyperoptTools
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    HyperoptTools.export_params(best_result, strategy_name, path)
+    return path

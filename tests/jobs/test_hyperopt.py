@@ -9,6 +9,7 @@ import pytest
 
 from jobs import execution
 from jobs.commands import JobStatus
+from jobs.hyperopt import write_parameter_file
 from jobs.models import Job
 from tests.jobs.conftest import timerange
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.slow]
 
 
 def test_a_20_epoch_hyperopt_completes_with_best_parameters_and_shows_its_epochs_before_it_ends(
-    committed_db, market, tunable_strategy, user_api
+    committed_db, market, tunable_strategy, user_api, other_api, tmp_path
 ):
     # given
     response = user_api.post("/api/v1/hyperopt/start", {
@@ -50,6 +51,15 @@ def test_a_20_epoch_hyperopt_completes_with_best_parameters_and_shows_its_epochs
     assert 3 <= best["params"]["fast_period"] <= 12
     assert isinstance(best["loss"], float) and best["results"]["total_trades"] >= 1
     assert any(status == "running" and 0 < done < 20 for status, done in seen), seen
+    # The best parameters, in freqtrade's own parameter-file format, read back by freqtrade.
+    from freqtrade.optimize.hyperopt_tools import HyperoptTools
+
+    written = write_parameter_file(job.results["best_result"], strategy_name="Tunable", path=tmp_path / "tunable.json")
+    loaded = HyperoptTools.load_params_from_file(written)
+    assert loaded["strategy_name"] == "Tunable"
+    assert loaded["params"]["buy"] == {"fast_period": best["params"]["fast_period"]}
+    assert loaded["params"]["sell"] == {"exit_margin": best["params"]["exit_margin"]}
+    assert other_api.get(f"/api/v1/hyperopt/results/{task_id}").status_code == 404
 
 
 def test_a_hyperopt_with_an_unknown_loss_is_a_422(db, user_api, candle_sets, tunable_strategy):
