@@ -49,7 +49,7 @@ def direct_backtest(tmp_path, replay_url, strategy, pairs, timerange_text):
 
 
 def test_a_backtest_job_reports_exactly_what_freqtrade_backtesting_reports_on_the_same_inputs(
-    market, crossing_strategy, user, tmp_path
+    market, crossing_strategy, user, user_api, tmp_path
 ):
     # given
     window = timerange(3)
@@ -81,6 +81,13 @@ def test_a_backtest_job_reports_exactly_what_freqtrade_backtesting_reports_on_th
     assert {payload["step"] for kind, payload in reports if kind == Report.JOB_PROGRESS} >= {"dataload", "backtest"}
     assert reports[-1] == (Report.JOB_RESULT, {"job_id": job.pk, "attempt": 1, "status": "completed", "error": "",
                                                "at": reports[-1][1]["at"]})  # fmt: skip
+    # Side by side with another (queued) backtest, through the API.
+    other = services.backtest_create(actor=Actor.system(), owner=user, strategy_name="Crossing", timeframe="5m",
+                                     timerange=timerange(1))  # fmt: skip
+    compared = user_api.get(f"/api/v1/strategies/backtest/compare?ids={job.pk},{other.pk}").json()["backtests"]
+    assert [(item["task_id"], item["status"]) for item in compared] == [(str(job.pk), "completed"),
+                                                                        (str(other.pk), "queued")]  # fmt: skip
+    assert compared[0]["summary"]["total_trades"] == direct["total_trades"] and compared[1]["summary"] is None
     # The job's own copy of the strategy, in its own directory, is what ran.
     assert (services.job_dir(job.pk) / "attempt-1" / "user_data" / "strategies" / "crossing.py").exists()
 

@@ -16,7 +16,7 @@ from jobs.listeners import registry as listeners
 from jobs.models import Job
 from multibot.redis_client import redis_client
 from streams.bus import publish, stream_key
-from streams.catalog import BACKTESTING_COMMANDS, BACKTESTING_RESULTS, LISTENERS, SYSTEM_EVENTS
+from streams.catalog import BACKTESTING_COMMANDS, BACKTESTING_RESULTS, HYPEROPT_COMMANDS, LISTENERS, SYSTEM_EVENTS
 from streams.worker import StreamWorker
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +107,17 @@ def test_the_dispatcher_turns_a_command_into_one_celery_task_and_a_redelivery_of
     publish(BACKTESTING_COMMANDS, type=Command.JOB_RUN, payload={"job_id": job.pk, "kind": "backtest"})
     assert worker.step().processed == 1
     assert celery_queue_length() == 1  # nothing new to run
+
+
+def test_hyperopt_commands_have_their_own_consumer_group_and_become_tasks_too(user):
+    hyperopt_job = Job.objects.create(owner=user, kind="hyperopt", parameters={"strategy_name": "Tunable"})
+    worker = StreamWorker(registry=handlers, group="hyperopt_consumers", consumer="t", block_ms=10)
+    worker.prepare()
+    publish(HYPEROPT_COMMANDS, type=Command.JOB_RUN, payload={"job_id": hyperopt_job.pk, "kind": "hyperopt"})
+
+    assert worker.step().processed == 1
+    assert celery_queue_length() == 1
+    assert Job.objects.get(pk=hyperopt_job.pk).dispatched_at is not None
 
 
 def test_the_listeners_store_progress_of_the_running_attempt_and_announce_it(job):
