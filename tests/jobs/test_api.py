@@ -119,3 +119,31 @@ def test_jobs_are_listed_newest_first_filtered_and_paginated(user_api, admin_api
     assert user_api.get("/api/v1/jobs/?kind=hyperopt").json()["total"] == 0
     assert user_api.get("/api/v1/jobs/?status=lost").status_code == 422
     assert admin_api.get("/api/v1/jobs/").json()["total"] == 3  # a superuser sees every job
+
+
+def test_a_backtest_accepted_while_redis_is_down_is_published_by_the_reaper_once_it_is_back(
+    user_api, candle_sets, crossing_strategy, redis_server, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs import services
+
+    # given: Redis goes away
+    redis_server.stop()
+    try:
+        # when
+        with django_capture_on_commit_callbacks(execute=True):
+            response = start(user_api)
+    finally:
+        redis_server.start()
+
+    # then: the job is kept, and its command goes out once the reaper looks
+    assert response.status_code == 202, response.json()
+    job = Job.objects.get(pk=int(response.json()["task_id"]))
+    assert (job.status, job.dispatched_at) == (JobStatus.QUEUED, None)
+    assert redis_client().xlen(stream_key(BACKTESTING_COMMANDS)) == 0
+    assert services.jobs_reap(now=timezone.now() + timedelta(minutes=5))["republished"] == 1
+    entries = redis_client().xrange(stream_key(BACKTESTING_COMMANDS))
+    assert [fields["type"] for _, fields in entries] == [Command.JOB_RUN]
