@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 
 from jobs import backtest, hyperopt, services
 from jobs.commands import RESULT_STREAMS, JobKind, JobStatus, Report, build_job_progress, build_job_result
@@ -81,12 +82,24 @@ def _process(job: Job, argv: list[str], directory: Path, probe: Probe | None = N
         _report(job, Report.JOB_PROGRESS, build_job_progress(job_id=job.pk, attempt=job.attempt, progress=progress,
                                                              step=step, at=time.time()))  # fmt: skip
 
+    beaten = [time.monotonic()]
+
     def on_beat(tail: list[str]) -> bool:
         results = None
         if probe is not None:
             progress, step, results = probe()
             on_progress(progress, step)
-        return services.job_heartbeat(job_id=job.pk, attempt=job.attempt, log_tail="\n".join(tail), results=results)
+        try:
+            stop = services.job_heartbeat(job_id=job.pk, attempt=job.attempt, log_tail="\n".join(tail),
+                                          results=results)  # fmt: skip
+        except DatabaseError:
+            # Fencing: a run that cannot write its heartbeat is reaped after ``stale_seconds`` and run
+            # again elsewhere, so it stops itself well before that rather than run twice at once.
+            logger.warning("job %s: heartbeat not written", job.pk, exc_info=True)
+            close_old_connections()
+            return time.monotonic() - beaten[0] > conf["stale_seconds"] / 2
+        beaten[0] = time.monotonic()
+        return stop
 
     return JobProcess(
         argv, cwd=directory, env=subprocess_env(), log_path=directory / "job.log",
