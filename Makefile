@@ -21,11 +21,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The two benchmarks, each on its own private system (see their docstrings); BENCH_BOTS bots in the fleet run.
+# The benchmarks, each on its own private system (see their docstrings); BENCH_BOTS bots in the fleet run.
 BENCH_BOTS ?= 20
 bench: $(STAMP)
 	$(BIN)/python benchmarks/streams.py
 	$(BIN)/python benchmarks/fleet.py --bots $(BENCH_BOTS)
+	$(BIN)/python benchmarks/jobs.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,11 +10,20 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from audit.models import AuditLog
-from audit.resources import FLEET, bot_resource, data_resource, strategy_resource, stream_resource, user_resource
+from audit.resources import (
+    FLEET,
+    bot_resource,
+    data_resource,
+    job_resource,
+    strategy_resource,
+    stream_resource,
+    user_resource,
+)
 from audit.services import Actor, audit_record
 
 if TYPE_CHECKING:
     from bots.models import Bot
+    from jobs.models import Job
     from multibot.models import User
     from strategies.models import StrategyVersion
 
@@ -324,4 +333,52 @@ def dead_letters_purged_event(*, actor: Actor, stream: str, purged: int, message
         action=Action.DEAD_LETTER_PURGE,
         resource=stream_resource(stream),
         details={"purged": purged, "message_ids": list(message_ids) if message_ids else "all"},
+    )
+
+
+# -- jobs ----------------------------------------------------------------------------------------------
+def job_created_event(*, actor: Actor, job: Job) -> AuditLog:
+    return audit_record(
+        actor=actor,
+        action=Action.JOB_CREATE,
+        resource=job_resource(job.pk),
+        details={"kind": job.kind, "parameters": job.parameters},
+    )
+
+
+def job_cancelled_event(*, actor: Actor, job: Job, was: str) -> AuditLog:
+    """``was``: the status the job had when it was cancelled (a running one is stopped by its worker)."""
+    return audit_record(
+        actor=actor, action=Action.JOB_CANCEL, resource=job_resource(job.pk), details={"kind": job.kind, "was": was}
+    )
+
+
+def job_started_event(*, actor: Actor, job: Job) -> AuditLog:
+    """A worker claimed the job and started its attempt."""
+    return audit_record(
+        actor=actor,
+        action=Action.JOB_START,
+        resource=job_resource(job.pk),
+        details={"kind": job.kind, "attempt": job.attempt, "worker_host": job.worker_host},
+    )
+
+
+def job_finished_event(*, actor: Actor, job: Job) -> AuditLog:
+    """The job ended: completed, failed (with its error) or cancelled."""
+    return audit_record(
+        actor=actor,
+        action=Action.JOB_FINISH,
+        status=Status.FAILURE if job.status == "failed" else Status.SUCCESS,
+        resource=job_resource(job.pk),
+        details={"kind": job.kind, "status": job.status, "attempt": job.attempt, "error": job.error[:1000]},
+    )
+
+
+def job_requeued_event(*, actor: Actor, job: Job, reason: str) -> AuditLog:
+    """A job put back in the queue: its worker was lost, or no worker took its command."""
+    return audit_record(
+        actor=actor,
+        action=Action.JOB_REQUEUE,
+        resource=job_resource(job.pk),
+        details={"kind": job.kind, "attempt": job.attempt, "reason": reason},
     )

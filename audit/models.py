@@ -58,6 +58,12 @@ class AuditLog(models.Model):
         # Streams
         DEAD_LETTER_REPLAY = "dead_letter_replay"
         DEAD_LETTER_PURGE = "dead_letter_purge"
+        # Jobs (backtests, hyperopt, ...): what a user asked, and what the workers did
+        JOB_CREATE = "job_create"
+        JOB_CANCEL = "job_cancel"
+        JOB_START = "job_start"
+        JOB_FINISH = "job_finish"
+        JOB_REQUEUE = "job_requeue"
         # A mutating request that no view names: a method a path does not serve, an unknown path.
         API_REQUEST = "api_request"
 

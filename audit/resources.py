@@ -12,6 +12,7 @@ class Kind(StrEnum):
     STREAM = "stream"
     DATA = "data"
     STRATEGY = "strategy"
+    JOB = "job"
 
 
 def resource(kind: str, *keys: object) -> str:
@@ -29,6 +30,10 @@ def user_resource(user_id: int) -> str:
 
 def stream_resource(name: str) -> str:
     return resource(Kind.STREAM, name)
+
+
+def job_resource(job_id: int) -> str:
+    return resource(Kind.JOB, job_id)
 
 
 def data_resource(*, exchange: str, pair: str, timeframe: str) -> str:

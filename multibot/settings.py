@@ -95,11 +95,44 @@ CHANNEL_LAYERS = {
 }
 
 # -- celery ------------------------------------------------------------------------------------
+JOBS = {
+    # A job's freqtrade run is ended (its process group) past this; the Celery limits sit just above it.
+    "time_limit_seconds": env_int("MULTIBOT_JOB_TIME_LIMIT_SECONDS", 2 * 3600),
+    # Attempts a job gets when its worker is lost mid-run; then it fails with the reason.
+    "max_attempts": env_int("MULTIBOT_JOB_MAX_ATTEMPTS", 3),
+    # A running job whose worker has not written its heartbeat for this long is reaped.
+    "heartbeat_seconds": env_int("MULTIBOT_JOB_HEARTBEAT_SECONDS", 2),
+    "stale_seconds": env_int("MULTIBOT_JOB_STALE_SECONDS", 60),
+    # A queued job that no worker took within this is published again (a web crash after commit).
+    "redispatch_seconds": env_int("MULTIBOT_JOB_REDISPATCH_SECONDS", 60),
+    # Seconds from SIGTERM to SIGKILL of a cancelled job's process group.
+    "cancel_grace_seconds": env_int("MULTIBOT_JOB_CANCEL_GRACE_SECONDS", 3),
+    "reap_every_seconds": env_int("MULTIBOT_JOB_REAP_SECONDS", 15),
+    "dir": HOME / "jobs",
+}
+
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+# Long jobs: acknowledged when done, one at a time per process, given back when the process dies
+# (the job row's attempt cap, not Celery, decides whether it runs again).
 CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": REDIS_KEY_PREFIX + "celery:"}
+CELERY_WORKER_CONCURRENCY = env_int("MULTIBOT_WORKER_CONCURRENCY", os.cpu_count() or 1)
+CELERY_TASK_SOFT_TIME_LIMIT = JOBS["time_limit_seconds"] + 30
+CELERY_TASK_TIME_LIMIT = JOBS["time_limit_seconds"] + 60
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "global_keyprefix": REDIS_KEY_PREFIX + "celery:",
+    # An unacknowledged task goes back to the queue after this: above every time limit, or a long
+    # job would be handed to a second worker while the first still runs it.
+    "visibility_timeout": JOBS["time_limit_seconds"] + 3600,
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(HOME / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "jobs-reap": {"task": "jobs.tasks.jobs_reap_task", "schedule": float(JOBS["reap_every_seconds"])},
+}
 
 # -- apps --------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -120,6 +153,7 @@ INSTALLED_APPS = [
     "audit",
     "bots",
     "strategies",
+    "jobs",
     "analytics",
     "freqai",
     "marketdata",

@@ -12,6 +12,7 @@ from analytics.apis import MarketApi
 from audit.apis import AuditLogApi
 from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi
 from bots.passthrough import BotFreqtradeApi
+from jobs import apis as jobs
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
@@ -72,9 +73,21 @@ api_v1 = [
     path("strategies/", strategies.StrategyListApi.as_view(), name="strategies"),
     path("strategies", strategies.StrategyListApi.as_view()),
     path("strategies/upload", strategies.StrategyUploadApi.as_view(), name="strategy-upload"),
+    path("analytics/market", MarketApi.as_view(), name="analytics-market"),
+    path("jobs/", jobs.JobListApi.as_view(), name="jobs"),
+    path("jobs", jobs.JobListApi.as_view()),
+    path("jobs/<text:pk>", jobs.JobDetailApi.as_view(), name="job"),
+    path("jobs/<text:pk>/logs", jobs.JobLogsApi.as_view(), name="job-logs"),
+    path("jobs/<text:pk>/cancel", jobs.JobCancelApi.as_view(), name="job-cancel"),
+    # Before any strategies/<name> route: these words are not strategy names.
+    path("strategies/backtest", jobs.BacktestStartApi.as_view(), name="backtest-start"),
+    path("strategies/backtest/compare", jobs.BacktestCompareApi.as_view(), name="backtest-compare"),
+    path("strategies/backtest/<text:task_id>", jobs.BacktestResultApi.as_view(), name="backtest-result"),
+    path("hyperopt/losses", jobs.HyperoptLossesApi.as_view(), name="hyperopt-losses"),
+    path("hyperopt/start", jobs.HyperoptStartApi.as_view(), name="hyperopt-start"),
+    path("hyperopt/results/<text:task_id>", jobs.HyperoptResultApi.as_view(), name="hyperopt-result"),
     # Last of the strategies routes (strategies/backtest... go before it), and only a class name.
     re_path(STRATEGY_NAME_PATH, strategies.StrategyDetailApi.as_view(), name="strategy"),
-    path("analytics/market", MarketApi.as_view(), name="analytics-market"),
     path("bots/<text:bot>/process", BotProcessApi.as_view(), name="bot-process"),
     path("bots/<text:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
     path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),

@@ -167,7 +167,7 @@ def strategy_parameters_apply(
 
 def strategy_in_use(*, strategy: Strategy) -> str | None:
     """Why ``strategy`` cannot be deleted now, or None. The hook for whatever else may use a strategy
-    (a running bot here; an unfinished job is added by the jobs app)."""
+    (a running bot, an unfinished job)."""
     from bots.models import Bot
 
     bots = Bot.objects.filter(strategy_name=strategy.name)
@@ -177,6 +177,12 @@ def strategy_in_use(*, strategy: Strategy) -> str | None:
     names = sorted(set(using.values_list("name", flat=True)))
     if names:
         return f"Strategy {strategy.name!r} is used by the running bot(s) {', '.join(names)}; stop them first."
+    from jobs.selectors import unfinished_jobs_of_strategy
+
+    jobs = unfinished_jobs_of_strategy(name=strategy.name, owner_id=strategy.owner_id)
+    if jobs:
+        listed = ", ".join(map(str, jobs))
+        return f"Strategy {strategy.name!r} is used by unfinished job(s) {listed}; wait, or cancel them."
     return None
 
 

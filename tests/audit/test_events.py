@@ -442,6 +442,53 @@ def every_dead_letter_purged(w: World) -> tuple[AuditLog, Expected]:
     return row, Expected(Action.DEAD_LETTER_PURGE, "stream:system:events", {"purged": 7, "message_ids": "all"})
 
 
+# -- jobs -----------------------------------------------------------------------------------------------
+def _job(w: World, **fields: Any) -> Any:
+    from jobs.models import Job
+
+    values = {"owner": w.user, "kind": "backtest", "parameters": {"strategy_name": "Crossing"}, **fields}
+    return Job.objects.create(**values)
+
+
+@case(events.job_created_event)
+def a_job_created(w: World) -> tuple[AuditLog, Expected]:
+    job = _job(w)
+    row = events.job_created_event(actor=w.actor, job=job)
+    return row, Expected(Action.JOB_CREATE, f"job:{job.pk}", {"kind": "backtest", "parameters": job.parameters})
+
+
+@case(events.job_cancelled_event)
+def a_job_cancelled(w: World) -> tuple[AuditLog, Expected]:
+    job = _job(w, status="running")
+    row = events.job_cancelled_event(actor=w.actor, job=job, was="running")
+    return row, Expected(Action.JOB_CANCEL, f"job:{job.pk}", {"kind": "backtest", "was": "running"})
+
+
+@case(events.job_started_event)
+def a_job_started(w: World) -> tuple[AuditLog, Expected]:
+    job = _job(w, status="running", attempt=1, worker_host="w1:7")
+    row = events.job_started_event(actor=Actor.system(), job=job)
+    expected = Expected(Action.JOB_START, f"job:{job.pk}", {"kind": "backtest", "attempt": 1, "worker_host": "w1:7"},
+                        user=None)  # fmt: skip
+    return row, expected
+
+
+@case(events.job_finished_event)
+def a_job_failed(w: World) -> tuple[AuditLog, Expected]:
+    job = _job(w, status="failed", attempt=2, error="freqtrade exited with 2")
+    row = events.job_finished_event(actor=Actor.system(), job=job)
+    details = {"kind": "backtest", "status": "failed", "attempt": 2, "error": "freqtrade exited with 2"}
+    return row, Expected(Action.JOB_FINISH, f"job:{job.pk}", details, status="failure", user=None)
+
+
+@case(events.job_requeued_event)
+def a_job_requeued(w: World) -> tuple[AuditLog, Expected]:
+    job = _job(w, attempt=1)
+    row = events.job_requeued_event(actor=Actor.system(), job=job, reason="worker lost")
+    details = {"kind": "backtest", "attempt": 1, "reason": "worker lost"}
+    return row, Expected(Action.JOB_REQUEUE, f"job:{job.pk}", details, user=None)
+
+
 # -- the tests --------------------------------------------------------------------------------------------
 def constructors() -> set[str]:
     return {

@@ -149,6 +149,8 @@ def test_every_url_pattern_and_mutating_method_is_filed_under_a_member():
         Action.STRATEGY_DELETE,
         Action.DEAD_LETTER_REPLAY,
         Action.DEAD_LETTER_PURGE,
+        Action.JOB_CREATE,
+        Action.JOB_CANCEL,
         Action.API_REQUEST,
     }
 

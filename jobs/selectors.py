@@ -1,0 +1,40 @@
+"""Reading jobs, always scoped to the user asking: another user's job does not exist for them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db.models import QuerySet
+
+from jobs.commands import FINISHED_STATUSES
+from jobs.models import Job
+from multibot.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from multibot.models import User
+
+
+def job_list(*, user: User, kind: str | None = None, status: str | None = None) -> QuerySet[Job]:
+    jobs = Job.objects.all() if user.is_superuser else Job.objects.filter(owner=user)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if status:
+        jobs = jobs.filter(status=status)
+    return jobs
+
+
+def job_get(*, user: User, job_id: int | str, kind: str | None = None) -> Job:
+    key = str(job_id)
+    # A number beyond 64 bits is no id (and would overflow the database driver).
+    found = job_list(user=user, kind=kind).filter(pk=int(key)).first() if key.isdigit() and len(key) < 19 else None
+    if found is None:
+        raise NotFoundError("Job not found")
+    return found
+
+
+def unfinished_jobs_of_strategy(*, name: str, owner_id: int | None) -> list[int]:
+    """Ids of the queued or running jobs that run the strategy ``name`` (of that owner; any owner for a built-in)."""
+    jobs = Job.objects.exclude(status__in=FINISHED_STATUSES).filter(parameters__strategy_name=name)
+    if owner_id is not None:
+        jobs = jobs.filter(owner_id=owner_id)
+    return list(jobs.order_by("id").values_list("id", flat=True)[:20])
