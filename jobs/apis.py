@@ -43,7 +43,7 @@ def _query(serializer_class: type, request: Request) -> dict[str, Any]:
 class JobListApi(APIView):
     """GET /jobs/?kind=&status=&page=&per_page=: the caller's jobs (every job for a superuser), newest first."""
 
-    @extend_schema(parameters=[JobListQuery], responses=_JOB_PAGE)
+    @extend_schema(operation_id="jobs_list", parameters=[JobListQuery], responses=_JOB_PAGE)
     def get(self, request: Request) -> Response:
         query = _query(JobListQuery, request)
         jobs = job_list(user=request.user, kind=query.get("kind"), status=query.get("status"))

@@ -27,12 +27,14 @@ class JobSerializer(serializers.ModelSerializer):
 class JobListQuery(serializers.Serializer):
     kind = serializers.ChoiceField(choices=JobKind.choices, required=False)
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
-    page = serializers.IntegerField(min_value=1, default=1)
+    # The largest integer a JSON client holds exactly; times per_page, an offset still within 64 bits.
+    page = serializers.IntegerField(min_value=1, max_value=2**53 - 1, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
 class PageQuery(serializers.Serializer):
-    page = serializers.IntegerField(min_value=1, default=1)
+    # The largest integer a JSON client holds exactly; times per_page, an offset still within 64 bits.
+    page = serializers.IntegerField(min_value=1, max_value=2**53 - 1, default=1)
     per_page = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 

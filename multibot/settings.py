@@ -11,6 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from marketdata.vocabulary import TIMEFRAMES
 from multibot.embedded_redis import EmbeddedRedis
 from multibot.env import env_bool, env_int, env_list, env_str
 from multibot.files import write_private
@@ -269,6 +270,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "BotStatusEnum": "bots.models.Bot.Status",
         "HealthStatusEnum": ["healthy", "degraded", "unhealthy"],
+        # A bot may name any freqtrade timeframe; a job's candles have a fixed length (no "1M").
+        "TimeframeEnum": "marketdata.vocabulary.TIMEFRAMES",
+        "CandleTimeframeEnum": [tf for tf in TIMEFRAMES if tf != "1M"],
     },
 }
 

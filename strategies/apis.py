@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.plumbing import build_array_type, build_basic_type
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.parsers import MultiPartParser
@@ -28,7 +30,7 @@ from strategies.models import Strategy, StrategyVersion
 _MULTIPART_SLACK = 64 * 1024
 
 
-class UploadInput(serializers.Serializer):
+class StrategyUploadInput(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, help_text="The strategy, a .py file.")
     parameters = serializers.FileField(
         required=False, allow_empty_file=True, help_text="Optional: freqtrade's parameter file (.json) for it."
@@ -141,7 +143,9 @@ def _detail(strategy: Strategy, *, user: Any, with_source: bool) -> dict[str, An
 class StrategyListApi(APIView):
     """GET /strategies/: the strategy names the caller may run (their own and the built-ins)."""
 
-    @extend_schema(responses=serializers.ListField(child=serializers.CharField()))
+    @extend_schema(
+        operation_id="strategies_list", responses={200: build_array_type(build_basic_type(OpenApiTypes.STR))}
+    )
     def get(self, request: Request) -> Response:
         return Response(selectors.strategy_names(user=request.user))
 
@@ -155,14 +159,16 @@ class StrategyUploadApi(APIView):
     audit_action = AuditLog.Action.STRATEGY_UPLOAD
     audit_resource = Kind.STRATEGY
 
-    @extend_schema(request={"multipart/form-data": UploadInput}, responses={200: UploadOutput, 201: UploadOutput})
+    @extend_schema(
+        request={"multipart/form-data": StrategyUploadInput}, responses={200: UploadOutput, 201: UploadOutput}
+    )
     def post(self, request: Request) -> Response:
         conf = settings.STRATEGIES
         code_limit, parameters_limit = conf["max_upload_bytes"], conf["max_parameters_bytes"]
         # Refuse an oversized body from its declared length, before it is read and spooled to disk.
         if _declared_length(request) > code_limit + parameters_limit + _MULTIPART_SLACK:
             raise InvalidInputError("file", f"The file is larger than {code_limit} bytes.")
-        given = UploadInput(data=request.data)
+        given = StrategyUploadInput(data=request.data)
         given.is_valid(raise_exception=True)
         upload, parameters = given.validated_data["file"], given.validated_data.get("parameters")
         version, created = services.strategy_upload(
