@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from jobs import services
 from jobs.commands import RESULT_STREAMS, JobKind, Report, read_job_progress, read_job_result
 from jobs.models import Job
@@ -10,6 +12,7 @@ from streams.catalog import SYSTEM_EVENTS
 from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
+TIME_LIMIT = settings.STREAMS["listener_time_limit"]
 
 
 def _announce(job_id: int) -> None:
@@ -31,5 +34,5 @@ def handle_job_result(envelope: Envelope) -> None:
 
 
 for _kind in (JobKind.BACKTEST, JobKind.HYPEROPT):
-    registry.handles(RESULT_STREAMS[_kind], Report.JOB_PROGRESS)(handle_job_progress)
-    registry.handles(RESULT_STREAMS[_kind], Report.JOB_RESULT, atomic=False)(handle_job_result)
+    registry.handles(RESULT_STREAMS[_kind], Report.JOB_PROGRESS, time_limit=TIME_LIMIT)(handle_job_progress)
+    registry.handles(RESULT_STREAMS[_kind], Report.JOB_RESULT, atomic=False, time_limit=TIME_LIMIT)(handle_job_result)

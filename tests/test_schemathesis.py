@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from django.conf import settings
 
 from multibot.embedded_redis import EmbeddedRedis
 from tests import factories
@@ -95,6 +96,7 @@ def test_the_live_api_answers_every_operation_as_its_schema_says(committed_db, t
     env = server_env(
         DJANGO_SETTINGS_MODULE="tests.settings", MULTIBOT_HOME=str(home), DATABASE_URL=database_url(),
         MULTIBOT_RATE_LIMITS=RATE_LIMITS, MULTIBOT_LOGIN_MAX_FAILURES=_HIGH,
+        SECRET_KEY=settings.SECRET_KEY,  # the bot made here must decrypt there
     )  # fmt: skip
     server_log = open(tmp_path / "server.log", "w")
     runs = {}

@@ -17,7 +17,8 @@ from multibot.services import auth
 
 
 class LoginInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    # Taken as typed: a name of control characters is a wrong name (401), not a blank one.
+    username = serializers.CharField(max_length=150, trim_whitespace=False)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
