@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,7 @@ from jobs.models import Job
 from jobs.selectors import job_get, job_list
 from jobs.serializers import BacktestInput, CompareQuery, HyperoptInput, JobListQuery, JobSerializer, PageQuery
 from multibot.errors import InvalidInputError, QueryValidationError
+from multibot.openapi import ErrorOutput
 from strategies.apis import VersionOutput
 from strategies.selectors import hyperoptable_strategy_names
 
@@ -41,6 +42,9 @@ _APPLIED = inline_serializer("HyperoptApplied", {
     "version": VersionOutput(),
     "parameters": serializers.JSONField(help_text="freqtrade's parameter file stored with the version."),
 })  # fmt: skip
+_NAMES = OpenApiResponse({"type": "array", "items": {"type": "string"}}, description="Strategy class names.")
+_NOT_APPLICABLE = OpenApiResponse(ErrorOutput, description="The job is not a completed hyperopt with parameters, "
+                                  "or its strategy is a built-in (never changed) or no longer stored.")  # fmt: skip
 
 
 def _query(serializer_class: type, request: Request) -> dict[str, Any]:
@@ -205,7 +209,7 @@ class HyperoptResultApi(APIView):
 class HyperoptStrategiesApi(APIView):
     """GET /hyperopt/strategies: the names the caller may run that have hyperoptable parameters."""
 
-    @extend_schema(responses=serializers.ListField(child=serializers.CharField()))
+    @extend_schema(responses={200: _NAMES})
     def get(self, request: Request) -> Response:
         return Response(hyperoptable_strategy_names(user=request.user))
 
@@ -218,7 +222,7 @@ class HyperoptApplyApi(APIView):
     audit_action = AuditLog.Action.HYPEROPT_APPLY
     audit_resource = Kind.JOB
 
-    @extend_schema(request=None, responses={200: _APPLIED, 201: _APPLIED})
+    @extend_schema(request=None, responses={200: _APPLIED, 201: _APPLIED, 409: _NOT_APPLICABLE})
     def post(self, request: Request, task_id: str) -> Response:
         job = job_get(user=request.user, job_id=task_id, kind=JobKind.HYPEROPT)
         version, created = services.hyperopt_apply(actor=Actor.from_request(request), job=job)
