@@ -4,15 +4,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0005_job_and_strategy_action_choices'),
+        ("audit", "0005_job_and_strategy_action_choices"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditlog',
-            name='action',
-            field=models.CharField(choices=[('login', 'Login'), ('token_refresh', 'Token Refresh'), ('logout', 'Logout'), ('user_create', 'User Create'), ('user_update', 'User Update'), ('user_activate', 'User Activate'), ('user_deactivate', 'User Deactivate'), ('bot_create', 'Bot Create'), ('bot_update', 'Bot Update'), ('bot_delete', 'Bot Delete'), ('bot_start', 'Bot Start'), ('bot_stop', 'Bot Stop'), ('bot_restart', 'Bot Restart'), ('bot_kill', 'Bot Kill'), ('bot_start_all', 'Bot Start All'), ('bot_stop_all', 'Bot Stop All'), ('bot_restart_all', 'Bot Restart All'), ('bot_ft_passthrough', 'Bot Ft Passthrough'), ('bot_stray_kill', 'Bot Stray Kill'), ('emergency_stop_all', 'Emergency Stop All'), ('emergency_stop_entries', 'Emergency Stop Entries'), ('emergency_force_exit_all', 'Emergency Force Exit All'), ('data_upload', 'Data Upload'), ('strategy_upload', 'Strategy Upload'), ('strategy_delete', 'Strategy Delete'), ('dead_letter_replay', 'Dead Letter Replay'), ('dead_letter_purge', 'Dead Letter Purge'), ('job_create', 'Job Create'), ('job_cancel', 'Job Cancel'), ('job_start', 'Job Start'), ('job_finish', 'Job Finish'), ('job_requeue', 'Job Requeue'), ('hyperopt_apply', 'Hyperopt Apply'), ('api_request', 'Api Request')], db_index=True, max_length=64),
+            model_name="auditlog",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("login", "Login"),
+                    ("token_refresh", "Token Refresh"),
+                    ("logout", "Logout"),
+                    ("user_create", "User Create"),
+                    ("user_update", "User Update"),
+                    ("user_activate", "User Activate"),
+                    ("user_deactivate", "User Deactivate"),
+                    ("bot_create", "Bot Create"),
+                    ("bot_update", "Bot Update"),
+                    ("bot_delete", "Bot Delete"),
+                    ("bot_start", "Bot Start"),
+                    ("bot_stop", "Bot Stop"),
+                    ("bot_restart", "Bot Restart"),
+                    ("bot_kill", "Bot Kill"),
+                    ("bot_start_all", "Bot Start All"),
+                    ("bot_stop_all", "Bot Stop All"),
+                    ("bot_restart_all", "Bot Restart All"),
+                    ("bot_ft_passthrough", "Bot Ft Passthrough"),
+                    ("bot_stray_kill", "Bot Stray Kill"),
+                    ("emergency_stop_all", "Emergency Stop All"),
+                    ("emergency_stop_entries", "Emergency Stop Entries"),
+                    ("emergency_force_exit_all", "Emergency Force Exit All"),
+                    ("data_upload", "Data Upload"),
+                    ("strategy_upload", "Strategy Upload"),
+                    ("strategy_delete", "Strategy Delete"),
+                    ("dead_letter_replay", "Dead Letter Replay"),
+                    ("dead_letter_purge", "Dead Letter Purge"),
+                    ("job_create", "Job Create"),
+                    ("job_cancel", "Job Cancel"),
+                    ("job_start", "Job Start"),
+                    ("job_finish", "Job Finish"),
+                    ("job_requeue", "Job Requeue"),
+                    ("hyperopt_apply", "Hyperopt Apply"),
+                    ("api_request", "Api Request"),
+                ],
+                db_index=True,
+                max_length=64,
+            ),
         ),
     ]

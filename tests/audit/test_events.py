@@ -501,6 +501,7 @@ def a_hyperopt_applied(w: World) -> tuple[AuditLog, Expected]:
                "loss": -1.5}  # fmt: skip
     return row, Expected(Action.HYPEROPT_APPLY, f"job:{job.pk}", details)
 
+
 # -- the tests --------------------------------------------------------------------------------------------
 def constructors() -> set[str]:
     return {
