@@ -396,6 +396,8 @@ def hyperopt_apply(*, actor: Actor, job: Job) -> tuple[StrategyVersion, bool]:
     version, created = strategy_parameters_apply(
         actor=actor, strategy=strategy, parameters=document, code_sha256=job.parameters.get("strategy_sha256") or ""
     )
+    # The version's own upload row was written with it; this one ties it to the job. Not one transaction:
+    # the dry load in between takes seconds and must hold none open.
     with transaction.atomic():
         events.hyperopt_applied_event(actor=actor, job=job, version=version, new_version=created)
     return version, created

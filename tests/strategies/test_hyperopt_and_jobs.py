@@ -91,3 +91,17 @@ def test_the_openapi_schema_documents_the_hyperopt_strategies_and_apply(api):
     assert {"sha256", "parameters", "version", "new_version"} <= set(body)
     detail = schema["components"]["schemas"]["StrategyDetailOutput"]["properties"]
     assert "jobs" in detail
+
+
+def test_parameters_applied_to_a_code_version_the_strategy_does_not_have_are_refused(user):
+    from audit.services import Actor
+    from multibot.errors import ConflictError
+    from strategies.services import strategy_parameters_apply
+
+    strategy = stored(user, "Mine", [PARAMETER])
+
+    with pytest.raises(ConflictError, match="no stored version"):
+        strategy_parameters_apply(actor=Actor(user=user, ip_address="127.0.0.1"), strategy=strategy,
+                                  parameters={"params": {}}, code_sha256="99" * 32)  # fmt: skip
+
+    assert strategy.versions.count() == 1
