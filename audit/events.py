@@ -382,3 +382,20 @@ def job_requeued_event(*, actor: Actor, job: Job, reason: str) -> AuditLog:
         resource=job_resource(job.pk),
         details={"kind": job.kind, "attempt": job.attempt, "reason": reason},
     )
+
+
+def hyperopt_applied_event(*, actor: Actor, job: Job, version: StrategyVersion, new_version: bool) -> AuditLog:
+    """A hyperopt's best parameters stored as a version of its strategy; ``new_version`` False when that
+    version (the same code and parameters) was already stored."""
+    return audit_record(
+        actor=actor,
+        action=Action.HYPEROPT_APPLY,
+        resource=job_resource(job.pk),
+        details={
+            "strategy_name": version.strategy.name,
+            "sha256": version.sha256,
+            "parameters_sha256": version.parameters_sha256,
+            "new_version": new_version,
+            "loss": ((job.results or {}).get("best_result") or {}).get("loss"),
+        },
+    )

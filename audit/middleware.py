@@ -75,7 +75,7 @@ def describe(request: HttpRequest) -> tuple[AuditLog.Action, str]:
             return AuditLog.Action.API_REQUEST, ""
     view_class = getattr(match.func, "cls", None) or getattr(match.func, "view_class", None)
     kind = getattr(view_class, "audit_resource", "") or (match.url_name or "")
-    key = match.kwargs.get("pk") or match.kwargs.get("name")
+    key = match.kwargs.get("pk") or match.kwargs.get("name") or match.kwargs.get("task_id")
     return view_action(match.func, request.method or ""), resource(kind, key) if key and kind else kind
 
 

@@ -64,6 +64,8 @@ class AuditLog(models.Model):
         JOB_START = "job_start"
         JOB_FINISH = "job_finish"
         JOB_REQUEUE = "job_requeue"
+        # A hyperopt's best parameters stored as a new version of its strategy
+        HYPEROPT_APPLY = "hyperopt_apply"
         # A mutating request that no view names: a method a path does not serve, an unknown path.
         API_REQUEST = "api_request"
 

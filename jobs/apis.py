@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +21,9 @@ from jobs.models import Job
 from jobs.selectors import job_get, job_list
 from jobs.serializers import BacktestInput, CompareQuery, HyperoptInput, JobListQuery, JobSerializer, PageQuery
 from multibot.errors import InvalidInputError, QueryValidationError
+from multibot.openapi import ErrorOutput
+from strategies.apis import VersionOutput
+from strategies.selectors import hyperoptable_strategy_names
 
 _JOB_PAGE = inline_serializer("JobPage", {
     "jobs": JobSerializer(many=True), "total": serializers.IntegerField(), "page": serializers.IntegerField(),
@@ -31,6 +34,17 @@ _JOB_LOGS = inline_serializer("JobLogs", {"job_id": serializers.IntegerField(), 
 _CANCELLED = inline_serializer("JobCancelled", {"status": serializers.CharField(), "job": JobSerializer()})
 _STARTED = inline_serializer("BacktestStarted", {"status": serializers.CharField(), "task_id": serializers.CharField(),
                                                  "strategy_name": serializers.CharField()})  # fmt: skip
+_APPLIED = inline_serializer("HyperoptApplied", {
+    "status": serializers.CharField(help_text="'applied', or 'unchanged' when that version was already stored."),
+    "task_id": serializers.CharField(), "strategy_name": serializers.CharField(),
+    "new_version": serializers.BooleanField(),
+    "sha256": serializers.CharField(help_text="The code's sha256: the version bots now start with."),
+    "version": VersionOutput(),
+    "parameters": serializers.JSONField(help_text="freqtrade's parameter file stored with the version."),
+})  # fmt: skip
+_NAMES = OpenApiResponse({"type": "array", "items": {"type": "string"}}, description="Strategy class names.")
+_NOT_APPLICABLE = OpenApiResponse(ErrorOutput, description="The job is not a completed hyperopt with parameters, "
+                                  "or its strategy is a built-in (never changed) or no longer stored.")  # fmt: skip
 
 
 def _query(serializer_class: type, request: Request) -> dict[str, Any]:
@@ -190,3 +204,30 @@ class HyperoptResultApi(APIView):
             "best_result": results.get("best_result"), "error": job.error, "attempt": job.attempt,
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         })  # fmt: skip
+
+
+class HyperoptStrategiesApi(APIView):
+    """GET /hyperopt/strategies: the names the caller may run that have hyperoptable parameters."""
+
+    @extend_schema(responses={200: _NAMES})
+    def get(self, request: Request) -> Response:
+        return Response(hyperoptable_strategy_names(user=request.user))
+
+
+class HyperoptApplyApi(APIView):
+    """POST /hyperopt/results/{task_id}/apply: the best parameters of a completed hyperopt stored as a new
+    version of its strategy (freqtrade's parameter file), the one bots start with. 409 when the job is
+    not completed, or its strategy is a built-in (built-ins are never changed)."""
+
+    audit_action = AuditLog.Action.HYPEROPT_APPLY
+    audit_resource = Kind.JOB
+
+    @extend_schema(request=None, responses={200: _APPLIED, 201: _APPLIED, 409: _NOT_APPLICABLE})
+    def post(self, request: Request, task_id: str) -> Response:
+        job = job_get(user=request.user, job_id=task_id, kind=JobKind.HYPEROPT)
+        version, created = services.hyperopt_apply(actor=Actor.from_request(request), job=job)
+        return Response({
+            "status": "applied" if created else "unchanged", "task_id": job.task_id,
+            "strategy_name": version.strategy.name, "new_version": created, "sha256": version.sha256,
+            "version": VersionOutput(version).data, "parameters": version.parameters,
+        }, status=201 if created else 200)  # fmt: skip

@@ -38,3 +38,18 @@ def unfinished_jobs_of_strategy(*, name: str, owner_id: int | None) -> list[int]
     if owner_id is not None:
         jobs = jobs.filter(owner_id=owner_id)
     return list(jobs.order_by("id").values_list("id", flat=True)[:20])
+
+
+def strategy_jobs(*, name: str, owner_id: int | None, user: User, limit: int = 100) -> QuerySet[Job]:
+    """The jobs that ran or run the strategy ``name`` (of that owner; for a built-in, of users without an
+    own strategy of the name), newest first; a user other than a superuser sees only their own."""
+    from strategies.models import Strategy
+
+    jobs = Job.objects.filter(parameters__strategy_name=name)
+    if owner_id is not None:
+        jobs = jobs.filter(owner_id=owner_id)
+    else:
+        jobs = jobs.exclude(owner_id__in=Strategy.objects.filter(name=name, owner__isnull=False).values("owner_id"))
+    if not user.is_superuser:
+        jobs = jobs.filter(owner=user)
+    return jobs.order_by("-created_at", "-id")[:limit]

@@ -9,8 +9,10 @@ reaper re-publishes what no worker took and re-queues (or fails) what a lost wor
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,11 +33,12 @@ from jobs.commands import (
     build_job_command,
 )
 from jobs.models import Job
-from multibot.errors import ConflictError, InvalidInputError
+from multibot.errors import ConflictError, InvalidInputError, NotFoundError
 from strategies.library import StrategyCode, copy_strategy, strategy_code
 
 if TYPE_CHECKING:
     from multibot.models import User
+    from strategies.models import StrategyVersion
 
 logger = logging.getLogger(__name__)
 
@@ -347,3 +350,54 @@ def hyperopt_create(
     parameters.update(epochs=epochs, spaces=list(spaces or ["default"]), loss=loss, min_trades=min_trades, jobs=jobs,
                       random_state=random_state)  # fmt: skip
     return job_create(actor=actor, owner=owner, kind=JobKind.HYPEROPT, parameters=parameters, strategy=code)
+
+
+# -- hyperopt results applied --------------------------------------------------------------------------
+def hyperopt_parameter_document(*, job: Job) -> dict[str, Any]:
+    """The completed hyperopt's best parameters in freqtrade's own parameter-file format, written by
+    freqtrade's own exporter; stamped with the job's end rather than now, so applying twice is one version."""
+    from jobs.hyperopt import write_parameter_file
+
+    best = (job.results or {}).get("best_result") or {}
+    if not best.get("params"):
+        raise ConflictError(f"Hyperopt job {job.pk} found no parameters to apply.")
+    name = job.parameters["strategy_name"]
+    with tempfile.TemporaryDirectory() as scratch:
+        path = write_parameter_file(best, strategy_name=name, path=Path(scratch) / f"{name}.json")
+        document = json.loads(path.read_text(encoding="utf-8"))
+    if job.finished_at is not None:
+        document["export_time"] = job.finished_at.astimezone(UTC).isoformat()
+    return document
+
+
+def hyperopt_apply(*, actor: Actor, job: Job) -> tuple[StrategyVersion, bool]:
+    """Store the best parameters of a completed hyperopt as a version of the strategy it ran: the code
+    it ran with those parameters; (version, created). The version becomes the one bots start with.
+
+    A built-in strategy is everyone's and is never rewritten: applying to one is a conflict (upload
+    the code under your own class name, hyperopt that). So is a job not completed, or one whose
+    strategy is no longer stored."""
+    from strategies.selectors import strategy_get
+    from strategies.services import strategy_parameters_apply
+
+    if job.kind != JobKind.HYPEROPT:
+        raise ConflictError(f"Job {job.pk} is a {job.kind}, not a hyperopt.")
+    if job.status != JobStatus.COMPLETED:
+        raise ConflictError(f"Hyperopt job {job.pk} is {job.status}; only a completed hyperopt can be applied.")
+    name = job.parameters["strategy_name"]
+    try:
+        strategy = strategy_get(user=job.owner, name=name)
+    except NotFoundError:
+        raise ConflictError(f"Strategy {name!r} of job {job.pk} is no longer in the strategy library.") from None
+    if strategy.is_builtin:
+        raise ConflictError(f"{name!r} is a built-in strategy and is not changed; upload it under a class name "
+                            "of your own, hyperopt that, and apply.")  # fmt: skip
+    document = hyperopt_parameter_document(job=job)
+    version, created = strategy_parameters_apply(
+        actor=actor, strategy=strategy, parameters=document, code_sha256=job.parameters.get("strategy_sha256") or ""
+    )
+    # The version's own upload row was written with it; this one ties it to the job. Not one transaction:
+    # the dry load in between takes seconds and must hold none open.
+    with transaction.atomic():
+        events.hyperopt_applied_event(actor=actor, job=job, version=version, new_version=created)
+    return version, created

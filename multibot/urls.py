@@ -86,6 +86,8 @@ api_v1 = [
     path("hyperopt/losses", jobs.HyperoptLossesApi.as_view(), name="hyperopt-losses"),
     path("hyperopt/start", jobs.HyperoptStartApi.as_view(), name="hyperopt-start"),
     path("hyperopt/results/<text:task_id>", jobs.HyperoptResultApi.as_view(), name="hyperopt-result"),
+    path("hyperopt/results/<text:task_id>/apply", jobs.HyperoptApplyApi.as_view(), name="hyperopt-apply"),
+    path("hyperopt/strategies", jobs.HyperoptStrategiesApi.as_view(), name="hyperopt-strategies"),
     # Last of the strategies routes (strategies/backtest... go before it), and only a class name.
     re_path(STRATEGY_NAME_PATH, strategies.StrategyDetailApi.as_view(), name="strategy"),
     path("bots/<text:bot>/process", BotProcessApi.as_view(), name="bot-process"),

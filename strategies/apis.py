@@ -22,6 +22,7 @@ from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
 from bots.workspace import running_strategy_version
+from jobs.selectors import strategy_jobs
 from multibot.errors import InvalidInputError, QueryValidationError
 from strategies import selectors, services
 from strategies.models import Strategy, StrategyVersion
@@ -74,6 +75,13 @@ class StrategyBotOutput(serializers.Serializer):
     strategy_version = serializers.CharField(help_text="sha256 of the version its copy is; '' when unknown.")
 
 
+class StrategyJobOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
 class StrategyDetailOutput(serializers.Serializer):
     name = serializers.CharField()
     class_name = serializers.CharField()
@@ -82,6 +90,7 @@ class StrategyDetailOutput(serializers.Serializer):
     current_version = serializers.CharField(allow_null=True)
     versions = VersionOutput(many=True)
     bots = StrategyBotOutput(many=True)
+    jobs = StrategyJobOutput(many=True, help_text="The jobs (backtests, hyperopts) run with it, newest first.")
     parameters = ParameterOutput(many=True, help_text="Hyperoptable parameters with their space and range.")
     parameter_file = serializers.JSONField(allow_null=True)
     source = serializers.CharField(required=False, help_text="The current version's code, with ?source=1.")
@@ -132,6 +141,8 @@ def _detail(strategy: Strategy, *, user: Any, with_source: bool) -> dict[str, An
         "timeframe": current.timeframe or None if current else None,
         "current_version": current.sha256 if current else None,
         "versions": VersionOutput(versions, many=True).data, "bots": bots,
+        "jobs": StrategyJobOutput(strategy_jobs(name=strategy.name, owner_id=strategy.owner_id, user=user),
+                                  many=True).data,
         "parameters": current.hyperopt_parameters if current else [],
         "parameter_file": current.parameters if current else None,
     }  # fmt: skip

@@ -70,3 +70,18 @@ def strategy_bots(*, strategy: Strategy, user: User) -> QuerySet[Bot]:
     shadowed = Strategy.objects.filter(name=strategy.name, owner__isnull=False).values("owner_id")
     bots = bots.exclude(owner_id__in=shadowed)
     return bots if user.is_superuser else bots.filter(owner=user)
+
+
+def hyperoptable_strategy_names(*, user: User) -> list[str]:
+    """The names ``user`` may run whose current version has parameters hyperopt may optimize (as its dry
+    load found them); an own strategy shadows the built-in of its name."""
+    found: dict[str, Strategy] = {}
+    for strategy in strategy_list(user=user).select_related("current_version"):
+        if strategy.name not in found or strategy.owner_id is not None:
+            found[strategy.name] = strategy
+    names = []
+    for name, strategy in found.items():
+        version = strategy.current_version or strategy.versions.order_by("-created_at", "-id").first()
+        if version is not None and any(param.get("optimize", True) for param in version.hyperopt_parameters or []):
+            names.append(name)
+    return sorted(names)

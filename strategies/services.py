@@ -153,14 +153,17 @@ def _existing_version(*, owner: User | None, name: str, sha256: str, parameters_
 
 
 def strategy_parameters_apply(
-    *, actor: Actor, strategy: Strategy, parameters: dict[str, Any]
+    *, actor: Actor, strategy: Strategy, parameters: dict[str, Any], code_sha256: str = ""
 ) -> tuple[StrategyVersion, bool]:
-    """A new version of ``strategy``: its latest code with ``parameters`` (freqtrade's parameter-file
-    format, e.g. hyperopt's best), checked and dry-loaded like an upload."""
-    latest = strategy.versions.order_by("-created_at", "-id").first()
-    if latest is None:
-        raise ConflictError(f"Strategy {strategy.name!r} has no stored version.")
-    data = library.version_path(latest.sha256).read_bytes()
+    """A new version of ``strategy``: its latest code (or the code of its version ``code_sha256``, e.g. the
+    one a hyperopt ran) with ``parameters`` (freqtrade's parameter-file format, e.g. hyperopt's best),
+    checked and dry-loaded like an upload."""
+    versions = strategy.versions.order_by("-created_at", "-id")
+    base = versions.filter(sha256=code_sha256).first() if code_sha256 else versions.first()
+    if base is None:
+        missing = f"no stored version {code_sha256[:12]}" if code_sha256 else "no stored version"
+        raise ConflictError(f"Strategy {strategy.name!r} has {missing}.")
+    data = library.version_path(base.sha256).read_bytes()
     return strategy_upload(actor=actor, owner=strategy.owner, filename=f"{strategy.name}.py", data=data,
                            parameters=json.dumps(parameters).encode(), strategy_name=strategy.name)  # fmt: skip
 

@@ -489,6 +489,19 @@ def a_job_requeued(w: World) -> tuple[AuditLog, Expected]:
     return row, Expected(Action.JOB_REQUEUE, f"job:{job.pk}", details, user=None)
 
 
+@case(events.hyperopt_applied_event)
+def a_hyperopt_applied(w: World) -> tuple[AuditLog, Expected]:
+    from strategies.models import Strategy, StrategyVersion
+
+    job = _job(w, kind="hyperopt", status="completed", results={"best_result": {"loss": -1.5, "params": {"x": 3}}})
+    strategy = Strategy.objects.create(owner=w.user, name="Crossing")
+    version = StrategyVersion.objects.create(strategy=strategy, sha256="cd" * 32, size=90, parameters_sha256="ef" * 32)
+    row = events.hyperopt_applied_event(actor=w.actor, job=job, version=version, new_version=True)
+    details = {"strategy_name": "Crossing", "sha256": "cd" * 32, "parameters_sha256": "ef" * 32, "new_version": True,
+               "loss": -1.5}  # fmt: skip
+    return row, Expected(Action.HYPEROPT_APPLY, f"job:{job.pk}", details)
+
+
 # -- the tests --------------------------------------------------------------------------------------------
 def constructors() -> set[str]:
     return {
