@@ -25,8 +25,9 @@ def job_list(*, user: User, kind: str | None = None, status: str | None = None) 
 
 def job_get(*, user: User, job_id: int | str, kind: str | None = None) -> Job:
     key = str(job_id)
-    # A number beyond 64 bits is no id (and would overflow the database driver).
-    found = job_list(user=user, kind=kind).filter(pk=int(key)).first() if key.isdigit() and len(key) < 19 else None
+    # Digits only in ASCII ("¹".isdigit() is true, int("¹") fails); beyond 64 bits it is no id either.
+    is_id = key.isascii() and key.isdigit() and int(key) < 2**63
+    found = job_list(user=user, kind=kind).filter(pk=int(key)).first() if is_id else None
     if found is None:
         raise NotFoundError("Job not found")
     return found

@@ -45,7 +45,7 @@ def heartbeat_local_processes(*, components: Iterable[str] = ("*",)) -> list[psu
     for value in client.mget(keys) if keys else []:
         beat = json.loads(value) if value else {}
         name, _, pid = str(beat.get("instance", "")).rpartition(":")
-        if name != host or not pid.isdigit() or int(pid) == os.getpid():
+        if name != host or not (pid.isascii() and pid.isdigit()) or int(pid) == os.getpid():
             continue
         try:
             process = psutil.Process(int(pid))

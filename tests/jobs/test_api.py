@@ -147,3 +147,12 @@ def test_a_backtest_accepted_while_redis_is_down_is_published_by_the_reaper_once
     assert services.jobs_reap(now=timezone.now() + timedelta(minutes=5))["republished"] == 1
     entries = redis_client().xrange(stream_key(BACKTESTING_COMMANDS))
     assert [fields["type"] for _, fields in entries] == [Command.JOB_RUN]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", ["¹", "٣", "99999999999999999999"])
+def test_a_job_key_that_is_no_id_is_a_404(user_api, key):
+    for path in (f"/api/v1/jobs/{key}", f"/api/v1/strategies/backtest/{key}", f"/api/v1/hyperopt/results/{key}"):
+        response = user_api.get(path)
+
+        assert response.status_code == 404, (path, response.content)
