@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -62,11 +63,23 @@ def bare_cli(system: System, window: str, workdir: Path) -> float:
     subprocess.run(
         [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(workdir / "config.json"),
          "--userdir", str(workdir / "user_data"), "--datadir", str(system.home / "data" / "replay"),
-         "--strategy", "SampleStrategy", "--strategy-path", str(system.home / "strategies"), "--timeframe", "5m",
+         "--strategy", "SampleStrategy", "--strategy-path", str(sample_strategy_dir(system)), "--timeframe", "5m",
          "--timerange", window, "--export", "trades", "--backtest-directory", str(results), "--cache", "none"],
         cwd=workdir, env=system.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     return time.monotonic() - started
+
+
+def sample_strategy_dir(system: System) -> Path:
+    """freqtrade's own sample strategy alone in a directory: the bytes the built-in SampleStrategy was made of."""
+    import freqtrade
+
+    directory = system.home / "bench-strategy"
+    directory.mkdir(exist_ok=True)
+    shutil.copyfile(
+        Path(freqtrade.__file__).parent / "templates" / "sample_strategy.py", directory / "sample_strategy.py"
+    )
+    return directory
 
 
 def bare_hyperopt(system: System, window: str, workdir: Path, epochs: int) -> float:
@@ -74,7 +87,7 @@ def bare_hyperopt(system: System, window: str, workdir: Path, epochs: int) -> fl
     subprocess.run(
         [sys.executable, "-m", "freqtrade", "hyperopt", "-c", str(workdir / "config.json"),
          "--userdir", str(workdir / "user_data"), "--datadir", str(system.home / "data" / "replay"),
-         "--strategy", "SampleStrategy", "--strategy-path", str(system.home / "strategies"), "--timeframe", "5m",
+         "--strategy", "SampleStrategy", "--strategy-path", str(sample_strategy_dir(system)), "--timeframe", "5m",
          "--timerange", window, "--hyperopt-loss", "SharpeHyperOptLoss", "--epochs", str(epochs), "-j", "1",
          "--spaces", "buy", "sell", "--random-state", "1", "--disable-param-export", "--no-color"],
         cwd=workdir, env=system.env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
