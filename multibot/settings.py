@@ -159,6 +159,7 @@ INSTALLED_APPS = [
     "freqai",
     "marketdata",
     "streams",
+    "dashboard",
 ]
 
 MIDDLEWARE = [

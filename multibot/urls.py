@@ -1,4 +1,4 @@
-"""URL map: the REST API under /api/v1, its schema and docs, and the admin."""
+"""URL map: the REST API under /api/v1, its schema and docs, the admin, and the dashboard at /."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from analytics.apis import MarketApi
 from audit.apis import AuditLogApi
 from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi
 from bots.passthrough import BotFreqtradeApi
+from dashboard.views import dashboard_page
 from jobs import apis as jobs
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
@@ -111,4 +112,5 @@ urlpatterns = [
         name="docs",
     ),
     path("admin/", admin.site.urls),
+    path("", dashboard_page, name="dashboard"),
 ]

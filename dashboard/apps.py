@@ -1,0 +1,7 @@
+"""App configuration for the dashboard."""
+
+from django.apps import AppConfig
+
+
+class DashboardConfig(AppConfig):
+    name = "dashboard"

@@ -1,0 +1,91 @@
+"""The dashboard in a real browser on a real server (web only): login, the new-bot form's errors, a phone."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from strategies.services import strategy_install_builtins
+from tests.dashboard.conftest import log_in, new_page
+from tests.factories import PASSWORD, make_bot, make_user, store_replay_markets
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_page_is_served_with_its_own_files_only(web):
+    # when
+    page = httpx.get(f"{web}/", timeout=10)
+    script = httpx.get(f"{web}/static/dashboard/js/app.js", timeout=10)
+    vendor = httpx.get(f"{web}/static/dashboard/vendor/htm/standalone.module.js", timeout=10)
+
+    # then
+    assert page.status_code == 200 and "dashboard/js/app.js" in page.text
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "connect-src 'self' ws://127.0.0.1:" in policy
+    assert script.status_code == vendor.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+
+
+def test_a_wrong_password_is_refused_on_the_login_form(browser, web, committed_db, shot):
+    user = make_user()
+    page = new_page(browser, web)
+
+    log_in_attempt = page.locator("form.login-card")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", "not-the-password")
+    page.click("button[type=submit]")
+
+    assert "No active account" in log_in_attempt.locator(".error").inner_text() or page.locator(".error").count() == 1
+    shot(page, "login-refused")
+    assert page.locator("header.top").count() == 0
+
+
+def test_the_new_bot_form_shows_the_apis_error_next_to_its_field(browser, web, committed_db, shot):
+    # given: a strategy to choose and a replay market to trade
+    strategy_install_builtins()
+    store_replay_markets("BTC/USDT")
+    user = make_user()
+    page = new_page(browser, web)
+    log_in(page, user.username, PASSWORD)
+    page.click("#new-bot button:has-text('New bot')")
+
+    # when: a stake the API refuses
+    page.locator("datalist#strategy-names option[value=SampleStrategy]").wait_for(state="attached")
+    assert page.input_value("input[name=strategy_name]") == "FreqaiExampleHybridStrategy"  # the first listed
+    page.fill("input[name=strategy_name]", "SampleStrategy")
+    page.fill("input[name=name]", "alpha")
+    page.fill("input[name=stake_amount]", "-5")
+    page.click("button:has-text('Create bot')")
+
+    # then: the 422's message stands next to the stake field, and nothing else is blamed
+    error = page.locator("[data-field=stake_amount] [data-field-error]")
+    error.wait_for()
+    assert "greater than 0" in error.inner_text()
+    assert page.locator("[data-field-error]").count() == 1
+    shot(page, "stake-error")
+
+    # and a valid bot then appears in the fleet table
+    page.fill("input[name=stake_amount]", "50")
+    page.click("button:has-text('Create bot')")
+    page.locator("tr[data-bot-name=alpha]").wait_for()
+    assert page.locator("tr[data-bot-name=alpha] [data-status]").inner_text() == "stopped"
+
+
+def test_the_fleet_fits_a_phone(browser, web, committed_db, shot):
+    # given
+    user = make_user()
+    for name in ("alpha", "beta"):
+        make_bot(owner=user, name=name)
+    page = new_page(browser, web, viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                    has_touch=True)  # fmt: skip
+
+    # when
+    log_in(page, user.username, PASSWORD)
+    page.locator("tr[data-bot-name=beta]").wait_for()
+    shot(page, "phone-fleet")
+
+    # then: nothing is wider than the screen; each bot is a card with its commands
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    row = page.locator("tr[data-bot-name=alpha]").bounding_box()
+    assert row["width"] <= 390 and row["height"] > 80
+    assert page.locator("tr[data-bot-name=alpha] button", has_text="Start").first.is_visible()
