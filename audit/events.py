@@ -399,3 +399,10 @@ def hyperopt_applied_event(*, actor: Actor, job: Job, version: StrategyVersion, 
             "loss": ((job.results or {}).get("best_result") or {}).get("loss"),
         },
     )
+
+
+# -- live updates -------------------------------------------------------------------------------------
+def ws_ticket_issued_event(*, actor: Actor, expires_in: int) -> AuditLog:
+    """A WebSocket ticket was issued to the actor; the ticket itself is a credential and is not recorded."""
+    return audit_record(actor=actor, action=Action.WS_TICKET, resource=user_resource(actor.user.pk),
+                        details={"expires_in": expires_in})  # fmt: skip

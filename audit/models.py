@@ -66,6 +66,8 @@ class AuditLog(models.Model):
         JOB_REQUEUE = "job_requeue"
         # A hyperopt's best parameters stored as a new version of its strategy
         HYPEROPT_APPLY = "hyperopt_apply"
+        # A WebSocket ticket issued (POST /ws/ticket): who opened live updates, and from where
+        WS_TICKET = "ws_ticket"
         # A mutating request that no view names: a method a path does not serve, an unknown path.
         API_REQUEST = "api_request"
 

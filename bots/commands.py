@@ -158,6 +158,20 @@ class BotBeat(TypedDict):
     bot_id: int
     pid: int
     status: BotStatus
+    # Sampled by the gateway (the process and its children); absent in the beats of older gateways.
+    cpu_percent: NotRequired[float]
+    memory_mb: NotRequired[float]
+
+
+def build_bot_beat(
+    *, bot_id: int, pid: int, status: BotStatus, cpu_percent: float | None = None, memory_mb: float | None = None
+) -> BotBeat:
+    beat = BotBeat(bot_id=int(bot_id), pid=int(pid), status=BotStatus(status))
+    if cpu_percent is not None:
+        beat["cpu_percent"] = round(float(cpu_percent), 1)
+    if memory_mb is not None:
+        beat["memory_mb"] = round(float(memory_mb), 1)
+    return beat
 
 
 class GatewayHeartbeat(TypedDict):
@@ -173,7 +187,8 @@ def build_gateway_heartbeat(*, bots: Sequence[BotBeat], at: float, host: str) ->
 
 
 def read_gateway_heartbeat(payload: Mapping[str, Any]) -> GatewayHeartbeat:
-    bots = [BotBeat(bot_id=int(beat["bot_id"]), pid=int(beat["pid"]), status=BotStatus(beat["status"]))
+    bots = [build_bot_beat(bot_id=beat["bot_id"], pid=beat["pid"], status=beat["status"],
+                           cpu_percent=beat.get("cpu_percent"), memory_mb=beat.get("memory_mb"))
             for beat in payload["bots"]]  # fmt: skip
     return build_gateway_heartbeat(bots=bots, at=payload["at"], host=str(payload.get("host") or ""))
 

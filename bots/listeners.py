@@ -1,11 +1,19 @@
-"""Management-side handlers of ``TRADING_STATUS``: the gateway's reports become database state."""
+"""Management-side handlers of ``TRADING_STATUS``: the gateway's reports become database state, and live news.
+
+A status report that changed the bot goes to its owner's sockets as ``bot_status_update``; each
+heartbeat goes out as one ``bot_metrics`` per owner. Both after commit: a socket never hears of a
+state the database does not hold.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 
-from bots import services
+from bots import selectors, services
 from bots.commands import Report, read_bot_status, read_gateway_heartbeat
+from realtime import broadcast
+from realtime.protocol import Event
 from streams.bus import Envelope
 from streams.catalog import TRADING_STATUS
 from streams.worker import HandlerRegistry
@@ -16,10 +24,23 @@ TIME_LIMIT = settings.STREAMS["listener_time_limit"]
 
 @registry.handles(TRADING_STATUS, Report.BOT_STATUS, time_limit=TIME_LIMIT)
 def handle_bot_status(envelope: Envelope) -> None:
-    services.bot_status_apply(report=read_bot_status(envelope.payload))
+    report = read_bot_status(envelope.payload)
+    if services.bot_status_apply(report=report):
+        # Read inside the transaction (the row as applied), sent once it commits.
+        found = selectors.bot_live_status(bot_id=report["bot_id"])
+        if found is not None:
+            owner_id, data = found
+            transaction.on_commit(lambda: broadcast(Event.BOT_STATUS_UPDATE, data, owner_id=owner_id))
 
 
 @registry.handles(TRADING_STATUS, Report.GATEWAY_HEARTBEAT, atomic=False, time_limit=TIME_LIMIT)
 def handle_gateway_heartbeat(envelope: Envelope) -> None:
     beat = read_gateway_heartbeat(envelope.payload)
-    services.bot_heartbeats_apply(bot_ids=[bot["bot_id"] for bot in beat["bots"]], at=beat["at"])
+    bot_ids = [bot["bot_id"] for bot in beat["bots"]]
+    services.bot_heartbeats_apply(bot_ids=bot_ids, at=beat["at"])
+    sampled = {bot["bot_id"]: bot for bot in beat["bots"]}
+    for owner_id, bots in selectors.bot_live_figures(bot_ids=bot_ids).items():
+        data = [{"bot_id": bot_id, "cpu_percent": sampled[bot_id].get("cpu_percent"),
+                 "memory_mb": sampled[bot_id].get("memory_mb"), **figures}
+                for bot_id, figures in sorted(bots.items())]  # fmt: skip
+        broadcast(Event.BOT_METRICS, {"bots": data}, owner_id=owner_id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from bots.models import Bot
 from multibot.errors import ConflictError, NotFoundError
@@ -54,3 +54,54 @@ def bot_by_id_or_name(*, user: User, key: str) -> Bot:
     if not named:
         raise NotFoundError("Bot not found")
     raise ConflictError(f"{len(named)} bots are named {key!r}; use the bot's id.")
+
+
+# -- live updates: read for the owner's group (realtime.broadcast routes by owner, not by request) -----
+_LIVE_FIELDS = ("id", "owner_id", "name", "status", "pid", "started_at", "status_detail", "restart_count", "host",
+                "dry_run", "stake_currency")  # fmt: skip
+# What loading a row an older version left broken raises (a Decimal beyond its digits).
+_UNREADABLE = (ArithmeticError, ValueError)
+
+
+def _profit(bot_id: int) -> float | None:
+    try:
+        profit = Bot.objects.filter(pk=bot_id).values_list("total_profit", flat=True).first()
+    except _UNREADABLE:
+        return None
+    return None if profit is None else float(profit)
+
+
+def _profits(bot_ids: list[int]) -> dict[int, float | None]:
+    try:
+        rows = Bot.objects.filter(pk__in=bot_ids).values_list("id", "total_profit")
+        return {pk: float(profit) for pk, profit in rows}
+    except _UNREADABLE:  # one broken row: read them one by one, so only it goes without
+        return {pk: _profit(pk) for pk in bot_ids}
+
+
+def bot_live_status(*, bot_id: int) -> tuple[int, dict[str, Any]] | None:
+    """(owner id, the ``bot_status_update`` data) of one bot; None when it is gone."""
+    row = Bot.objects.filter(pk=bot_id).values(*_LIVE_FIELDS).first()
+    if row is None:
+        return None
+    owner_id = row.pop("owner_id")
+    started = row["started_at"]
+    return owner_id, {
+        "bot_id": row.pop("id"), "bot_name": row.pop("name"), **row,
+        "started_at": started.isoformat() if started else None, "profit": _profit(bot_id),
+    }  # fmt: skip
+
+
+def bot_live_figures(*, bot_ids: list[int]) -> dict[int, dict[int, dict[str, Any]]]:
+    """Per owner, per bot: its open trades (collected ``analytics.Trade`` rows) and its closed-trade profit."""
+    rows = (
+        Bot.objects.filter(pk__in=bot_ids)
+        .annotate(open_trades=Count("trades", filter=Q(trades__is_open=True)))
+        .values("id", "owner_id", "open_trades")
+    )
+    profits = _profits(bot_ids)
+    figures: dict[int, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        figures.setdefault(row["owner_id"], {})[row["id"]] = {"open_trades": row["open_trades"],
+                                                               "profit": profits.get(row["id"])}  # fmt: skip
+    return figures

@@ -1,9 +1,8 @@
-"""ASGI entry point: HTTP through Django with bounded bodies; WebSocket routes join here as they are built."""
+"""ASGI entry point: HTTP through Django with bounded bodies; WebSocket ``/ws`` through the Origin check."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -13,13 +12,6 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402 - needs Django set up first
 
 from multibot.limits import BoundedBodies  # noqa: E402
+from realtime.routing import websocket_application  # noqa: E402
 
-
-async def websocket_refused(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """No WebSocket route is served yet: refuse the handshake (the server answers 403)."""
-    message = await receive()
-    if message["type"] == "websocket.connect":
-        await send({"type": "websocket.close", "code": 1008})
-
-
-application = ProtocolTypeRouter({"http": BoundedBodies(django_asgi_app), "websocket": websocket_refused})
+application = ProtocolTypeRouter({"http": BoundedBodies(django_asgi_app), "websocket": websocket_application()})

@@ -88,11 +88,32 @@ CACHES = {
         "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
     }
 }
+# The WebSocket's fan-out (realtime/). MULTIBOT_CHANNEL_LAYER picks channels_redis' layer: "core"
+# (lists per channel, group membership in sorted sets) or "pubsub" (Redis PUBLISH/SUBSCRIBE).
+CHANNEL_LAYER_BACKENDS = {
+    "core": "channels_redis.core.RedisChannelLayer",
+    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+}
+CHANNEL_LAYER = env_str("MULTIBOT_CHANNEL_LAYER", "core")
+if CHANNEL_LAYER not in CHANNEL_LAYER_BACKENDS:
+    raise ImproperlyConfigured(f"MULTIBOT_CHANNEL_LAYER must be one of {', '.join(CHANNEL_LAYER_BACKENDS)}")
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": CHANNEL_LAYER_BACKENDS[CHANNEL_LAYER],
         "CONFIG": {"hosts": [REDIS_URL], "prefix": REDIS_KEY_PREFIX + "channels"},
     }
+}
+REALTIME = {
+    # A keepalive to every socket this often; each one also checks that the account's session still stands.
+    "ping_seconds": env_int("MULTIBOT_WS_PING_SECONDS", 20),
+    # Messages waiting for one client at most; a client that falls this far behind is closed (4008).
+    "queue_size": env_int("MULTIBOT_WS_QUEUE_SIZE", 1000),
+    # A ticket from POST /api/v1/ws/ticket opens one socket within this many seconds.
+    "ticket_seconds": env_int("MULTIBOT_WS_TICKET_SECONDS", 30),
+    # How long broadcast() waits for the channel layer before it drops the event.
+    "send_timeout_seconds": env_int("MULTIBOT_WS_SEND_TIMEOUT_MS", 2000) / 1000,
+    # system_metrics and stream_health go out this often (a beat task).
+    "system_metrics_seconds": env_int("MULTIBOT_SYSTEM_METRICS_SECONDS", 10),
 }
 
 # -- celery ------------------------------------------------------------------------------------
@@ -133,6 +154,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(HOME / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "jobs-reap": {"task": "jobs.tasks.jobs_reap_task", "schedule": float(JOBS["reap_every_seconds"])},
+    "system-metrics": {
+        "task": "realtime.tasks.system_metrics_broadcast_task",
+        "schedule": float(REALTIME["system_metrics_seconds"]),
+        # A sample older than its period is news nobody needs: a busy worker drops it.
+        "options": {"expires": float(REALTIME["system_metrics_seconds"])},
+    },
 }
 
 # -- apps --------------------------------------------------------------------------------------
@@ -159,6 +186,7 @@ INSTALLED_APPS = [
     "freqai",
     "marketdata",
     "streams",
+    "realtime",
     "dashboard",
 ]
 

@@ -17,6 +17,7 @@ from jobs import apis as jobs
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
 from multibot.apis.users import UserViewSet
+from realtime.apis import WsTicketApi
 from strategies import apis as strategies
 from streams import apis as streams
 
@@ -52,6 +53,7 @@ api_v1 = [
     path("auth/logout", auth.LogoutApi.as_view(), name="logout"),
     path("monitoring/health", monitoring.HealthApi.as_view(), name="health"),
     path("monitoring/monitoring/status", monitoring.StatusApi.as_view(), name="monitoring-status"),
+    path("ws/ticket", WsTicketApi.as_view(), name="ws-ticket"),
     path("audit/", AuditLogApi.as_view(), name="audit"),
     path("audit", AuditLogApi.as_view()),
     path("data/", marketdata.CandleSetListApi.as_view(), name="data"),

@@ -31,7 +31,6 @@ from audit.services import Actor
 from bots import workspace
 from bots.commands import (
     ACTIVE_STATUSES,
-    BotBeat,
     BotCommand,
     BotStatus,
     BotStatusReport,
@@ -40,10 +39,12 @@ from bots.commands import (
     GatewayHeartbeat,
     Report,
     TradeUpdate,
+    build_bot_beat,
     build_bot_status,
     build_gateway_heartbeat,
 )
 from bots.ftclient import FreqtradeApiError, client_for
+from bots.gateway.metrics import ProcessSampler
 from bots.gateway.supervisor import BotLaunch, Polled, Supervisor
 from bots.gateway.trades import TradeCollector
 from bots.models import Bot
@@ -116,6 +117,7 @@ class Gateway:
             backoff_base=conf["backoff_base_seconds"],
         )  # fmt: skip
         self._next_beat = 0.0
+        self.sampler = ProcessSampler()
         self.trades = TradeCollector(publish=self._publish_trades, host=host)
 
     # -- reporting -------------------------------------------------------------------------------
@@ -276,12 +278,19 @@ class Gateway:
         return self.supervisor.poll()
 
     def heartbeat(self) -> GatewayHeartbeat | None:
-        """Every ``HEARTBEAT_SECONDS``: this host's heartbeat and the bots it supervises; None when not due."""
+        """Every ``HEARTBEAT_SECONDS``: this host's heartbeat and the bots it supervises (with their CPU and
+        memory since the last beat); None when not due."""
         if time.monotonic() < self._next_beat:
             return None
         self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
-        bots = [BotBeat(bot_id=bot_id, pid=child.pid, status=child.status)
-                for bot_id, child in sorted(self.supervisor.running().items())]  # fmt: skip
+        children = sorted(self.supervisor.running().items())
+        usage = self.sampler.sample(child.pid for _, child in children)
+        bots = []
+        for bot_id, child in children:
+            sampled = usage.get(child.pid)
+            bots.append(build_bot_beat(bot_id=bot_id, pid=child.pid, status=child.status,
+                                       cpu_percent=sampled.cpu_percent if sampled else None,
+                                       memory_mb=sampled.memory_mb if sampled else None))  # fmt: skip
         heartbeat_publish(component="gateway", details={"host": self.host, "bots": len(bots)})
         beat = build_gateway_heartbeat(bots=bots, at=time.time(), host=self.host)
         announce(TRADING_STATUS, type=Report.GATEWAY_HEARTBEAT, payload=beat, producer=PRODUCER)

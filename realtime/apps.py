@@ -1,0 +1,7 @@
+"""App configuration for realtime."""
+
+from django.apps import AppConfig
+
+
+class RealtimeConfig(AppConfig):
+    name = "realtime"

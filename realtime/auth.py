@@ -1,0 +1,149 @@
+"""Who a WebSocket is: a JWT in the subprotocol (``bearer.<jwt>``) or a single-use ticket, and where it comes from.
+
+A JWT is checked exactly as the REST API checks it (``multibot.authentication.JWTAuthentication``:
+signature, expiry, an active account, the account's token version). A ticket, for clients that
+cannot put a token in a subprotocol, is issued by ``POST /api/v1/ws/ticket``, lives
+``REALTIME["ticket_seconds"]`` in Redis and is consumed by the first handshake that shows it (GETDEL:
+two handshakes racing with one ticket cannot both win). Browsers send an Origin header: one whose
+host is not in ALLOWED_HOSTS is refused before any consumer runs; a client without one (not a
+browser, so no page of another site acting in a user's name) is let through to authenticate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.http.request import split_domain_port, validate_host
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.exceptions import TokenError
+
+from multibot.authentication import JWTAuthentication
+from multibot.redis_client import redis_client, redis_key
+from realtime.protocol import BEARER_PREFIX, TICKET_PREFIX
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The account behind a socket, and the token version it authenticated under (a later one ends it)."""
+
+    user: Any
+    token_version: int
+
+
+# -- tickets -------------------------------------------------------------------------------------
+def _ticket_key(ticket: str) -> str:
+    # Only a digest is stored: whoever reads Redis cannot replay a ticket still valid.
+    return redis_key("ws-ticket", hashlib.sha256(ticket.encode()).hexdigest())
+
+
+def ticket_store(*, user: Any) -> str:
+    """A new ticket for ``user``, valid ``REALTIME["ticket_seconds"]`` and once. Raises redis.RedisError."""
+    ticket = secrets.token_urlsafe(32)
+    redis_client().set(_ticket_key(ticket), f"{user.pk}:{user.token_version}", ex=settings.REALTIME["ticket_seconds"])
+    return ticket
+
+
+def ticket_consume(ticket: str) -> Identity | None:
+    """The identity a ticket was issued to, if it is unused and unexpired; it is spent either way."""
+    if not ticket or len(ticket) > 128:
+        return None
+    try:
+        stored = redis_client().getdel(_ticket_key(ticket))
+    except redis.RedisError as exc:
+        logger.warning("ticket not checked, Redis unavailable: %s", exc)
+        return None
+    if not stored:
+        return None
+    user_id, _, version = str(stored).partition(":")
+    user = get_user_model().objects.filter(pk=int(user_id), is_active=True).first()
+    # Sessions ended between issue and use (a deactivation, a reused refresh token): so is the ticket.
+    if user is None or user.token_version != int(version or 0):
+        return None
+    return Identity(user=user, token_version=user.token_version)
+
+
+# -- JWT -----------------------------------------------------------------------------------------
+def token_identity(raw: str) -> Identity | None:
+    """The identity an access token proves, by the REST API's own rules; None when refused."""
+    authentication = JWTAuthentication()
+    try:
+        validated = authentication.get_validated_token(raw.encode())
+        user = authentication.get_user(validated)
+    except (TokenError, AuthenticationFailed):
+        return None
+    return Identity(user=user, token_version=user.token_version)
+
+
+def identity_still_valid(identity: Identity) -> bool:
+    """Whether the account may keep its socket: still active, and its sessions not ended since."""
+    return (
+        get_user_model()
+        .objects.filter(pk=identity.user.pk, is_active=True, token_version=identity.token_version)
+        .exists()
+    )
+
+
+def credentials(scope: Scope) -> tuple[str, str] | None:
+    """("bearer" | "ticket", value) from the handshake: a subprotocol first, then ``?ticket=``."""
+    for protocol in scope.get("subprotocols") or []:
+        if protocol.startswith(BEARER_PREFIX):
+            return "bearer", protocol[len(BEARER_PREFIX) :]
+        if protocol.startswith(TICKET_PREFIX):
+            return "ticket", protocol[len(TICKET_PREFIX) :]
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    tickets = query.get("ticket")
+    return ("ticket", tickets[0]) if tickets else None
+
+
+def authenticate(scope: Scope) -> Identity | None:
+    """The socket's identity, or None (refused). Sync: it reads the database and Redis."""
+    found = credentials(scope)
+    if found is None:
+        return None
+    kind, value = found
+    return token_identity(value) if kind == "bearer" else ticket_consume(value)
+
+
+# -- Origin --------------------------------------------------------------------------------------
+def origin_allowed(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """No Origin header: allowed (not a browser). Otherwise its host must be one of ALLOWED_HOSTS."""
+    origins = [value for name, value in headers if name.lower() == b"origin"]
+    if not origins:
+        return True
+    if len(origins) > 1:
+        return False
+    try:
+        parts = urlsplit(origins[0].decode("latin-1"))
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False  # "null" (a sandboxed page, a file) and anything else that names no site
+    host, _ = split_domain_port(parts.netloc)
+    return bool(host) and validate_host(host, settings.ALLOWED_HOSTS)
+
+
+class OriginCheck:
+    """ASGI middleware for the WebSocket route: refuses the handshake (HTTP 403) from a foreign page."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> Any:
+        if origin_allowed(scope.get("headers") or []):
+            return await self.application(scope, receive, send)
+        logger.info("websocket refused: origin not allowed")
+        return await WebsocketDenier()(scope, receive, send)
