@@ -71,3 +71,28 @@ class Trade(models.Model):
     @property
     def exit_side(self) -> str:
         return "buy" if self.is_short else "sell"
+
+
+class BotBalance(models.Model):
+    """A bot's wallet as freqtrade itself last valued it (its ``/balance``), read by the gateway.
+
+    One row per bot, replaced by each newer report; the portfolio is summed from these rows and is
+    never recomputed from trades. ``open_trades`` holds each open trade's current rate and
+    unrealised profit from the same moment (``{trade_id: {current_rate, profit_abs, profit_ratio}}``).
+    """
+
+    # The current balance of a bot that no longer exists is nobody's: it goes with the bot.
+    bot = models.OneToOneField("bots.Bot", primary_key=True, on_delete=models.CASCADE, related_name="balance")
+    stake_currency = models.CharField(max_length=16)
+    total = models.FloatField(help_text="freqtrade's total: every currency held, valued in the stake currency")
+    free = models.FloatField(help_text="the stake currency not held by an order")
+    starting_capital = models.FloatField(help_text="freqtrade's own starting capital of the bot")
+    currencies = models.JSONField(default=list)
+    open_trades = models.JSONField(default=dict)
+    # The gateway's clock when it read the balance: an older report arriving late is ignored.
+    observed_at = models.FloatField()
+    read_at = models.DateTimeField(help_text="when the gateway read it")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"bot {self.bot_id}: {self.total} {self.stake_currency}"

@@ -1,4 +1,4 @@
-"""Every write to collected trades: the gateway's ``trade_update`` reports become Trade rows and bot totals."""
+"""Every write to collected trades and balances: the gateway's ``trade_update`` reports become rows and bot totals."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Count, Q, Sum
 
-from analytics.models import Trade
+from analytics.models import BotBalance, Trade
 from analytics.notifications import Event, trade_notification
-from bots.commands import DeletedTrade, TradeReport
+from bots.commands import BalanceReport, DeletedTrade, TradeReport
 from bots.models import Bot
 
 # A trade seen for the first time is news only when its entry or exit is this recent: a bot's
@@ -165,3 +165,27 @@ def bot_totals_refresh(*, bot_id: int) -> dict[str, Any]:
     figures["total_profit"] = Decimal(repr(float(figures["total_profit"]))).quantize(Decimal("0.00000001"))
     Bot.objects.filter(pk=bot_id).update(**figures)
     return figures
+
+
+def bot_balance_record(*, bot_id: int, balance: BalanceReport, observed_at: float) -> BotBalance | None:
+    """Keep the bot's latest balance as freqtrade reported it; an older report than the one kept changes nothing.
+
+    Returns the row written, or None (the bot is gone, or the report is stale).
+    """
+    with transaction.atomic():
+        bot = Bot.objects.select_for_update().filter(pk=bot_id).only("id").first()
+        if bot is None:
+            return None
+        kept = BotBalance.objects.filter(bot=bot).values_list("observed_at", flat=True).first()
+        if kept is not None and observed_at < kept:
+            return None
+        open_trades = {str(mark["trade_id"]): {"current_rate": mark["current_rate"], "profit_abs": mark["profit_abs"],
+                                               "profit_ratio": mark["profit_ratio"]}
+                       for mark in balance["open_trades"]}  # fmt: skip
+        row, _ = BotBalance.objects.update_or_create(bot=bot, defaults={
+            "stake_currency": balance["stake_currency"][:16], "total": balance["total"], "free": balance["free"],
+            "starting_capital": balance["starting_capital"], "currencies": balance["currencies"],
+            "open_trades": open_trades, "observed_at": observed_at,
+            "read_at": datetime.fromtimestamp(observed_at, UTC),
+        })  # fmt: skip
+    return row

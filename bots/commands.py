@@ -246,21 +246,95 @@ def deleted_report(trade_id: int) -> DeletedTrade:
     return DeletedTrade(trade_id=int(trade_id), deleted=True)
 
 
+class OpenTradeMark(TypedDict):
+    """An open trade at the current price, as /status reported it with the balance."""
+
+    trade_id: int
+    current_rate: float | None
+    profit_abs: float | None  # unrealised, fees to exit included (freqtrade's own figure)
+    profit_ratio: float | None
+
+
+class BalanceReport(TypedDict):
+    """freqtrade's /balance of one bot, in its stake currency, and its open trades at the same moment."""
+
+    stake_currency: str
+    total: float  # freqtrade's "total": every currency it holds, valued in the stake currency
+    free: float  # the stake currency not held by an order
+    starting_capital: float  # freqtrade's own (its dry-run wallet, or available capital, times the tradable ratio)
+    currencies: list[dict[str, Any]]  # freqtrade's per-currency rows, carried whole
+    open_trades: list[OpenTradeMark]
+
+
+def _number(value: Any) -> float | None:
+    # freqtrade sends NaN (a JSON extension) for a rate it could not get: no number.
+    if value is None:
+        return None
+    number = float(value)
+    return None if number != number else number
+
+
+def open_trade_mark(trade: Mapping[str, Any]) -> OpenTradeMark:
+    """One open trade of /status (its current rate and unrealised profit)."""
+    return OpenTradeMark(
+        trade_id=int(trade["trade_id"]),
+        current_rate=_number(trade.get("current_rate")),
+        profit_abs=_number(trade.get("profit_abs")),
+        profit_ratio=_number(trade.get("profit_ratio")),
+    )
+
+
+def balance_report(balance: Mapping[str, Any], open_trades: Sequence[Mapping[str, Any]]) -> BalanceReport:
+    """freqtrade's /balance answer and its /status answer as one ``BalanceReport``."""
+    stake = str(balance.get("stake") or "")
+    currencies = [dict(row) for row in balance.get("currencies") or []]
+    free = next((row.get("free") for row in currencies if row.get("currency") == stake and not row.get("is_position")),
+                0.0)  # fmt: skip
+    return BalanceReport(
+        stake_currency=stake, total=_number(balance.get("total")) or 0.0, free=_number(free) or 0.0,
+        starting_capital=_number(balance.get("starting_capital")) or 0.0, currencies=currencies,
+        open_trades=[open_trade_mark(trade) for trade in open_trades if trade.get("is_open", True)],
+    )  # fmt: skip
+
+
+def read_balance_report(payload: Mapping[str, Any]) -> BalanceReport:
+    return BalanceReport(
+        stake_currency=str(payload.get("stake_currency") or ""), total=float(payload.get("total") or 0),
+        free=float(payload.get("free") or 0), starting_capital=float(payload.get("starting_capital") or 0),
+        currencies=list(payload.get("currencies") or []),
+        open_trades=[open_trade_mark(mark) for mark in payload.get("open_trades") or []],
+    )  # fmt: skip
+
+
 class TradeUpdate(TypedDict):
-    """New and changed trades of one bot, observed ``at``."""
+    """New and changed trades of one bot, observed ``at``; with its balance when the gateway read one.
+
+    ``balance`` is optional both ways: an older gateway sends none, and an older listener ignores it.
+    """
 
     bot_id: int
     trades: list[TradeReport | DeletedTrade]
     at: float
     host: str
+    balance: NotRequired[BalanceReport]
 
 
 def build_trade_update(
-    *, bot_id: int, trades: Sequence[TradeReport | DeletedTrade], at: float, host: str
+    *,
+    bot_id: int,
+    trades: Sequence[TradeReport | DeletedTrade],
+    at: float,
+    host: str,
+    balance: BalanceReport | None = None,
 ) -> TradeUpdate:
-    return TradeUpdate(bot_id=int(bot_id), trades=list(trades), at=float(at), host=host)
+    update = TradeUpdate(bot_id=int(bot_id), trades=list(trades), at=float(at), host=host)
+    if balance is not None:
+        update["balance"] = balance
+    return update
 
 
 def read_trade_update(payload: Mapping[str, Any]) -> TradeUpdate:
+    balance = payload.get("balance")
     return build_trade_update(bot_id=payload["bot_id"], trades=payload.get("trades") or [], at=payload["at"],
-                              host=str(payload.get("host") or ""))  # fmt: skip
+                              host=str(payload.get("host") or ""),
+                              balance=None if balance is None else read_balance_report(balance))  # fmt: skip

@@ -106,6 +106,10 @@ class FreqtradeClient:
         """The open trades."""
         return self._call("GET", "status")
 
+    def balance(self) -> dict[str, Any]:
+        """The wallet: every currency held and its value in the stake currency, ``total`` among them."""
+        return self._call("GET", "balance")
+
     def profit(self) -> dict[str, Any]:
         return self._call("GET", "profit")
 

@@ -7,6 +7,10 @@ from typing import Any
 
 # freqtrade's word for a stake that is not fixed: each trade stakes an equal share of what the wallet allows.
 UNLIMITED_STAKE = "unlimited"
+# Every bot's dry-run wallet, in its stake currency, and the share of it freqtrade may trade with:
+# freqtrade's own starting capital of a dry-run bot is their product.
+DRY_RUN_WALLET = 1000.0
+TRADABLE_BALANCE_RATIO = 0.99
 # A bot on a real exchange that lists no pairs trades what freqtrade's own config template starts with:
 # the 20 most traded pairs of its stake currency, refreshed every 30 minutes.
 VOLUME_PAIRLIST = {
@@ -60,7 +64,7 @@ def render_config(spec: BotSpec, api: BotApi, paths: BotPaths) -> dict[str, Any]
         "max_open_trades": spec.max_open_trades,
         "stake_currency": spec.stake_currency,
         "stake_amount": UNLIMITED_STAKE if spec.stake_amount is None else spec.stake_amount,
-        "tradable_balance_ratio": 0.99,
+        "tradable_balance_ratio": TRADABLE_BALANCE_RATIO,
         "dry_run": spec.dry_run,
         "dry_run_wallet": spec.dry_run_wallet,
         "cancel_open_orders_on_exit": False,

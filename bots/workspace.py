@@ -14,7 +14,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from bots.ftconfig import BotApi, BotPaths, BotSpec, live_exchange_section, render_config
+from bots.ftconfig import DRY_RUN_WALLET, BotApi, BotPaths, BotSpec, live_exchange_section, render_config
 from bots.logfile import tail_lines
 from bots.models import Bot
 from marketdata.replay_config import replay_exchange_section
@@ -117,7 +117,7 @@ def prepare(bot: Bot) -> Workspace:
         bot_id=bot.pk, name=bot.name, strategy=bot.strategy_name, exchange=_exchange_section(bot),
         stake_currency=bot.stake_currency, timeframe=bot.timeframe,
         stake_amount=None if bot.stake_amount is None else float(bot.stake_amount),
-        max_open_trades=bot.max_open_trades, dry_run=bot.dry_run, dry_run_wallet=1000.0,
+        max_open_trades=bot.max_open_trades, dry_run=bot.dry_run, dry_run_wallet=DRY_RUN_WALLET,
     )  # fmt: skip
     api = BotApi(port=bot.api_port, username=bot.api_username, password=bot.api_password or "",
                  jwt_secret_key=bot.jwt_secret_key or "", ws_token=bot.ws_token or "")  # fmt: skip

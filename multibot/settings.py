@@ -302,6 +302,7 @@ SPECTACULAR_SETTINGS = {
         # A bot may name any freqtrade timeframe; a job's candles have a fixed length (no "1M").
         "TimeframeEnum": "marketdata.vocabulary.TIMEFRAMES",
         "CandleTimeframeEnum": [tf for tf in TIMEFRAMES if tf != "1M"],
+        "AnalyticsWindowEnum": "analytics.selectors.WINDOW_NAMES",
     },
 }
 

@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
-from analytics.apis import MarketApi
+from analytics import apis as analytics
 from audit.apis import AuditLogApi
 from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi
 from bots.passthrough import BotFreqtradeApi
@@ -76,7 +76,12 @@ api_v1 = [
     path("strategies/", strategies.StrategyListApi.as_view(), name="strategies"),
     path("strategies", strategies.StrategyListApi.as_view()),
     path("strategies/upload", strategies.StrategyUploadApi.as_view(), name="strategy-upload"),
-    path("analytics/market", MarketApi.as_view(), name="analytics-market"),
+    path("analytics/market", analytics.MarketApi.as_view(), name="analytics-market"),
+    path("analytics/performance", analytics.PerformanceApi.as_view(), name="analytics-performance"),
+    path("analytics/risk", analytics.RiskApi.as_view(), name="analytics-risk"),
+    path("analytics/portfolio", analytics.PortfolioApi.as_view(), name="analytics-portfolio"),
+    path("analytics/profit", analytics.ProfitApi.as_view(), name="analytics-profit"),
+    path("analytics/trades", analytics.TradeListApi.as_view(), name="analytics-trades"),
     path("jobs/", jobs.JobListApi.as_view(), name="jobs"),
     path("jobs", jobs.JobListApi.as_view()),
     path("jobs/<text:pk>", jobs.JobDetailApi.as_view(), name="job"),

@@ -16,6 +16,11 @@ A round, per bot:
   ``total_trades``; when not (a trade deleted, one closed between two calls, more than a page
   new) the closed trades are read again from the start (a known one missing then was deleted).
   So is a bot's first round.
+
+Each round also reads the bot's ``/balance`` (freqtrade's own valuation of its wallet) and carries
+it, with the open trades' current rates and profits from the same ``/status``, in the round's last
+update (alone in one when no trade changed). It is sent when it differs from the last one sent.
+A bot whose ``/balance`` fails (an error, the last look's spent budget) still has its trades published.
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from django.conf import settings
 from django.db import connection
 
 from bots.commands import (
+    BalanceReport,
     BotStatus,
     DeletedTrade,
     TradeReport,
     TradeUpdate,
+    balance_report,
     build_trade_update,
     deleted_report,
     trade_report,
@@ -72,6 +79,7 @@ class BotTrades:
     open: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     closed: set[int] = field(default_factory=set)
     scanned: bool = False  # the closed trades were read from the start once
+    balance: BalanceReport | None = None  # as last published
 
     def is_news(self, report: TradeReport) -> bool:
         """Not published as it is now (a closed trade never changes again)."""
@@ -122,7 +130,7 @@ class TradeCollector:
         self.bots: dict[int, BotTrades] = {}
         self._next_round = 0.0
         self._round: threading.Thread | None = None
-        self._last_failure_log: dict[int, float] = {}
+        self._last_failure_log: dict[tuple[int, str], float] = {}
 
     def tick(self, running: Mapping[int, Child]) -> bool:
         """Start a round in the background when one is due and the last one is done; True if started."""
@@ -171,7 +179,8 @@ class TradeCollector:
         state = self.bots.get(bot.pk) or BotTrades()
         at = time.time()
         with client_for(bot, timeout=self.timeout, deadline=deadline) as client:
-            seen = {int(trade["trade_id"]): trade for trade in client.status()}
+            status = client.status()
+            seen = {int(trade["trade_id"]): trade for trade in status}
             deleted = []
             for trade_id in sorted(state.open.keys() - seen.keys()):
                 trade = client.trade(trade_id)
@@ -181,27 +190,44 @@ class TradeCollector:
                     seen[trade_id] = trade
             known = state.closed | {trade_id for trade_id, trade in seen.items() if not trade["is_open"]}
             closed, closed_ids = _closed_trades(client, known, scanned=state.scanned)
+            balance = self._balance(bot, client, status)
         deleted += sorted(state.closed - closed_ids)
         # A trade that closed between the calls is in both: the later answer (closed) wins.
         reports = [trade_report(trade) for _, trade in sorted({**seen, **closed}.items())]
         changed: list[TradeReport | DeletedTrade] = [deleted_report(trade_id) for trade_id in deleted]
         changed += [report for report in reports if state.is_news(report)]
-        for batch in _batches(changed):
-            self.publish(build_trade_update(bot_id=bot.pk, trades=batch, at=at, host=self.host))
+        batches = list(_batches(changed))
+        news = balance if balance is not None and balance != state.balance else None
+        if news is not None and not batches:
+            batches.append([])
+        for index, batch in enumerate(batches):
+            last = index == len(batches) - 1
+            self.publish(build_trade_update(bot_id=bot.pk, trades=batch, at=at, host=self.host,
+                                            balance=news if last else None))  # fmt: skip
         self.bots[bot.pk] = BotTrades(
             open={report["trade_id"]: _fingerprint(report) for report in reports if report["is_open"]},
             closed=closed_ids,
             scanned=True,
+            balance=state.balance if balance is None else balance,
         )
         return len(changed)
 
-    def _log_failure(self, bot: Bot, exc: Exception) -> None:
+    def _balance(self, bot: Bot, client: FreqtradeClient, status: list[dict[str, Any]]) -> BalanceReport | None:
+        """The bot's /balance with its open trades; None when it could not be read (the trades still go out)."""
+        try:
+            answer = client.balance()
+        except FreqtradeApiError as exc:
+            self._log_failure(bot, exc, what="balance")
+            return None
+        return balance_report(answer, status)
+
+    def _log_failure(self, bot: Bot, exc: Exception, *, what: str = "trades") -> None:
         # A bot that is down would otherwise fill the log every round; messages never hold credentials.
         now = time.monotonic()
-        if now - self._last_failure_log.get(bot.pk, float("-inf")) < ERROR_LOG_SECONDS:
+        if now - self._last_failure_log.get((bot.pk, what), float("-inf")) < ERROR_LOG_SECONDS:
             return
-        self._last_failure_log[bot.pk] = now
+        self._last_failure_log[bot.pk, what] = now
         if isinstance(exc, FreqtradeApiError | BusError):
-            logger.warning("trades of bot %s (%s) not collected: %s", bot.pk, bot.name, exc)
+            logger.warning("%s of bot %s (%s) not collected: %s", what, bot.pk, bot.name, exc)
         else:
-            logger.error("trades of bot %s (%s) not collected: %r", bot.pk, bot.name, exc)
+            logger.error("%s of bot %s (%s) not collected: %r", what, bot.pk, bot.name, exc)
