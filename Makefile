@@ -18,7 +18,11 @@ run: $(STAMP)
 	$(BIN)/python manage.py bootstrap
 	$(BIN)/honcho --procfile Procfile start
 
+# The dashboard's browser tests drive Debian's chromium; install it when missing and apt-get can.
+CHROMIUM := /usr/bin/chromium
 test: $(STAMP)
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The benchmarks, each on its own private system (see their docstrings); BENCH_BOTS bots in the fleet run.
