@@ -2,13 +2,14 @@
 
 Every function takes plain values: ``ClosedTrade`` (what a closed trade contributes) and the
 starting capital of the group the trades belong to. The risk formulas are freqtrade's own
-(``freqtrade.data.metrics``, as its ``/profit`` and its backtests compute them), rewritten here so the
-server needs no pandas; tests compare both on the same trades. Ratios therefore mean what they
+(``freqtrade.data.metrics``, the functions behind its ``/profit`` and its backtest results), rewritten
+here without pandas; tests compare both on the same trades. Ratios therefore mean what they
 mean in FreqUI, quirks included:
 
 - returns are ``profit_abs / starting_capital``, per trade;
 - ``days`` = ``max(1, whole days from min_date to max_date)``, where ``min_date`` is the earliest
-  open date of the trades and ``max_date`` the latest close date (the period they span);
+  open date of the trades and ``max_date`` the latest close date (the period they span; freqtrade's
+  ``/profit`` passes the first and last trade's open dates, a backtest its timerange);
 - **Sharpe** = ``(sum(returns) / days) / pstdev(returns) * sqrt(365)``: the mean daily return over
   the (population) standard deviation of the per-trade returns, annualised;
 - **Sortino** = the same over the population standard deviation of the losing trades' returns only;

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from analytics.models import Trade
+from analytics.models import BotBalance, Trade
 from bots.ftclient import client_for as bot_api
 from bots.gateway.trades import TradeCollector
 from bots.models import Bot
@@ -181,3 +182,33 @@ def test_running_bots_trades_are_collected_kept_up_to_date_and_announced(fleet, 
     assert collector.collect([filling.pk]) == {filling.pk: 3}
     assert sorted(trade["trade_id"] for update in sent for trade in update["trades"]) == sorted(trades)
     assert collector.collect([filling.pk]) == {filling.pk: 0}
+
+
+def test_a_running_bots_balance_lands_as_freqtrade_reports_it_with_its_open_trades_prices(fleet, bots_started):
+    # given: a bot that holds a filled trade
+    bot = _start(make_user(), strategy_name="FillAtOnce", pair_whitelist=["BTC/USDT"], max_open_trades=1)
+    bots_started.append(bot)
+    wait_for(lambda: Bot.objects.filter(pk=bot.pk, status="running").exists(), 120, "the bot to run")
+    wait_for(lambda: _filled(bot, 1), 90, "FillAtOnce to hold BTC/USDT")
+    [trade_id] = _open_trades(bot)
+
+    # when: the gateway's rounds read its balance
+    wait_for(lambda: str(trade_id) in getattr(BotBalance.objects.filter(bot=bot).first(), "open_trades", {}), 30,
+             "the balance with the open trade to be collected")  # fmt: skip
+
+    # then: freqtrade's own figures, as its /balance gives them now (prices move: the total within a cent)
+    row = BotBalance.objects.get(bot=bot)
+    with bot_api(bot) as api:
+        balance, [status] = api.balance(), api.status()
+    stake = next(c for c in balance["currencies"] if c["currency"] == "USDT")
+    assert (row.stake_currency, row.starting_capital) == ("USDT", balance["starting_capital"])
+    assert row.total == pytest.approx(balance["total"], abs=0.01) and row.free == pytest.approx(stake["free"])
+    assert row.starting_capital == pytest.approx(990.0, rel=1e-3)  # the 1000 wallet at tradable_balance_ratio 0.99
+    mark = row.open_trades[str(trade_id)]
+    assert mark["current_rate"] == pytest.approx(status["current_rate"], rel=0.01)
+    assert time.time() - row.read_at.timestamp() < 30
+    # A collector of its own sends the balance once, in the last update of its round.
+    sent: list[dict[str, Any]] = []
+    TradeCollector(publish=sent.append, poll_seconds=0).collect([bot.pk])
+    assert [("balance" in update) for update in sent] == [False] * (len(sent) - 1) + [True]
+    assert sent[-1]["balance"]["starting_capital"] == balance["starting_capital"]
