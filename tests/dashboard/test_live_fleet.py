@@ -24,7 +24,11 @@ def _socket_open(page) -> None:
 
 
 def test_a_user_runs_trades_and_emergency_stops_a_bot_live_and_another_user_sees_none_of_it(
-    browser, web, fleet, bots_started, shot  # noqa: F811 - the fixtures imported above
+    browser,
+    web,
+    fleet,
+    bots_started,
+    shot,  # noqa: F811 - the fixtures imported above
 ):
     # given: the owner's bot (its entries fill at once on the replay market), and another user
     owner, other = make_user(), make_user()

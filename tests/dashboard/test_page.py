@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
 from strategies.services import strategy_install_builtins
+from tests.analytics.test_apis import collect, ft_trade
 from tests.dashboard.conftest import log_in, new_page
 from tests.factories import PASSWORD, make_bot, make_user, store_replay_markets
 
@@ -89,3 +92,38 @@ def test_the_fleet_fits_a_phone(browser, web, committed_db, shot):
     row = page.locator("tr[data-bot-name=alpha]").bounding_box()
     assert row["width"] <= 390 and row["height"] > 80
     assert page.locator("tr[data-bot-name=alpha] button", has_text="Start").first.is_visible()
+
+
+def test_the_analytics_page_shows_each_stake_currency_apart_and_a_bot_its_own_page(browser, web, committed_db, shot):
+    # given: closed trades of two bots in two stake currencies
+    user = make_user()
+    usdt = make_bot(owner=user, name="usdt-bot")
+    btc = make_bot(owner=user, name="btc-bot", stake_currency="BTC", stake_amount="0.01", pair_whitelist=["ETH/BTC"])
+    now = datetime.now(UTC)
+    collect(usdt, ft_trade(1, opened=now - timedelta(days=3), closed=now - timedelta(days=2), profit=12.5),
+            ft_trade(2, opened=now - timedelta(days=2), closed=now - timedelta(days=1), profit=-4.0))  # fmt: skip
+    collect(btc, ft_trade(1, pair="ETH/BTC", opened=now - timedelta(days=2), closed=now - timedelta(hours=5),
+                          profit=0.0004, amount=0.2, open_rate=0.05))  # fmt: skip
+    page = new_page(browser, web, viewport={"width": 1360, "height": 900})
+    log_in(page, user.username, PASSWORD)
+
+    # when
+    page.click("nav a:has-text('Analytics')")
+
+    # then: one card per group, never a sum; both profit lines drawn
+    cards = page.locator("#performance .group-card")
+    cards.first.wait_for()
+    assert sorted(cards.evaluate_all("cards => cards.map(card => card.dataset.group)")) == ["BTC-true", "USDT-true"]
+    assert "+8.50 USDT" in page.locator("#performance [data-group=USDT-true]").inner_text()
+    assert "+0.0004000 BTC" in page.locator("#performance [data-group=BTC-true]").inner_text()
+    charts = page.locator(".profit-group")
+    charts.first.locator("canvas").first.wait_for()
+    assert charts.evaluate_all("groups => groups.map(group => group.dataset.group)") == ["BTC-true", "USDT-true"]
+    shot(page, "analytics")
+
+    # and a bot's page has its trades and its log
+    page.goto(f"{web}/#/bots/{usdt.pk}")
+    page.locator("#bot-trades tr[data-trade-id]").first.wait_for()
+    assert page.locator("#bot-trades tr[data-trade-id]").count() == 2
+    page.locator("#bot-log pre").wait_for()
+    shot(page, "bot-page")

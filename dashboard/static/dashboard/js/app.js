@@ -36,7 +36,14 @@ function loadAll() {
   quiet(api("health/streams").then((report) => update({ streams: streamsFromApi(report) })));
   quiet(api("audit/", { query: { per_page: 50 } }).then((page) => update({ audit: page.logs.map(auditFromApi) })));
   quiet(api("monitoring/monitoring/status").then((status) =>
-    update({ system: { ...status.system_metrics, at: status.timestamp } })));
+    update({ system: systemFromStatus(status) })));
+}
+
+// The status endpoint nests its figures; the socket's system_metrics is flat (percentages).
+function systemFromStatus(status) {
+  const m = status.system_metrics || {};
+  return { cpu_usage: m.cpu && m.cpu.usage_percent, memory_usage: m.memory && m.memory.usage_percent,
+    disk_usage: m.disk && m.disk.usage_percent, at: status.timestamp };
 }
 
 function begin(user) {

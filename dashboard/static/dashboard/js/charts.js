@@ -2,6 +2,7 @@
 
 import { html, useEffect, useRef } from "../vendor/htm/standalone.module.js";
 import { createChart, LineSeries } from "../vendor/lightweight-charts/lightweight-charts.standalone.production.mjs";
+import { digitsFor } from "./ui.js";
 
 export const PALETTE = ["#2f81f7", "#e3b341", "#3fb950", "#db61a2", "#a371f7", "#f0883e", "#56d4dd", "#ff7b72"];
 
@@ -45,8 +46,11 @@ export function LineChart({ series, height = 260, label = "chart" }) {
   useEffect(() => {
     const target = chart.current;
     const added = series.filter((s) => s.data.length).map((s, index) => {
+      const largest = Math.max(...s.data.map((p) => Math.abs(p.value)));
+      const precision = digitsFor(largest || 0);
       const line = target.addSeries(LineSeries, { color: s.color || PALETTE[index % PALETTE.length], lineWidth: 2,
-        title: s.name, priceLineVisible: false });
+        title: s.name, priceLineVisible: false,
+        priceFormat: { type: "price", precision, minMove: 10 ** -precision } });
       line.setData(s.data);
       return line;
     });

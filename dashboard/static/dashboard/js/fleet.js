@@ -3,7 +3,7 @@
 import { html, useState, useEffect } from "../vendor/htm/standalone.module.js";
 import { api, ApiError } from "./api.js";
 import {
-  Card, ConfirmDialog, Empty, ErrorText, FieldError, StatusBadge, duration, getState, num, signed, time, tone,
+  Card, ConfirmDialog, Empty, ErrorText, FieldError, StatusBadge, dateTime, duration, getState, num, signed, time, tone,
   update, useLoad, useNow, useStore,
 } from "./ui.js";
 
@@ -341,8 +341,8 @@ export function TradeFeed({ botId = null }) {
             <span class="when">${time(t.at)}</span>
             <b>${t.bot_name}</b> ${EVENT_WORDS[t.event] || t.event}: ${t.side} ${num(t.amount, 6)} ${t.pair}
             @ ${num(t.price, 4)}
-            ${t.event === "exit" ? html` <span class=${tone(t.profit_abs)}>${signed(t.profit_abs)} ${t.stake_currency}
-              (${signed((t.profit_ratio || 0) * 100)}%)</span> ${t.exit_reason || ""}` : null}
+            ${t.event === "exit" ? html` <span class=${tone(t.profit_abs)}>${signed(t.profit_abs)} ${t.stake_currency}${" "}
+              (${signed((t.profit_ratio || 0) * 100, 2)}%)</span> ${t.exit_reason || ""}` : null}
             ${t.dry_run ? html` <span class="badge">dry</span>` : null}
           </li>`)}</ul>`}
     <//>`;
@@ -359,9 +359,9 @@ export function TradesTable({ trades, showBot = true }) {
         <td data-label="Amount" class="num">${num(t.amount, 6)}</td>
         <td data-label="Open" class="num">${num(t.open_rate, 4)}</td>
         <td data-label="Current/close" class="num">${num(t.is_open ? t.current_rate : t.close_rate, 4)}</td>
-        <td data-label="Profit" class=${`num ${tone(t.profit_abs)}`}>${signed(t.profit_abs)} ${t.stake_currency}
-          (${signed((t.profit_ratio || 0) * 100)}%)</td>
-        <td data-label="Opened">${time(t.open_date)}</td>
+        <td data-label="Profit" class=${`num ${tone(t.profit_abs)}`}>${signed(t.profit_abs)} ${t.stake_currency}${" "}
+          (${signed((t.profit_ratio || 0) * 100, 2)}%)</td>
+        <td data-label="Opened">${dateTime(t.open_date)}</td>
         <td data-label="Exit">${t.is_open ? "open" : t.exit_reason || "closed"}</td></tr>`)}</tbody>
     </table></div>`;
 }

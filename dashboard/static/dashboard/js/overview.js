@@ -57,21 +57,27 @@ const RISK = [
   ["Calmar", (e) => num(e.calmar_ratio)],
 ];
 
+// One chart per (stake currency, dry run) group: amounts of different currencies share no axis.
 function ProfitCharts({ span }) {
   const profit = useLoad(() => api("analytics/profit", { query: { window: span } }), [span]);
   const entries = profit.data ? profit.data.data : [];
-  const combined = useMemo(() => entries.map((e) => ({ name: group(e), data: points(e.combined.cumulative, "profit_abs") })), [profit.data]);
+  const charts = useMemo(() => entries.map((e) => ({
+    entry: e,
+    combined: [{ name: group(e), data: points(e.combined.cumulative, "profit_abs") }],
+    bots: e.bots.map((b) => ({ name: b.bot_name, data: points(b.cumulative, "profit_abs") })),
+  })), [profit.data]);
   return html`
-    <${Card} title="Combined cumulative profit" id="combined-profit">
-      <${ErrorText} error=${profit.error} />
-      <p class="muted">One line per stake currency and mode: groups are never added together.</p>
-      <${LineChart} series=${combined} label="combined profit" />
-    <//>
-    ${entries.map((entry) => html`
-      <${Card} title=${`Per bot · ${group(entry)}`} className="per-bot-profit">
-        <${LineChart} label=${`per bot ${group(entry)}`}
-          series=${entry.bots.map((b) => ({ name: b.bot_name, data: points(b.cumulative, "profit_abs") }))} />
-      <//>`)}`;
+    <${ErrorText} error=${profit.error} />
+    ${charts.length === 0 && profit.data ? html`<${Card} title="Profit"><${Empty}>No trades in this window.<//><//>` : null}
+    ${charts.map(({ entry, combined, bots }) => html`
+      <div class="columns profit-group" data-group=${`${entry.stake_currency}-${entry.dry_run}`}>
+        <${Card} title=${`Combined cumulative profit · ${group(entry)}`} className="combined-profit">
+          <${LineChart} series=${combined} label=${`combined profit ${group(entry)}`} />
+        <//>
+        <${Card} title=${`Per bot · ${group(entry)}`} className="per-bot-profit">
+          <${LineChart} series=${bots} label=${`per bot ${group(entry)}`} />
+        <//>
+      </div>`)}`;
 }
 
 function Figures({ span }) {

@@ -58,8 +58,16 @@ export function num(value, digits = 2) {
   return Number(value).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-export function signed(value, digits = 2) {
+// Amounts of a coin (BTC, ETH) are small: show as many decimals as they need, up to 8.
+export function digitsFor(value) {
+  const abs = Math.abs(Number(value) || 0);
+  if (abs === 0 || abs >= 1) return 2;
+  return Math.min(8, Math.max(2, 1 - Math.floor(Math.log10(abs)) + 2));
+}
+
+export function signed(value, digits = null) {
   if (value === null || value === undefined) return "–";
+  if (digits === null) digits = digitsFor(value);
   const text = num(value, digits);
   return Number(value) > 0 ? `+${text}` : text;
 }
