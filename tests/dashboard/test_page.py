@@ -127,3 +127,25 @@ def test_the_analytics_page_shows_each_stake_currency_apart_and_a_bot_its_own_pa
     assert page.locator("#bot-trades tr[data-trade-id]").count() == 2
     page.locator("#bot-log pre").wait_for()
     shot(page, "bot-page")
+
+
+def test_a_backtest_the_api_refuses_says_why_next_to_its_field(browser, web, committed_db, shot):
+    # given
+    strategy_install_builtins()
+    user = make_user()
+    page = new_page(browser, web, viewport={"width": 1360, "height": 900})
+    log_in(page, user.username, PASSWORD)
+    page.click("nav a:has-text('Research')")
+    form = page.locator("form[data-form=backtest]")
+    form.locator("select[name=strategy_name] option[value=SampleStrategy]").wait_for(state="attached")
+
+    # when: a time range freqtrade cannot read
+    form.locator("select[name=strategy_name]").select_option("SampleStrategy")
+    form.locator("input[name=timerange]").fill("last tuesday")
+    form.get_by_role("button", name="Start backtest").click()
+
+    # then
+    error = form.locator("[data-field=timerange] [data-field-error]")
+    error.wait_for()
+    assert error.inner_text()
+    shot(page, "backtest-refused")

@@ -34,6 +34,8 @@ export function mergeBot(id, change) {
 // bot_status_update: the gateway's word on one bot.
 export function applyStatus(data) {
   update((s) => ({
+    // A bot that is down has no process figures; its last heartbeat's would mislead.
+    metrics: ACTIVE.includes(data.status) ? s.metrics : { ...s.metrics, [data.bot_id]: undefined },
     bots: {
       ...s.bots,
       [data.bot_id]: {
@@ -131,7 +133,7 @@ function CommandDialog({ ask, onDone }) {
   };
   if (outcome) {
     return html`
-      <${ConfirmDialog} title=${`${VERBS[command]}: sent`} confirmLabel="Close" onConfirm=${onDone} onCancel=${onDone}>
+      <${ConfirmDialog} title=${`${VERBS[command]}: sent`} confirmLabel="Close" cancelLabel=${null} onConfirm=${onDone} onCancel=${onDone}>
         <ul class="outcome">${outcome.map((r) => html`<li><b>${r.name}</b>: ${r.answer} ${r.detail}</li>`)}</ul>
       <//>`;
   }
@@ -200,7 +202,7 @@ export function EmergencyButton() {
   const [error, setError] = useState(null);
   const list = sortedBots(bots);
   const running = list.filter((bot) => ACTIVE.includes(bot.status));
-  const openTrades = Object.values(metrics).reduce((sum, m) => sum + (m.open_trades || 0), 0);
+  const openTrades = Object.values(metrics).reduce((sum, m) => sum + ((m && m.open_trades) || 0), 0);
   const close = () => {
     setOpen(false);
     setOutcome(null);
@@ -221,7 +223,7 @@ export function EmergencyButton() {
   let dialog = null;
   if (open && outcome) {
     dialog = html`
-      <${ConfirmDialog} title="Emergency stop sent" confirmLabel="Close" onConfirm=${close} onCancel=${close}>
+      <${ConfirmDialog} title="Emergency stop sent" confirmLabel="Close" cancelLabel=${null} onConfirm=${close} onCancel=${close}>
         <p class="emergency-outcome">${outcome.message} ${outcome.total} bot${outcome.total === 1 ? "" : "s"},
           open trades ${outcome.force_exit ? "force-exited" : "left open"}.</p>
         <table class="outcome-table">

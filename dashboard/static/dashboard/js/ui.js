@@ -159,7 +159,9 @@ export function FieldError({ error, field }) {
 }
 
 // A modal that asks before an action; `children` says exactly what will happen.
-export function ConfirmDialog({ title, children, confirmLabel = "Confirm", danger = false, busy = false, onConfirm, onCancel }) {
+// cancelLabel null: a dialog that only reports (one button).
+export function ConfirmDialog({ title, children, confirmLabel = "Confirm", cancelLabel = "Cancel", danger = false, busy = false,
+  onConfirm, onCancel }) {
   useEffect(() => {
     const onKey = (event) => event.key === "Escape" && onCancel();
     document.addEventListener("keydown", onKey);
@@ -171,7 +173,7 @@ export function ConfirmDialog({ title, children, confirmLabel = "Confirm", dange
         <h2>${title}</h2>
         <div class="dialog-body">${children}</div>
         <div class="dialog-actions">
-          <button type="button" class="secondary" onClick=${onCancel}>Cancel</button>
+          ${cancelLabel ? html`<button type="button" class="secondary" onClick=${onCancel}>${cancelLabel}</button>` : null}
           <button type="button" class=${danger ? "danger" : "primary"} disabled=${busy} onClick=${onConfirm}
             data-confirm>${busy ? "Working…" : confirmLabel}</button>
         </div>
