@@ -92,6 +92,7 @@ def test_the_fleet_fits_a_phone(browser, web, committed_db, shot):
     row = page.locator("tr[data-bot-name=alpha]").bounding_box()
     assert row["width"] <= 390 and row["height"] > 80
     assert page.locator("tr[data-bot-name=alpha] button", has_text="Start").first.is_visible()
+    assert not page.errors
 
 
 def test_the_analytics_page_shows_each_stake_currency_apart_and_a_bot_its_own_page(browser, web, committed_db, shot):
@@ -127,6 +128,7 @@ def test_the_analytics_page_shows_each_stake_currency_apart_and_a_bot_its_own_pa
     assert page.locator("#bot-trades tr[data-trade-id]").count() == 2
     page.locator("#bot-log pre").wait_for()
     shot(page, "bot-page")
+    assert not page.errors  # no script error, nothing the Content-Security-Policy refused
 
 
 def test_a_backtest_the_api_refuses_says_why_next_to_its_field(browser, web, committed_db, shot):
