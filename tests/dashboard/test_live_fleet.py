@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bots.test_trade_collection import bots_started, fleet, replay_url  # noqa: F401 - fixtures
+from tests.bots import test_trade_collection as trade_collection
 from tests.dashboard.conftest import log_in, new_page
 from tests.factories import PASSWORD, make_bot, make_user
+
+# The trade collection tests' system: the replay exchange, and the gateway and listeners on the test database.
+replay_url, fleet, bots_started = trade_collection.replay_url, trade_collection.fleet, trade_collection.bots_started
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -24,11 +27,7 @@ def _socket_open(page) -> None:
 
 
 def test_a_user_runs_trades_and_emergency_stops_a_bot_live_and_another_user_sees_none_of_it(
-    browser,
-    web,
-    fleet,
-    bots_started,
-    shot,  # noqa: F811 - the fixtures imported above
+    browser, web, fleet, bots_started, shot
 ):
     # given: the owner's bot (its entries fill at once on the replay market), and another user
     owner, other = make_user(), make_user()
