@@ -1,7 +1,7 @@
 """``trade_notification``: a bot's trade was entered, filled, cancelled or exited. Every one goes out here.
 
-For now it is published on ``SYSTEM_EVENTS``; the WebSocket ``trade_notification`` event (DESIGN.md
-section 3) will be broadcast from this one function.
+It is announced on ``SYSTEM_EVENTS`` after commit; the listeners relay it to the owner's sockets as
+the WebSocket ``trade_notification`` event (streams/listeners.py), without ``owner_id``.
 
 The events follow freqtrade's own notifications: ``entry`` (the trade appeared: its entry order is
 placed, and maybe filled already: see ``filled``), ``entry_fill`` (a waiting entry order filled),
