@@ -11,7 +11,10 @@ import pytest
 from freqtrade.data import metrics as ft
 
 from analytics.services import bot_balance_record, trades_apply
-from bots.commands import balance_report, trade_report
+from bots.commands import Report, balance_report, build_trade_update, trade_report
+from streams.bus import publish
+from streams.catalog import LISTENERS, TRADING_STATUS
+from streams.worker import StreamWorker, discover
 from tests.factories import make_bot
 
 pytestmark = pytest.mark.django_db
@@ -258,3 +261,24 @@ def test_an_older_balance_report_does_not_replace_a_newer_one(bot):
 
     assert late is None
     assert bot.balance.total == 1001.0 and bot.balance.read_at == datetime.fromtimestamp(200.0, UTC)
+
+
+def test_the_listeners_keep_the_balance_a_trade_update_carries(bot):
+    # given: a round in which only the balance moved (no trade changed), as the gateway publishes it
+    answer = {"stake": "USDT", "total": 1004.5, "starting_capital": CAPITAL,
+              "currencies": [{"currency": "USDT", "free": 1004.5, "balance": 1004.5, "used": 0.0}]}  # fmt: skip
+    update = build_trade_update(bot_id=bot.pk, trades=[], at=time.time(), host="here",
+                                balance=balance_report(answer, []))  # fmt: skip
+    publish(TRADING_STATUS, type=Report.TRADE_UPDATE, payload=update)
+    worker = StreamWorker(registry=discover("listeners"), group=LISTENERS, consumer="test", streams=[TRADING_STATUS],
+                          block_ms=0)  # fmt: skip
+    try:
+        worker.prepare()
+        # when
+        result = worker.read_new(block_ms=0)
+    finally:
+        worker.close()
+
+    # then
+    assert (result.processed, result.dead) == (1, 0)
+    assert (bot.balance.total, bot.balance.free, bot.balance.starting_capital) == (1004.5, 1004.5, CAPITAL)
