@@ -88,5 +88,6 @@ def test_a_user_runs_trades_and_emergency_stops_a_bot_live_and_another_user_sees
     _socket_open(theirs)
     assert theirs.locator("tr[data-bot-id]").count() == 0
     assert theirs.locator("#trade-feed li[data-trade-event]").count() == 0
+    assert theirs.locator("#open-trades tr[data-trade-id]").count() == 0
     shot(theirs, "other-user")
     assert not [e for e in page.errors + theirs.errors if "WebSocket" not in e], page.errors + theirs.errors

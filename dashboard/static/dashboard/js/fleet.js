@@ -341,7 +341,7 @@ export function TradeFeed({ botId = null }) {
         <ul class="feed">${shown.map((t) => html`
           <li data-trade-event=${t.event} data-bot-id=${t.bot_id} class=${`event-${t.event}`}>
             <span class="when">${time(t.at)}</span>
-            <b>${t.bot_name}</b> ${EVENT_WORDS[t.event] || t.event}: ${t.side} ${num(t.amount, 6)} ${t.pair}
+            <b>${t.bot_name}</b> ${EVENT_WORDS[t.event] || t.event}: ${t.side} ${num(t.amount, 6)} ${t.pair}${" "}
             @ ${num(t.price, 4)}
             ${t.event === "exit" ? html` <span class=${tone(t.profit_abs)}>${signed(t.profit_abs)} ${t.stake_currency}${" "}
               (${signed((t.profit_ratio || 0) * 100, 2)}%)</span> ${t.exit_reason || ""}` : null}
@@ -352,7 +352,7 @@ export function TradeFeed({ botId = null }) {
 
 export function TradesTable({ trades, showBot = true }) {
   return html`
-    <div class="table-wrap"><table class="trades responsive">
+    <div class="table-wrap"><table class="trades compact responsive">
       <thead><tr>${showBot ? html`<th>Bot</th>` : null}<th>Pair</th><th>Side</th><th class="num">Amount</th>
         <th class="num">Open</th><th class="num">Current/close</th><th class="num">Profit</th><th>Opened</th><th>Exit</th></tr></thead>
       <tbody>${trades.map((t) => html`<tr data-trade-id=${t.id}>
