@@ -50,11 +50,14 @@ const PERFORMANCE = [
   ["Open trades", (e) => e.open_trades],
 ];
 
+// freqtrade reports -100 for a ratio with nothing to divide by (one trade, no loss, no drawdown).
+const ratio = (value) => (Number(value) === -100 ? html`<span class="muted" title="freqtrade reports -100: not a meaningful ratio yet">n/a</span>` : num(value));
+
 const RISK = [
   ["Max drawdown", (e) => `${pct(e.max_drawdown)}${e.max_drawdown_abs !== undefined ? ` (${num(e.max_drawdown_abs)} ${e.stake_currency})` : ""}`],
-  ["Sharpe", (e) => num(e.sharpe_ratio)],
-  ["Sortino", (e) => num(e.sortino_ratio)],
-  ["Calmar", (e) => num(e.calmar_ratio)],
+  ["Sharpe", (e) => ratio(e.sharpe_ratio)],
+  ["Sortino", (e) => ratio(e.sortino_ratio)],
+  ["Calmar", (e) => ratio(e.calmar_ratio)],
 ];
 
 // One chart per (stake currency, dry run) group: amounts of different currencies share no axis.
