@@ -191,17 +191,24 @@ class HyperoptStartApi(APIView):
 
 
 class HyperoptResultApi(APIView):
-    """GET /hyperopt/results/{task_id}: status, epochs done of the total, and the best so far (freqtrade's file)."""
+    """GET /hyperopt/results/{task_id}?page=&per_page=: status, epochs done of the total, the best so far, and
+    the epochs lowest loss first (paginated), all from freqtrade's results file."""
 
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[PageQuery], responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, task_id: str) -> Response:
+        query = _query(PageQuery, request)
         job = job_get(user=request.user, job_id=task_id, kind=JobKind.HYPEROPT)
         results = job.results or {}
+        epochs = results.get("epochs") or []
+        page, per_page = query["page"], query["per_page"]
+        offset = (page - 1) * per_page
         return Response({
             "task_id": job.task_id, "status": job.status, "progress": job.progress, "step": job.step,
             "strategy_name": job.parameters.get("strategy_name"), "parameters": job.parameters,
             "epochs_done": results.get("epochs_done", 0), "epochs_total": job.parameters.get("epochs"),
             "best_result": results.get("best_result"), "error": job.error, "attempt": job.attempt,
+            "epochs": {"items": epochs[offset : offset + per_page], "total": len(epochs), "page": page,
+                       "per_page": per_page},
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
         })  # fmt: skip
 

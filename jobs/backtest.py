@@ -144,10 +144,11 @@ def read_results(found: Path, strategy_name: str) -> dict[str, Any]:
 
 
 def equity_curve(trades: list[dict[str, Any]], starting_balance: float) -> list[dict[str, Any]]:
-    """The wallet after each closed trade, by close date: freqtrade's profits added up in order."""
-    points = [{"date": None, "balance": starting_balance}]
-    balance = starting_balance
+    """The wallet and the cumulative profit after each closed trade, by close date: freqtrade's profits
+    added up in order (the first point, dated None, is the start)."""
+    points = [{"date": None, "balance": starting_balance, "profit_abs": 0.0}]
+    profit = 0.0
     for trade in sorted(trades, key=lambda item: str(item.get("close_date"))):
-        balance += float(trade.get("profit_abs") or 0.0)
-        points.append({"date": trade.get("close_date"), "balance": balance})
+        profit += float(trade.get("profit_abs") or 0.0)
+        points.append({"date": trade.get("close_date"), "balance": starting_balance + profit, "profit_abs": profit})
     return points

@@ -85,20 +85,21 @@ def _process(job: Job, argv: list[str], directory: Path, probe: Probe | None = N
     beaten = [time.monotonic()]
 
     def on_beat(tail: list[str]) -> bool:
-        results = None
-        if probe is not None:
-            progress, step, results = probe()
-            on_progress(progress, step)
+        found = probe() if probe is not None else None
         try:
             stop = services.job_heartbeat(job_id=job.pk, attempt=job.attempt, log_tail="\n".join(tail),
-                                          results=results)  # fmt: skip
+                                          results=None if found is None else found[2])  # fmt: skip
         except DatabaseError:
             # Fencing: a run that cannot write its heartbeat is reaped after ``stale_seconds`` and run
             # again elsewhere, so it stops itself well before that rather than run twice at once.
             logger.warning("job %s: heartbeat not written", job.pk, exc_info=True)
             close_old_connections()
-            return time.monotonic() - beaten[0] > conf["stale_seconds"] / 2
-        beaten[0] = time.monotonic()
+            stop = time.monotonic() - beaten[0] > conf["stale_seconds"] / 2
+        else:
+            beaten[0] = time.monotonic()
+        if found is not None:
+            # Reported after the results so far are stored: a page the report reaches reads them, not the last.
+            on_progress(found[0], found[1])
         return stop
 
     return JobProcess(

@@ -72,12 +72,27 @@ def read_epochs(path: Path) -> list[dict[str, Any]]:
     return epochs
 
 
+def _loss(epoch: dict[str, Any]) -> float:
+    return float(epoch.get("loss", float("inf")))
+
+
+def epoch_row(epoch: dict[str, Any]) -> dict[str, Any]:
+    """One epoch as its table shows it: its number, loss, parameters and freqtrade's figures (no trades)."""
+    metrics = epoch.get("results_metrics") or {}
+    return json.loads(json.dumps({
+        "epoch": epoch.get("current_epoch"), "loss": epoch.get("loss"), "is_best": bool(epoch.get("is_best")),
+        "params": epoch.get("params_dict") or {}, "results": {key: metrics.get(key) for key in RESULT_KEYS},
+    }, default=str))  # fmt: skip
+
+
 def summary(directory: Path, epochs_total: int) -> dict[str, Any]:
-    """Epochs done of the total and the best so far (the lowest loss), as freqtrade recorded them."""
+    """Epochs done of the total, the best so far (the lowest loss), and every epoch lowest loss first,
+    as freqtrade recorded them."""
     path = results_file(directory)
     epochs = read_epochs(path) if path is not None else []
-    best = min(epochs, key=lambda epoch: float(epoch.get("loss", float("inf"))), default=None)
-    result: dict[str, Any] = {"epochs_done": len(epochs), "epochs_total": epochs_total, "best_result": None}
+    best = min(epochs, key=_loss, default=None)
+    result: dict[str, Any] = {"epochs_done": len(epochs), "epochs_total": epochs_total, "best_result": None,
+                              "epochs": [epoch_row(epoch) for epoch in sorted(epochs, key=_loss)]}  # fmt: skip
     if best is not None:
         metrics = best.get("results_metrics") or {}
         result["best_result"] = json.loads(json.dumps({

@@ -73,6 +73,8 @@ def test_a_backtest_job_reports_exactly_what_freqtrade_backtesting_reports_on_th
     assert {row["key"] for row in job.results["results_per_pair"]} >= {"BTC/USDT", "ETH/USDT"}
     curve = job.results["equity_curve"]
     assert curve[-1]["balance"] == pytest.approx(summary["starting_balance"] + summary["profit_total_abs"])
+    assert (curve[0]["profit_abs"], curve[-1]["profit_abs"]) == (0.0, pytest.approx(summary["profit_total_abs"]))
+    assert len(curve) == summary["total_trades"] + 1
     # freqtrade's own progress tracker was reported as it went, then the end.
     reports = [(fields["type"], json.loads(fields["payload"]))
                for _, fields in redis_client().xrange(stream_key(BACKTESTING_RESULTS))]  # fmt: skip

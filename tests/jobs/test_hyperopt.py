@@ -51,6 +51,13 @@ def test_a_20_epoch_hyperopt_completes_with_best_parameters_and_shows_its_epochs
     assert 3 <= best["params"]["fast_period"] <= 12
     assert isinstance(best["loss"], float) and best["results"]["total_trades"] >= 1
     assert any(status == "running" and 0 < done < 20 for status, done in seen), seen
+    # Every epoch, lowest loss first (the best leads), paginated like a backtest's trades.
+    epochs = user_api.get(f"/api/v1/hyperopt/results/{task_id}?per_page=5").json()["epochs"]
+    assert (epochs["total"], len(epochs["items"])) == (20, 5)
+    assert (epochs["items"][0]["epoch"], epochs["items"][0]["params"]) == (best["epoch"], best["params"])
+    losses = [row["loss"] for row in result["epochs"]["items"]]
+    assert losses == sorted(losses) and len(losses) == 20
+    assert sorted(row["epoch"] for row in result["epochs"]["items"]) == list(range(1, 21))
     # The best parameters, in freqtrade's own parameter-file format, read back by freqtrade.
     from freqtrade.optimize.hyperopt_tools import HyperoptTools
 

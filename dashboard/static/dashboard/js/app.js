@@ -93,7 +93,8 @@ function route() {
   const bot = hash.match(/^bots\/(\d+)$/);
   if (bot) return { page: "bot", id: Number(bot[1]) };
   if (hash === "analytics") return { page: "analytics" };
-  if (hash === "research") return { page: "research" };
+  const research = hash.match(/^research(?:\/(\d+))?$/);
+  if (research) return { page: "research", id: research[1] ? Number(research[1]) : null };
   return { page: "fleet" };
 }
 
@@ -127,7 +128,7 @@ function Shell() {
       <${ErrorText} error=${error} />
       ${current.page === "bot" ? html`<${BotPage} id=${current.id} />`
         : current.page === "analytics" ? html`<${OverviewPage} />`
-        : current.page === "research" ? html`<${ResearchPage} />`
+        : current.page === "research" ? html`<${ResearchPage} id=${current.id} />`
         : html`<${FleetPage} />`}
     </main>`;
 }

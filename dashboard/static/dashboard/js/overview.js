@@ -4,7 +4,7 @@ import { html, useMemo, useState } from "../vendor/htm/standalone.module.js";
 import { api } from "./api.js";
 import { WindowPicker } from "./bot.js";
 import { LineChart, points } from "./charts.js";
-import { Card, Empty, ErrorText, dateTime, group, num, pct, signed, time, tone, useLoad, useStore } from "./ui.js";
+import { Card, Empty, ErrorText, dateTime, group, num, pct, ratio, signed, time, tone, useLoad, useStore } from "./ui.js";
 
 // -- normalising what the API and the socket say alike ---------------------------------------------------
 export function streamsFromApi(report) {
@@ -49,9 +49,6 @@ const PERFORMANCE = [
   ["Avg profit / trade", (e) => pct(e.avg_profit)],
   ["Open trades", (e) => e.open_trades],
 ];
-
-// freqtrade reports -100 for a ratio with nothing to divide by (one trade, no loss, no drawdown).
-const ratio = (value) => (Number(value) === -100 ? html`<span class="muted" title="freqtrade reports -100: not a meaningful ratio yet">n/a</span>` : num(value));
 
 const RISK = [
   ["Max drawdown", (e) => `${pct(e.max_drawdown)}${e.max_drawdown_abs !== undefined ? ` (${num(e.max_drawdown_abs)} ${e.stake_currency})` : ""}`],

@@ -76,6 +76,12 @@ export function pct(value, digits = 2) {
   return value === null || value === undefined ? "–" : `${num(value, digits)}%`;
 }
 
+// freqtrade reports -100 for a ratio with nothing to divide by (one trade, no loss, no drawdown).
+export function ratio(value) {
+  return Number(value) === -100
+    ? html`<span class="muted" title="freqtrade reports -100: not a meaningful ratio yet">n/a</span>` : num(value);
+}
+
 export function tone(value) {
   if (value === null || value === undefined || Number(value) === 0) return "";
   return Number(value) > 0 ? "gain" : "loss";
