@@ -218,6 +218,7 @@ def test_without_the_socket_the_page_asks_for_its_running_job_until_it_ends(brow
     assert page.job_requests and all(url.endswith(f"/api/v1/jobs/{backtest}") for url in page.job_requests)
     page.locator("#equity-curve canvas").first.wait_for()
     page.locator("#backtest-trades tbody tr").first.wait_for()
+    page.wait_for_timeout(500)  # the bar's width eases in
     shot(page, "polled-backtest-result")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # wide tables scroll in their own box
     context.close()
