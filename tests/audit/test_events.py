@@ -502,6 +502,13 @@ def a_hyperopt_applied(w: World) -> tuple[AuditLog, Expected]:
     return row, Expected(Action.HYPEROPT_APPLY, f"job:{job.pk}", details)
 
 
+# -- live updates -----------------------------------------------------------------------------------------
+@case(events.ws_ticket_issued_event)
+def a_ws_ticket_issued(w: World) -> tuple[AuditLog, Expected]:
+    row = events.ws_ticket_issued_event(actor=w.actor, expires_in=30)
+    return row, Expected(Action.WS_TICKET, f"user:{w.user.pk}", {"expires_in": 30})
+
+
 # -- the tests --------------------------------------------------------------------------------------------
 def constructors() -> set[str]:
     return {

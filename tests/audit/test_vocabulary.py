@@ -152,6 +152,7 @@ def test_every_url_pattern_and_mutating_method_is_filed_under_a_member():
         Action.JOB_CREATE,
         Action.JOB_CANCEL,
         Action.HYPEROPT_APPLY,
+        Action.WS_TICKET,
         Action.API_REQUEST,
     }
 
@@ -188,6 +189,7 @@ def test_every_action_has_a_writer():
         ("POST", "/api/v1/strategies/upload", Action.STRATEGY_UPLOAD, "strategy"),
         ("DELETE", "/api/v1/strategies/MyStrategy", Action.STRATEGY_DELETE, "strategy:MyStrategy"),
         ("POST", "/api/v1/hyperopt/results/12/apply", Action.HYPEROPT_APPLY, "job:12"),
+        ("POST", "/api/v1/ws/ticket", Action.WS_TICKET, "user"),
         # Methods a path does not serve, and paths that do not exist: one constant, the path in details.
         ("POST", "/api/v1/bots/7", Action.API_REQUEST, "bot:7"),
         ("POST", "/api/v1/bots/7/status", Action.API_REQUEST, "bot:7"),

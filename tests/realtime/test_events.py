@@ -49,11 +49,10 @@ def listeners_handle_everything() -> int:
     """The real listeners' registry and worker, stepped until the streams are drained; entries handled."""
     worker = StreamWorker(registry=discover("listeners"), group=LISTENERS, consumer="test", block_ms=50)
     worker.prepare()
-    handled = 0
-    while (done := worker.step().processed) or not handled:
-        handled += done
-        if not done and handled:
-            break
+    handled, idle = 0, 0
+    while idle < 3:  # three empty reads in a row (50 ms each): drained
+        done = worker.step().processed
+        handled, idle = handled + done, 0 if done else idle + 1
     worker.close()
     return handled
 
