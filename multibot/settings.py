@@ -91,11 +91,13 @@ CACHES = {
 # The WebSocket's fan-out (realtime/). MULTIBOT_CHANNEL_LAYER picks channels_redis' layer: "core"
 # (a sorted set per channel, group members in sorted sets) or "pubsub" (Redis PUBLISH/SUBSCRIBE).
 # pubsub by measurement (benchmarks/realtime.py: 100 sockets of 10 users, 200 trade events/s for 20 s
-# through system:events, the listeners and /ws, 2 cores): event to client p50/p95/p99 4.1/7.8/14.4 ms,
-# 100 % delivered; core 9.8/186/395 ms, 100 %. A group_send is one PUBLISH instead of several round
-# trips and a Lua script per group, and nothing waits in Redis for a consumer: its at-most-once
-# delivery loses only what a socket that is gone would not read, and each socket's own queue bounds
-# a slow one (realtime/consumers.py).
+# through system:events, the listeners and /ws, 2 shared cores), event to client p50/p95/p99 in ms,
+# 100 % delivered by both in every run:
+#   quiet machine   pubsub 3.3 / 4.8 / 7.3    core 5.2 / 13.3 / 34.0   (bare Channels echo: 2.0 / 3.1 / 3.9)
+#   busy machine    pubsub 4.1 / 7.8 / 14.4   core 9.8 / 186 / 395
+# A group_send is one PUBLISH instead of several round trips and a Lua script per group, and nothing
+# waits in Redis for a consumer: its at-most-once delivery loses only what a socket that is gone would
+# not read, and each socket's own queue bounds a slow one (realtime/consumers.py).
 CHANNEL_LAYER_BACKENDS = {
     "core": "channels_redis.core.RedisChannelLayer",
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
