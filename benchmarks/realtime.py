@@ -1,7 +1,7 @@
 """Benchmark of the WebSocket fan-out, against a bare Channels echo measured in the same run on the same Redis.
 
     .venv/bin/python benchmarks/realtime.py [--layer core|pubsub|both] [--clients 100] [--users 10]
-                                            [--rate 200] [--seconds 20]
+                                            [--rate 200] [--seconds 20] [--dashboard-bots 50]
 
 It starts a private system under a temporary MULTIBOT_HOME (embedded Redis, SQLite with the users and
 their bots, a uvicorn web server, ``run_listeners``) and, in a separate process, the WebSocket clients
@@ -14,6 +14,10 @@ their bots, a uvicorn web server, ``run_listeners``) and, in a separate process,
              subscription filter, bounded queue) -> the owner's sockets
 Each event carries its send time; figures: event-to-client latency p50/p95/p99 and the share delivered
 of what ownership says each socket should get. Target: p95 <= 50 ms, >= 99.9 % delivered.
+
+Then the dashboard's first load with ``--dashboard-bots`` bots in Debian's chromium (Playwright): from
+the login click until the fleet table lists every bot, against the same login and ``GET /bots/`` over
+plain HTTP in the same run (see ``dashboard_first_load``).
 """
 
 from __future__ import annotations
@@ -325,6 +329,72 @@ class System:
         channel_layers.backends.clear()
 
 
+# -- the dashboard's first load -------------------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def dashboard_first_load(system: System, *, bots: int, rounds: int) -> None:
+    """The page at / with ``bots`` bots: from the login click until the fleet table lists them all.
+
+    The baseline, in the same run on the same server: what the table cannot do without, the same
+    login and ``GET /api/v1/bots/`` over plain HTTP (httpx). Each round is a fresh browser context
+    (no cache, no stored token); the median of the rounds is reported.
+    """
+    import statistics
+
+    import httpx
+    from django.contrib.auth import get_user_model
+
+    from audit.services import Actor
+    from bots.services import bot_create
+
+    if not Path(CHROMIUM).exists():
+        print(f"dashboard   skipped: {CHROMIUM} is missing (make test installs Debian's chromium)")
+        return
+    from playwright.sync_api import sync_playwright
+
+    password = os.urandom(12).hex()
+    owner = get_user_model().objects.create_user(username="dashboard", password=password)
+    for number in range(bots):
+        bot_create(actor=Actor(user=owner, ip_address="127.0.0.1"), owner=owner, name=f"fleet-{number:02d}",
+                   strategy_name="SampleStrategy", stake_amount=100, pair_whitelist=["BTC/USDT"])  # fmt: skip
+    run = Run(system, layer=os.environ.get("MULTIBOT_CHANNEL_LAYER", "pubsub"), mode="dashboard")
+    run.env["MULTIBOT_RATE_LIMITS"] += ",login=1000/minute"
+    run.start_servers()
+    base = f"http://127.0.0.1:{run.port}"
+    try:
+        api_times, page_times = [], []
+        with httpx.Client(base_url=base, timeout=30) as http:
+            for _ in range(rounds):
+                started = time.perf_counter()
+                token = http.post("/api/v1/auth/login/json", json={"username": "dashboard", "password": password})
+                listing = http.get("/api/v1/bots/", headers={"Authorization": f"Bearer {token.json()['access_token']}"})
+                api_times.append(time.perf_counter() - started)
+                assert len(listing.json()) == bots, listing.text[:200]
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for _ in range(rounds):
+                context = browser.new_context(viewport={"width": 1360, "height": 900})
+                page = context.new_page()
+                page.goto(base + "/")
+                page.fill("input[name=username]", "dashboard")
+                page.fill("input[name=password]", password)
+                started = time.perf_counter()
+                page.click("button[type=submit]")
+                # A locator, not wait_for_function: the page's CSP refuses evaluated strings.
+                page.locator("tr[data-bot-name]").nth(bots - 1).wait_for(timeout=60_000)
+                page_times.append(time.perf_counter() - started)
+                context.close()
+            browser.close()
+    finally:
+        run.stop()
+    api, shown = statistics.median(api_times), statistics.median(page_times)
+    print(f"dashboard   {bots} bots, median of {rounds}: login + GET /bots/ {api * 1000:7.1f} ms   "
+          f"login click to full fleet table {shown * 1000:7.1f} ms   ratio {shown / api:5.2f}x", flush=True)
+
+
 def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000 if values else float("nan")
 
@@ -346,6 +416,8 @@ def main() -> None:
     parser.add_argument("--bots-per-user", type=int, default=3)
     parser.add_argument("--rate", type=int, default=200, help="events per second")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--dashboard-bots", type=int, default=50, help="0 skips the dashboard's first load")
+    parser.add_argument("--dashboard-rounds", type=int, default=5)
     parser.add_argument("--clients-process")
     args = parser.parse_args()
     if args.clients_process:
@@ -368,6 +440,8 @@ def main() -> None:
         for layer in layers:
             for mode in ("baseline", "multibot"):
                 report(layer, mode, Run(system, layer=layer, mode=mode).measure(args.seconds, args.rate))
+        if args.dashboard_bots:
+            dashboard_first_load(system, bots=args.dashboard_bots, rounds=args.dashboard_rounds)
     finally:
         server.stop()
 
