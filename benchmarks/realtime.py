@@ -391,8 +391,11 @@ def dashboard_first_load(system: System, *, bots: int, rounds: int) -> None:
     finally:
         run.stop()
     api, shown = statistics.median(api_times), statistics.median(page_times)
-    print(f"dashboard   {bots} bots, median of {rounds}: login + GET /bots/ {api * 1000:7.1f} ms   "
-          f"login click to full fleet table {shown * 1000:7.1f} ms   ratio {shown / api:5.2f}x", flush=True)
+    print(
+        f"dashboard   {bots} bots, median of {rounds}: login + GET /bots/ {api * 1000:7.1f} ms   "
+        f"login click to full fleet table {shown * 1000:7.1f} ms   ratio {shown / api:5.2f}x",
+        flush=True,
+    )
 
 
 def pct(values: list[float], p: float) -> float:
