@@ -175,6 +175,10 @@ def bot_create(
     raise AssertionError("unreachable")
 
 
+# A change to one of these makes the bot's last-read wallet another wallet's.
+WALLET_FIELDS = frozenset({"dry_run", "stake_currency", "exchange"})
+
+
 def bot_update(
     *,
     actor: Actor,
@@ -212,6 +216,11 @@ def bot_update(
                 bot.save()
         except IntegrityError as exc:
             raise _name_taken(bot.name) from exc
+        if changed.keys() & WALLET_FIELDS:
+            from analytics.models import BotBalance
+
+            # The wallet last read belongs to the old market or mode: it must not be counted in the new one.
+            BotBalance.objects.filter(bot=bot).delete()
         events.bot_updated_event(actor=actor, bot=bot, changes=_public_changes(changed))
     return bot
 

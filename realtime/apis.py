@@ -16,7 +16,9 @@ from realtime import services
 
 
 class TicketOutput(serializers.Serializer):
-    ticket = serializers.CharField(help_text='Opens one socket: `/ws?ticket=<t>` or subprotocol "ticket.<t>".')
+    ticket = serializers.CharField(
+        help_text='Opens one socket, offered as the subprotocol "ticket.<t>" (never in the URL).'
+    )
     expires_in = serializers.IntegerField(help_text="Seconds the ticket stays valid if unused.")
 
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import time
 from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 from channels.security.websocket import WebsocketDenier
@@ -38,10 +39,13 @@ Scope = MutableMapping[str, Any]
 
 @dataclass(frozen=True)
 class Identity:
-    """The account behind a socket, and the token version it authenticated under (a later one ends it)."""
+    """The account behind a socket as it authenticated: a later token version, a changed superuser flag
+    or the end of its credential's lifetime ends the socket."""
 
     user: Any
     token_version: int
+    is_superuser: bool
+    expires_at: float  # epoch seconds: the access token's own expiry (a ticket: an access token's lifetime)
 
 
 # -- tickets -------------------------------------------------------------------------------------
@@ -53,7 +57,10 @@ def _ticket_key(ticket: str) -> str:
 def ticket_store(*, user: Any) -> str:
     """A new ticket for ``user``, valid ``REALTIME["ticket_seconds"]`` and once. Raises redis.RedisError."""
     ticket = secrets.token_urlsafe(32)
-    redis_client().set(_ticket_key(ticket), f"{user.pk}:{user.token_version}", ex=settings.REALTIME["ticket_seconds"])
+    # The socket it opens lives as long as an access token issued now would.
+    expires_at = int(time.time() + settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
+    redis_client().set(_ticket_key(ticket), f"{user.pk}:{user.token_version}:{expires_at}",
+                       ex=settings.REALTIME["ticket_seconds"])  # fmt: skip
     return ticket
 
 
@@ -68,12 +75,13 @@ def ticket_consume(ticket: str) -> Identity | None:
         return None
     if not stored:
         return None
-    user_id, _, version = str(stored).partition(":")
+    user_id, version, expires_at = [*str(stored).split(":"), "", ""][:3]
     user = get_user_model().objects.filter(pk=int(user_id), is_active=True).first()
     # Sessions ended between issue and use (a deactivation, a reused refresh token): so is the ticket.
-    if user is None or user.token_version != int(version or 0):
+    if user is None or user.token_version != int(version or 0) or not expires_at:
         return None
-    return Identity(user=user, token_version=user.token_version)
+    return Identity(user=user, token_version=user.token_version, is_superuser=user.is_superuser,
+                    expires_at=float(expires_at))  # fmt: skip
 
 
 # -- JWT -----------------------------------------------------------------------------------------
@@ -85,28 +93,31 @@ def token_identity(raw: str) -> Identity | None:
         user = authentication.get_user(validated)
     except (TokenError, AuthenticationFailed):
         return None
-    return Identity(user=user, token_version=user.token_version)
+    return Identity(user=user, token_version=user.token_version, is_superuser=user.is_superuser,
+                    expires_at=float(validated["exp"]))  # fmt: skip
 
 
 def identity_still_valid(identity: Identity) -> bool:
-    """Whether the account may keep its socket: still active, and its sessions not ended since."""
-    return (
-        get_user_model()
-        .objects.filter(pk=identity.user.pk, is_active=True, token_version=identity.token_version)
-        .exists()
-    )
+    """Whether the account may keep its socket: its credential unexpired, the account still active,
+    its sessions not ended since, and its superuser flag (which chose the socket's groups) unchanged."""
+    if time.time() >= identity.expires_at:
+        return False
+    unchanged = {"is_active": True, "token_version": identity.token_version, "is_superuser": identity.is_superuser}
+    return get_user_model().objects.filter(pk=identity.user.pk, **unchanged).exists()
 
 
 def credentials(scope: Scope) -> tuple[str, str] | None:
-    """("bearer" | "ticket", value) from the handshake: a subprotocol first, then ``?ticket=``."""
+    """("bearer" | "ticket", value) from the handshake's subprotocols.
+
+    Never from the URL: an access log keeps the query string, and a handshake refused before its
+    ticket is spent (a foreign Origin) would leave a usable ticket there.
+    """
     for protocol in scope.get("subprotocols") or []:
         if protocol.startswith(BEARER_PREFIX):
             return "bearer", protocol[len(BEARER_PREFIX) :]
         if protocol.startswith(TICKET_PREFIX):
             return "ticket", protocol[len(TICKET_PREFIX) :]
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    tickets = query.get("ticket")
-    return ("ticket", tickets[0]) if tickets else None
+    return None
 
 
 def authenticate(scope: Scope) -> Identity | None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from typing import Any
 
 from channels.db import aclose_old_connections, database_sync_to_async
@@ -147,8 +148,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         """A ping every ``ping_seconds`` (proxies drop idle sockets), and a check that the session still stands."""
         interval = settings.REALTIME["ping_seconds"]
         while not self.closing:
-            await asyncio.sleep(interval)
-            if self.identity is not None and not await database_sync_to_async(auth.identity_still_valid)(self.identity):
+            # Wake at the credential's expiry too: the socket ends with it, not up to a ping later.
+            left = self.identity.expires_at - time.time() if self.identity is not None else interval
+            await asyncio.sleep(max(0.0, min(interval, left)))
+            try:
+                valid = self.identity is None or await database_sync_to_async(auth.identity_still_valid)(self.identity)
+            except Exception:  # the database away: keep the socket, check again next time
+                logger.warning("websocket session not re-checked: the database is unavailable", exc_info=True)
+                valid = True
+            if not valid:
                 self.closing = True
                 await self._close_now(CLOSE_REVOKED)
                 return

@@ -282,3 +282,24 @@ def test_the_listeners_keep_the_balance_a_trade_update_carries(bot):
     # then
     assert (result.processed, result.dead) == (1, 0)
     assert (bot.balance.total, bot.balance.free, bot.balance.starting_capital) == (1004.5, 1004.5, CAPITAL)
+
+
+def test_a_bot_moved_to_another_stake_currency_does_not_bring_its_old_wallet_along(user, user_api, bot):
+    from audit.services import Actor
+    from bots.services import bot_update
+    from marketdata.models import CandleSet
+
+    # given: a USDT bot whose wallet was read, and a BTC market on the replay exchange
+    record_balance(bot, total=1005.25, free=1005.25, open_trades=[])
+    moment = datetime(2026, 1, 1, tzinfo=UTC)
+    CandleSet.objects.create(exchange="replay", pair="ETH/BTC", timeframe="1m", start=moment, end=moment,
+                             records=0, source=CandleSet.Source.DEMO, synthetic=True)  # fmt: skip
+
+    # when: it is reconfigured to trade against BTC
+    bot_update(actor=Actor(user=user, ip_address="127.0.0.1"), bot=bot, stake_currency="BTC",
+               pair_whitelist=["ETH/BTC"])  # fmt: skip
+
+    # then: the BTC entry does not carry the 1005.25 USDT wallet: the bot counts as never read
+    [entry] = data(user_api, "portfolio", stake_currency="BTC")["data"]
+    assert entry["total_value"] != pytest.approx(1005.25)
+    assert [b["balance_source"] for b in entry["bots"] if b["bot_id"] == bot.pk] == ["starting_wallet"]

@@ -83,18 +83,26 @@ def test_a_page_of_another_origin_is_refused_even_with_a_valid_token(user, origi
 # -- tickets ------------------------------------------------------------------------------------------
 
 
-def test_a_ticket_opens_one_socket_by_query_or_subprotocol_and_only_once(user):
-    by_query, by_protocol = auth.ticket_store(user=user), auth.ticket_store(user=user)
+def ticket(value: str) -> tuple[str, str]:
+    return "multibot", f"ticket.{value}"
 
-    first = handshake(path=f"/ws?ticket={by_query}")
-    again = handshake(path=f"/ws?ticket={by_query}")
-    protocol = handshake("multibot", f"ticket.{by_protocol}")
-    protocol_again = handshake("multibot", f"ticket.{by_protocol}")
 
-    assert first.accepted is True and first.detail is None  # no subprotocol offered, none chosen
+def test_a_ticket_opens_one_socket_and_only_once(user):
+    issued = auth.ticket_store(user=user)
+
+    first = handshake(*ticket(issued))
+    again = handshake(*ticket(issued))
+
+    assert first.accepted is True and first.detail == "multibot"
     assert again.accepted is False
-    assert protocol.accepted is True and protocol.detail == "multibot"
-    assert protocol_again.accepted is False
+
+
+def test_a_ticket_in_the_url_opens_nothing(user):
+    # An access log keeps the query string: a credential there is refused, and left unspent.
+    issued = auth.ticket_store(user=user)
+
+    assert handshake(path=f"/ws?ticket={issued}").accepted is False
+    assert handshake(*ticket(issued)).accepted is True
 
 
 def test_a_ticket_is_kept_only_as_a_digest_with_the_ticket_lifetime(user):
@@ -107,21 +115,21 @@ def test_a_ticket_is_kept_only_as_a_digest_with_the_ticket_lifetime(user):
 
 @override_settings(REALTIME={**settings.REALTIME, "ticket_seconds": 1})
 def test_an_expired_ticket_is_refused(user):
-    ticket = auth.ticket_store(user=user)
+    issued = auth.ticket_store(user=user)
     time.sleep(1.5)
 
-    assert handshake(path=f"/ws?ticket={ticket}").accepted is False
+    assert handshake(*ticket(issued)).accepted is False
 
 
 def test_an_unknown_ticket_is_refused():
-    assert handshake(path="/ws?ticket=nothing-like-it").accepted is False
+    assert handshake(*ticket("nothing-like-it")).accepted is False
 
 
 def test_a_ticket_dies_with_the_accounts_sessions(user):
-    ticket = auth.ticket_store(user=user)
+    issued = auth.ticket_store(user=user)
     account_sessions.revoke_all_sessions(user.pk)
 
-    assert handshake(path=f"/ws?ticket={ticket}").accepted is False
+    assert handshake(*ticket(issued)).accepted is False
 
 
 # -- POST /api/v1/ws/ticket -----------------------------------------------------------------------------
@@ -134,11 +142,11 @@ def test_the_ticket_api_issues_a_working_ticket_and_audits_it(user_api, user):
 
     assert response.status_code == 201
     assert response.json()["expires_in"] == 30
-    ticket = response.json()["ticket"]
+    issued = response.json()["ticket"]
     row = AuditLog.objects.get(action="ws_ticket")
     assert (row.user_id, row.status, row.resource) == (user.pk, "success", f"user:{user.pk}")
-    assert ticket not in str(row.details)
-    assert handshake(path=f"/ws?ticket={ticket}").accepted is True
+    assert issued not in str(row.details)
+    assert handshake(*ticket(issued)).accepted is True
 
 
 def test_the_ticket_api_needs_authentication(api):
@@ -164,3 +172,40 @@ def test_an_open_socket_is_closed_when_the_accounts_sessions_end(user):
                 return output
 
     assert run(scenario)["code"] == 4003
+
+
+def _closed_with(token: str, change: object) -> int:
+    from asgiref.sync import sync_to_async
+
+    async def scenario():
+        socket = await Socket(*bearer(token)).open()
+        await socket.read_type("welcome")
+        await sync_to_async(change)()
+        while True:
+            output = await socket.communicator.receive_output(timeout=5)
+            if output["type"] == "websocket.close":
+                return output["code"]
+
+    return run(scenario)
+
+
+@override_settings(REALTIME={**settings.REALTIME, "ping_seconds": 1})
+def test_a_superuser_demoted_while_connected_loses_the_socket_that_saw_the_whole_fleet(superuser):
+    # The flag chose the socket's groups (every owner's events): it may not outlive the flag.
+    def demote():
+        superuser.is_superuser = False
+        superuser.save(update_fields=["is_superuser"])
+
+    assert _closed_with(factories.access_token_for(superuser), demote) == 4003
+
+
+@override_settings(REALTIME={**settings.REALTIME, "ping_seconds": 30})
+def test_a_socket_ends_when_its_access_token_expires(user):
+    # given: a token with two seconds to live, and pings far apart
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=2))
+
+    # then: the socket is closed at the token's expiry, not at the next ping
+    started = time.monotonic()
+    assert _closed_with(str(token), lambda: None) == 4003
+    assert time.monotonic() - started < 10
