@@ -64,7 +64,7 @@ class QueryBoolean(serializers.Field):
 class AnalyticsQuery(serializers.Serializer):
     window = serializers.ChoiceField(choices=WINDOW_NAMES, default=DEFAULT_WINDOW,
                                      help_text="Closed trades count by close date within it.")  # fmt: skip
-    bot = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False,
+    bot = serializers.IntegerField(min_value=1, max_value=2**53 - 1, required=False,
                                    help_text="One of your bots (another user's: 404).")  # fmt: skip
     stake_currency = serializers.RegexField(r"^[A-Za-z0-9]{1,16}$", required=False, max_length=16,
                                             help_text="Like USDT (case does not matter).")  # fmt: skip

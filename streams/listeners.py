@@ -12,6 +12,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
+
 from realtime import broadcast
 from realtime.protocol import Event
 from streams.bus import Envelope
@@ -20,6 +22,7 @@ from streams.worker import HandlerRegistry
 
 logger = logging.getLogger(__name__)
 registry = HandlerRegistry()
+TIME_LIMIT = settings.STREAMS["listener_time_limit"]
 
 
 def _at(timestamp: Any) -> float | None:
@@ -64,7 +67,7 @@ def _relay(event: Event) -> Any:
 
 
 for _event in (Event.TRADE_NOTIFICATION, Event.JOB_PROGRESS):
-    registry.handles(SYSTEM_EVENTS, _event, atomic=False)(_relay(_event))
+    registry.handles(SYSTEM_EVENTS, _event, atomic=False, time_limit=TIME_LIMIT)(_relay(_event))
 
 
 @registry.handles(SYSTEM_EVENTS, atomic=False)

@@ -26,7 +26,9 @@ ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 TIMEOUT_MS = 15_000
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an asyncio loop in this thread while it is
+# open, and the rest of the suite (asyncio.run, Django's async-safety check) needs that loop gone.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium (apt-get install chromium)")
