@@ -43,4 +43,7 @@ def handle_gateway_heartbeat(envelope: Envelope) -> None:
         data = [{"bot_id": bot_id, "cpu_percent": sampled[bot_id].get("cpu_percent"),
                  "memory_mb": sampled[bot_id].get("memory_mb"), **figures}
                 for bot_id, figures in sorted(bots.items())]  # fmt: skip
-        broadcast(Event.BOT_METRICS, {"bots": data}, owner_id=owner_id)
+        # Metrics are sampled again at the next beat: after one send that Redis did not take, the rest
+        # of this beat's are skipped rather than each waiting out its own timeout (the handler's limit).
+        if not broadcast(Event.BOT_METRICS, {"bots": data}, owner_id=owner_id):
+            break

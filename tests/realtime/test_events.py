@@ -217,3 +217,32 @@ def test_system_metrics_and_stream_health_go_to_everyone(fleet):
         names = {stream["name"] for stream in health["data"]["streams"]}
         assert {"trading:mgmt:status", "system:events", "audit:events"} <= names
         assert set(health["data"]["streams"][0]) == {"name", "length", "pending", "lag", "dead_letters", "status"}
+
+
+def test_a_heartbeat_whose_first_metrics_redis_does_not_take_skips_the_rest_of_that_beat(
+    fleet, redis_server, caplog, settings
+):
+    import logging
+    import os
+    import signal
+
+    from bots.listeners import handle_gateway_heartbeat
+    from streams.bus import Envelope
+
+    # given: three owners' bots in one beat, and a Redis that accepts nothing (stopped, not gone)
+    third = factories.make_bot(owner=factories.make_user())
+    beats = [build_bot_beat(bot_id=bot.pk, pid=11, status="running") for bot in (fleet.bot_a, fleet.bot_b, third)]
+    payload = build_gateway_heartbeat(bots=beats, at=time.time(), host="h")
+    beat = Envelope(type=Report.GATEWAY_HEARTBEAT, payload=payload)
+    settings.REALTIME = {**settings.REALTIME, "send_timeout_seconds": 0.3}
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        # when
+        with caplog.at_level(logging.WARNING, logger="realtime.broadcast"):
+            handle_gateway_heartbeat(beat)
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+
+    # then: one send waited out its timeout; the other owners' waited for nothing (next beat resamples)
+    assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["bot_metrics"]
+    assert Bot.objects.filter(pk__in=[b["bot_id"] for b in beats], last_heartbeat__isnull=False).count() == 3
