@@ -25,13 +25,14 @@ class ProcessSampler:
     def __init__(self) -> None:
         self._processes: dict[int, psutil.Process] = {}
 
-    def _process(self, pid: int) -> psutil.Process:
+    def _process(self, pid: int) -> tuple[psutil.Process, bool]:
+        """The kept ``Process`` for ``pid``, and whether it is new (its baseline was taken just now)."""
         known = self._processes.get(pid)
         if known is not None and known.is_running():  # same pid and create time: the same process
-            return known
+            return known, False
         process = self._processes[pid] = psutil.Process(pid)
-        process.cpu_percent(None)  # the baseline; the next call measures from here
-        return process
+        process.cpu_percent(None)  # the baseline; the next heartbeat's call measures from here
+        return process, True
 
     def sample(self, pids: Iterable[int]) -> dict[int, Usage | None]:
         """Usage per root pid (None: the process is gone); forgets processes no longer asked about."""
@@ -40,12 +41,13 @@ class ProcessSampler:
         for pid in pids:
             try:
                 root = self._process(pid)
-                tree = [root, *(self._process(child.pid) for child in root.children(recursive=True))]
+                tree = [root, *(self._process(child.pid) for child in root[0].children(recursive=True))]
                 cpu = memory = 0.0
-                for process in tree:
+                for process, new in tree:
                     seen.add(process.pid)
                     with process.oneshot():
-                        cpu += process.cpu_percent(None)
+                        # A new process has no interval yet: a call now would measure the last microseconds.
+                        cpu += 0.0 if new else process.cpu_percent(None)
                         memory += process.memory_info().rss
                 usage[pid] = Usage(cpu_percent=cpu, memory_mb=memory / MB)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

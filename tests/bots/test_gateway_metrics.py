@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import psutil
+
 from bots.commands import BotStatus, build_bot_beat, build_gateway_heartbeat, read_gateway_heartbeat
 from bots.gateway.metrics import ProcessSampler
 
@@ -23,7 +25,9 @@ def test_a_busy_bot_reads_its_cpu_share_since_the_last_sample_and_an_idle_one_ne
     busy, idle, parent = _spawn(BUSY), _spawn(IDLE), _spawn(PARENT_OF_BUSY)
     try:
         sampler = ProcessSampler()
-        time.sleep(0.5)  # the parent has started its child
+        deadline = time.monotonic() + 20
+        while not psutil.Process(parent.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the parent has started its child (slow on a loaded machine)
         first = sampler.sample([busy.pid, idle.pid, parent.pid])
         time.sleep(1.0)
         second = sampler.sample([busy.pid, idle.pid, parent.pid])
