@@ -22,6 +22,9 @@ from rest_framework.settings import api_settings
 
 from multibot.permissions import IsSuperuser
 
+# A character that is not whitespace as Python's str.strip() sees it (DRF trims with it).
+_NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
 
 @extend_schema_field({"anyOf": [{"type": "string"}, {"type": "integer"}]})
 class _LocationPart(serializers.Field):
@@ -111,7 +114,8 @@ class AutoSchema(openapi.AutoSchema):
 
     def _map_serializer_field(self, field: Any, direction: str, bypass_extensions: bool = False) -> dict[str, Any]:
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
-        # DRF trims text before checking it is not blank: "  " is as blank as "", say so.
+        # DRF trims text (Python's whitespace) before checking it is not blank: "  " is as blank as "", say so.
+        # Spelled out, not \S: a client's regex engine (ECMAScript's) has a narrower whitespace than Python's.
         if (
             direction == "request"
             and isinstance(field, serializers.CharField)
@@ -121,7 +125,7 @@ class AutoSchema(openapi.AutoSchema):
             and "format" not in schema
             and not any(isinstance(validator, RegexValidator) for validator in field.validators)
         ):
-            schema["pattern"] = r"\S"
+            schema["pattern"] = _NOT_BLANK
         if direction == "request" and isinstance(field, serializers.ListField) and not field.allow_empty:
             schema.setdefault("minItems", 1)
         return schema

@@ -210,3 +210,15 @@ def test_a_status_answer_documents_the_desired_states():
 
     assert {"running", "stopped"} <= set(schema()["components"]["schemas"][
         output["properties"]["desired_state"]["$ref"].rpartition("/")[2]]["enum"])  # fmt: skip
+
+
+def test_a_text_that_python_trims_to_nothing_is_documented_as_blank(user_api):
+    # given: the strategy owner filter, a text DRF trims before refusing it when blank
+    owner = next(p for p in operation("/strategies/{name}/", "get")["parameters"] if p["name"] == "owner")
+    # when: every character Python calls whitespace (ECMAScript's \s misses \x1c-\x1f and \x85) is sent alone
+    blanks = [chr(code) for code in range(0x3001) if chr(code).isspace()]
+    # then: the schema refuses each, as the API does, and still takes a name
+    for blank in blanks:
+        assert not jsonschema.Draft4Validator(owner["schema"]).is_valid(blank), repr(blank)
+    assert jsonschema.Draft4Validator(owner["schema"]).is_valid("ann")
+    assert user_api.get(f"{V1}/strategies/SampleStrategy/", {"owner": "\x85"}).status_code == 422
