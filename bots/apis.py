@@ -70,7 +70,12 @@ class BotStatusOutput(serializers.Serializer):
     detail = serializers.CharField(help_text="What the gateway last said about the bot; may be empty.")
     restart_count = serializers.IntegerField()
     started_at = serializers.DateTimeField(allow_null=True)
-    last_heartbeat = serializers.DateTimeField(allow_null=True)
+    gateway_seen_at = serializers.DateTimeField(
+        allow_null=True, help_text="The gateway's heartbeat: when its snapshot last listed the bot's process."
+    )
+    api_answered_at = serializers.DateTimeField(
+        allow_null=True, help_text="The bot's own heartbeat: when its freqtrade API last answered the gateway's probe."
+    )
 
 
 class BotLogsOutput(serializers.Serializer):
@@ -234,7 +239,8 @@ class BotViewSet(viewsets.ModelViewSet):
         return Response({
             "status": "success", "bot_name": bot.name, "bot_status": bot.status, "pid": bot.pid,
             "desired_state": bot.desired_state, "detail": bot.status_detail, "restart_count": bot.restart_count,
-            "started_at": bot.started_at, "last_heartbeat": bot.last_heartbeat,
+            "started_at": bot.started_at, "gateway_seen_at": bot.gateway_seen_at,
+            "api_answered_at": bot.api_answered_at,
         })  # fmt: skip
 
     @extend_schema(parameters=[LinesQuery], responses=BotLogsOutput)

@@ -25,10 +25,12 @@ class BotStatus(TextChoices):
     RUNNING = "running"
     STOPPING = "stopping"
     ERROR = "error"
+    # Its process exists but its own API has stopped answering the gateway's probes (hung, frozen, swapped out).
+    UNRESPONSIVE = "unresponsive"
 
 
 # A process exists (or is about to) in these.
-ACTIVE_STATUSES = (BotStatus.STARTING, BotStatus.RUNNING, BotStatus.STOPPING)
+ACTIVE_STATUSES = (BotStatus.STARTING, BotStatus.RUNNING, BotStatus.STOPPING, BotStatus.UNRESPONSIVE)
 
 
 class DesiredState(TextChoices):
@@ -155,18 +157,43 @@ def read_bot_status(payload: Mapping[str, Any]) -> BotStatusReport:
 
 
 class BotBeat(TypedDict):
+    """One bot as its gateway supervises it at the heartbeat: the snapshot's line for it.
+
+    ``pid`` is None for a bot waiting out its restart backoff (supervised, no process yet).
+    """
+
     bot_id: int
-    pid: int
+    pid: int | None
     status: BotStatus
-    # Sampled by the gateway (the process and its children); absent in the beats of older gateways.
+    pid_create_time: NotRequired[float]
+    started_at: NotRequired[float]
+    restart_count: NotRequired[int]
+    # When the bot's own freqtrade API last answered the gateway's probe (epoch seconds).
+    answered_at: NotRequired[float]
+    # Sampled by the gateway (the process and its children).
     cpu_percent: NotRequired[float]
     memory_mb: NotRequired[float]
 
 
 def build_bot_beat(
-    *, bot_id: int, pid: int, status: BotStatus, cpu_percent: float | None = None, memory_mb: float | None = None
+    *,
+    bot_id: int,
+    pid: int | None,
+    status: BotStatus,
+    pid_create_time: float | None = None,
+    started_at: float | None = None,
+    restart_count: int | None = None,
+    answered_at: float | None = None,
+    cpu_percent: float | None = None,
+    memory_mb: float | None = None,
 ) -> BotBeat:
-    beat = BotBeat(bot_id=int(bot_id), pid=int(pid), status=BotStatus(status))
+    beat = BotBeat(bot_id=int(bot_id), pid=None if pid is None else int(pid), status=BotStatus(status))
+    for key, value in (("pid_create_time", pid_create_time), ("started_at", started_at),
+                       ("answered_at", answered_at)):  # fmt: skip
+        if value is not None:
+            beat[key] = float(value)  # type: ignore[literal-required]
+    if restart_count is not None:
+        beat["restart_count"] = int(restart_count)
     if cpu_percent is not None:
         beat["cpu_percent"] = round(float(cpu_percent), 1)
     if memory_mb is not None:
@@ -175,7 +202,10 @@ def build_bot_beat(
 
 
 class GatewayHeartbeat(TypedDict):
-    """Every few seconds: the bots this gateway supervises now."""
+    """Every few seconds: the complete snapshot of the bots this gateway supervises now.
+
+    Complete: a bot of ``host`` that is not listed has no process there (the listeners correct its record).
+    """
 
     bots: list[BotBeat]
     at: float
@@ -187,7 +217,9 @@ def build_gateway_heartbeat(*, bots: Sequence[BotBeat], at: float, host: str) ->
 
 
 def read_gateway_heartbeat(payload: Mapping[str, Any]) -> GatewayHeartbeat:
-    bots = [build_bot_beat(bot_id=beat["bot_id"], pid=beat["pid"], status=beat["status"],
+    bots = [build_bot_beat(bot_id=beat["bot_id"], pid=beat.get("pid"), status=beat["status"],
+                           pid_create_time=beat.get("pid_create_time"), started_at=beat.get("started_at"),
+                           restart_count=beat.get("restart_count"), answered_at=beat.get("answered_at"),
                            cpu_percent=beat.get("cpu_percent"), memory_mb=beat.get("memory_mb"))
             for beat in payload["bots"]]  # fmt: skip
     return build_gateway_heartbeat(bots=bots, at=payload["at"], host=str(payload.get("host") or ""))

@@ -35,7 +35,10 @@ class Bot(models.Model):
     pid_create_time = models.FloatField(null=True, blank=True)
     host = models.CharField(max_length=255, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    # Two heartbeats, each named for whose it is: the gateway's (it saw the process, in its snapshot)
+    # and the bot's own (its freqtrade API answered the gateway's liveness probe).
+    gateway_seen_at = models.DateTimeField(null=True, blank=True)
+    api_answered_at = models.DateTimeField(null=True, blank=True)
     status_detail = models.TextField(blank=True)
     restart_count = models.IntegerField(default=0)
     # When the gateway observed the status we hold: an older event arriving late is ignored.

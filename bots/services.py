@@ -368,4 +368,4 @@ def bot_heartbeats_apply(*, bot_ids: list[int], at: float | None) -> int:
     from datetime import UTC, datetime
 
     moment = datetime.fromtimestamp(at, UTC) if at else None
-    return Bot.objects.filter(pk__in=bot_ids).update(last_heartbeat=moment)
+    return Bot.objects.filter(pk__in=bot_ids).update(gateway_seen_at=moment)

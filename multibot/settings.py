@@ -446,4 +446,16 @@ GATEWAY = {
     "backoff_base_seconds": env_int("MULTIBOT_BOT_RESTART_BACKOFF_SECONDS", 1),
     # How often each running bot's trades are read from its API (new and changed ones are published).
     "trade_poll_seconds": env_int("MULTIBOT_TRADE_POLL_SECONDS", 10),
+    # The gateway's heartbeat is the snapshot of its bots: a lost or stale report is healed within one period.
+    "snapshot_seconds": env_int("MULTIBOT_GATEWAY_SNAPSHOT_MS", 3000) / 1000,
+    # Reports Redis did not take, kept (the newest per bot) until it does: at most this many bots' worth.
+    "report_backlog": env_int("MULTIBOT_GATEWAY_REPORT_BACKLOG", 10000),
+    # Liveness: each running bot's own API is probed every interval with this timeout; after this many
+    # misses in a row it is unresponsive, after that many it is killed and restarted (within the budget).
+    "liveness_interval_seconds": env_int("MULTIBOT_LIVENESS_INTERVAL_MS", 2000) / 1000,
+    "liveness_timeout_seconds": env_int("MULTIBOT_LIVENESS_TIMEOUT_MS", 1500) / 1000,
+    "unresponsive_after_misses": env_int("MULTIBOT_UNRESPONSIVE_AFTER_MISSES", 3),
+    "restart_after_misses": env_int("MULTIBOT_HUNG_RESTART_AFTER_MISSES", 12),
+    # freqtrade's main loop ends an iteration every few seconds (/health's last_process): older than this is hung.
+    "loop_stale_seconds": env_int("MULTIBOT_BOT_LOOP_STALE_SECONDS", 120),
 }

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import psutil
+import redis
 from django.conf import settings
 from django.db import connection
 from django.db.models import Q
@@ -57,7 +58,6 @@ logger = logging.getLogger(__name__)
 
 HOST = socket.gethostname()
 PRODUCER = "trading_gateway"
-HEARTBEAT_SECONDS = 5.0
 GATEWAY = Actor(user=None, ip_address=None, name="gateway")
 # What loading a row that an older version (or a hand edit) left broken raises: a Decimal beyond its
 # digits (decimal.InvalidOperation), JSON that does not parse.
@@ -278,21 +278,32 @@ class Gateway:
         return self.supervisor.poll()
 
     def heartbeat(self) -> GatewayHeartbeat | None:
-        """Every ``HEARTBEAT_SECONDS``: this host's heartbeat and the bots it supervises (with their CPU and
-        memory since the last beat); None when not due."""
+        """Every ``snapshot_seconds``: this host's heartbeat, which is the complete snapshot of the bots it
+        supervises (status, pid, since, restarts, when each one's API last answered, CPU and memory since
+        the last beat); None when not due.
+
+        Its moment is taken before the supervisor is read: a report made meanwhile is newer, and wins.
+        """
         if time.monotonic() < self._next_beat:
             return None
-        self._next_beat = time.monotonic() + HEARTBEAT_SECONDS
-        children = sorted(self.supervisor.running().items())
-        usage = self.sampler.sample(child.pid for _, child in children)
+        self._next_beat = time.monotonic() + settings.GATEWAY["snapshot_seconds"]
+        at = time.time()
+        lines = self.supervisor.snapshot()
+        usage = self.sampler.sample(line.pid for line in lines if line.pid is not None)
         bots = []
-        for bot_id, child in children:
-            sampled = usage.get(child.pid)
-            bots.append(build_bot_beat(bot_id=bot_id, pid=child.pid, status=child.status,
-                                       cpu_percent=sampled.cpu_percent if sampled else None,
-                                       memory_mb=sampled.memory_mb if sampled else None))  # fmt: skip
-        heartbeat_publish(component="gateway", details={"host": self.host, "bots": len(bots)})
-        beat = build_gateway_heartbeat(bots=bots, at=time.time(), host=self.host)
+        for line in lines:
+            sampled = usage.get(line.pid) if line.pid is not None else None
+            bots.append(build_bot_beat(
+                bot_id=line.bot_id, pid=line.pid, status=line.status, pid_create_time=line.pid_create_time,
+                started_at=line.started_at, restart_count=line.restart_count, answered_at=line.answered_at,
+                cpu_percent=sampled.cpu_percent if sampled else None, memory_mb=sampled.memory_mb if sampled else None,
+            ))  # fmt: skip
+        beat = build_gateway_heartbeat(bots=bots, at=at, host=self.host)
+        try:
+            heartbeat_publish(component="gateway", details={"host": self.host, "bots": len(bots)})
+        except redis.RedisError as exc:
+            logger.warning("gateway heartbeat not stored: %s", type(exc).__name__)
+        # Not kept when Redis is away: the next snapshot says the same, newer.
         announce(TRADING_STATUS, type=Report.GATEWAY_HEARTBEAT, payload=beat, producer=PRODUCER)
         return beat
 

@@ -62,6 +62,8 @@ class Child:
     status: BotStatus = BotStatus.STARTING
     stopping: bool = False
     restarts: list[float] = field(default_factory=list)
+    # When the bot's own API last answered us (the promotion's ping, then the liveness probes).
+    answered_at: float | None = None
 
     @property
     def pid(self) -> int:
@@ -73,6 +75,19 @@ class Child:
 
 
 Publish = Callable[[BotStatusReport], None]
+
+
+@dataclass(frozen=True)
+class Supervised:
+    """One bot as the supervisor holds it at one moment: a line of the gateway's snapshot."""
+
+    bot_id: int
+    status: BotStatus
+    pid: int | None  # None: waiting out its restart backoff
+    pid_create_time: float | None
+    started_at: float | None
+    restart_count: int
+    answered_at: float | None
 
 
 @dataclass
@@ -189,7 +204,7 @@ class Supervisor:
             if code is not None or not child.process.is_running():
                 self._on_exit(bot_id, child, code, polled)
             elif child.status == BotStatus.STARTING and not child.stopping and self._api_answers(child.launch.api_port):
-                child.status = BotStatus.RUNNING
+                child.status, child.answered_at = BotStatus.RUNNING, time.time()
                 polled.promoted.append(bot_id)
                 self._report(bot_id, BotStatus.RUNNING)
         for due, launch, restarts in list(self.pending_restarts.values()):
@@ -314,6 +329,23 @@ class Supervisor:
     def running(self) -> dict[int, Child]:
         with self._lock:
             return dict(self.children)
+
+    def snapshot(self) -> list[Supervised]:
+        """Every bot supervised now, by id: its processes (a stopping one says so) and its pending restarts."""
+        with self._lock:
+            lines = [
+                Supervised(bot_id=bot_id, status=BotStatus.STOPPING if child.stopping else child.status,
+                           pid=child.pid, pid_create_time=child.create_time, started_at=child.started_at,
+                           restart_count=len(child.restarts), answered_at=child.answered_at)
+                for bot_id, child in self.children.items()
+            ]  # fmt: skip
+            lines += [
+                Supervised(bot_id=launch.bot_id, status=BotStatus.STARTING, pid=None, pid_create_time=None,
+                           started_at=None, restart_count=len(restarts), answered_at=None)
+                for _, launch, restarts in self.pending_restarts.values()
+                if launch.bot_id not in self.children
+            ]  # fmt: skip
+        return sorted(lines, key=lambda line: line.bot_id)
 
     def shutdown(self) -> None:
         """The gateway is leaving: bots keep running (the next gateway adopts them)."""

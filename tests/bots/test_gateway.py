@@ -220,7 +220,7 @@ def test_the_heartbeat_step_names_the_supervised_bots_once_per_period(gateways, 
     registration = listeners.registry.handler_for(TRADING_STATUS, Report.GATEWAY_HEARTBEAT)
     registration.func(Envelope(type=Report.GATEWAY_HEARTBEAT, payload=sent))
     bot.refresh_from_db()
-    assert bot.last_heartbeat is not None
+    assert bot.gateway_seen_at is not None
 
 
 def test_a_restart_starts_the_bot_again_from_a_stopper_thread_that_closes_its_connection(gateways, user):

@@ -245,4 +245,4 @@ def test_a_heartbeat_whose_first_metrics_redis_does_not_take_skips_the_rest_of_t
 
     # then: one send waited out its timeout; the other owners' waited for nothing (next beat resamples)
     assert [r.getMessage().split(" ")[0] for r in caplog.records] == ["bot_metrics"]
-    assert Bot.objects.filter(pk__in=[b["bot_id"] for b in beats], last_heartbeat__isnull=False).count() == 3
+    assert Bot.objects.filter(pk__in=[b["bot_id"] for b in beats], gateway_seen_at__isnull=False).count() == 3
