@@ -1,7 +1,8 @@
 """Management-side handlers of ``TRADING_STATUS``: the gateway's reports become database state, and live news.
 
 A status report that changed the bot goes to its owner's sockets as ``bot_status_update``; each
-heartbeat goes out as one ``bot_metrics`` per owner. Both after commit: a socket never hears of a
+heartbeat (the gateway's snapshot) first corrects the records it contradicts (each correction a
+``bot_status_update`` too), then goes out as one ``bot_metrics`` per owner. Both after commit: a socket never hears of a
 state the database does not hold.
 """
 
@@ -35,15 +36,20 @@ def handle_bot_status(envelope: Envelope) -> None:
 
 @registry.handles(TRADING_STATUS, Report.GATEWAY_HEARTBEAT, atomic=False, time_limit=TIME_LIMIT)
 def handle_gateway_heartbeat(envelope: Envelope) -> None:
+    """The gateway's snapshot corrects what lost or stale reports left wrong; then the live metrics."""
     beat = read_gateway_heartbeat(envelope.payload)
+    # Each correction committed on its own (bot_status_apply): it goes to its owner's sockets now. After
+    # one send that Redis did not take, the rest of this beat's are skipped rather than each waiting out
+    # its own timeout (the handler's limit): the records are right, and the next beat's metrics resample.
+    for bot_id in services.bot_snapshot_apply(snapshot=beat):
+        found = selectors.bot_live_status(bot_id=bot_id)
+        if found is not None and not broadcast(Event.BOT_STATUS_UPDATE, found[1], owner_id=found[0]):
+            return
     bot_ids = [bot["bot_id"] for bot in beat["bots"]]
-    services.bot_heartbeats_apply(bot_ids=bot_ids, at=beat["at"])
     sampled = {bot["bot_id"]: bot for bot in beat["bots"]}
     for owner_id, bots in selectors.bot_live_figures(bot_ids=bot_ids).items():
         data = [{"bot_id": bot_id, "cpu_percent": sampled[bot_id].get("cpu_percent"),
                  "memory_mb": sampled[bot_id].get("memory_mb"), **figures}
                 for bot_id, figures in sorted(bots.items())]  # fmt: skip
-        # Metrics are sampled again at the next beat: after one send that Redis did not take, the rest
-        # of this beat's are skipped rather than each waiting out its own timeout (the handler's limit).
         if not broadcast(Event.BOT_METRICS, {"bots": data}, owner_id=owner_id):
             break

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from audit import events
 from audit.services import Actor
@@ -28,7 +28,9 @@ from bots.commands import (
     Command,
     DesiredState,
     EmergencyStop,
+    GatewayHeartbeat,
     build_bot_command,
+    build_bot_status,
     build_emergency_stop,
 )
 from bots.ftconfig import UNLIMITED_STAKE
@@ -261,8 +263,7 @@ def _command_problem(bot: Bot, command: Command) -> str | None:
     active = bot.status in ACTIVE_STATUSES
     if bot.delete_requested:
         return f"Bot {bot.name} is being deleted."
-    if command is Command.START and bot.status == BotStatus.STOPPING:
-        return f"Bot {bot.name} is still stopping; start it once it has stopped."
+    # A start of a bot still stopping is taken: its gateway starts it once the old process is gone.
     if command is Command.START and active and bot.desired_state == DesiredState.RUNNING:
         return f"Bot {bot.name} is already {bot.status}."
     if command.desired_state == DesiredState.STOPPED and not active and bot.desired_state == DesiredState.STOPPED:
@@ -364,8 +365,47 @@ def bot_status_apply(*, report: BotStatusReport) -> bool:
     return True
 
 
-def bot_heartbeats_apply(*, bot_ids: list[int], at: float | None) -> int:
+def bot_snapshot_apply(*, snapshot: GatewayHeartbeat) -> list[int]:
+    """Make the records of the snapshot's host agree with it; returns the bots whose status it corrected.
+
+    The snapshot is complete (bots/commands.py): a bot it lists gets the status and pid listed; a bot
+    recorded active on that host that it does not list has no process there and is stopped. Each
+    correction is an ordinary status report made at the snapshot's moment, so a report made after it
+    (already applied, or arriving later) wins, and one made before it loses. Then every listed bot's
+    two heartbeats: the gateway saw it now, and its API last answered when the beat says.
+    """
     from datetime import UTC, datetime
 
-    moment = datetime.fromtimestamp(at, UTC) if at else None
-    return Bot.objects.filter(pk__in=bot_ids).update(gateway_seen_at=moment)
+    at, host = snapshot["at"], snapshot["host"]
+    listed = {beat["bot_id"]: beat for beat in snapshot["bots"]}
+    rows = Bot.objects.filter(Q(pk__in=listed) | Q(host=host, status__in=ACTIVE_STATUSES)).values_list(
+        "id", "status", "pid", "status_at", "restart_count", "status_detail"
+    )
+    corrections = []
+    for bot_id, status, pid, status_at, restart_count, detail in rows:
+        if status_at >= at:
+            continue  # its record is newer than the snapshot
+        beat = listed.get(bot_id)
+        if beat is None:
+            corrections.append(build_bot_status(
+                bot_id=bot_id, status=BotStatus.STOPPED, at=at, host=host, restart_count=restart_count,
+                detail=f"no process on {host}: its gateway's snapshot does not list it (was {status})",
+            ))  # fmt: skip
+        elif (status, pid) != (beat["status"], beat["pid"]):
+            started = beat.get("started_at")
+            corrections.append(build_bot_status(
+                bot_id=bot_id, status=beat["status"], at=at, host=host, pid=beat["pid"],
+                pid_create_time=beat.get("pid_create_time"), started_at=started,
+                restart_count=beat.get("restart_count", restart_count),
+                detail=detail if status == beat["status"] else f"{beat['status']}, as its gateway's snapshot found it",
+            ))  # fmt: skip
+    corrected = [report["bot_id"] for report in corrections if bot_status_apply(report=report)]
+    # One statement each; a bot deleted meanwhile is simply not updated.
+    seen = datetime.fromtimestamp(at, UTC)
+    Bot.objects.filter(pk__in=[bot_id for bot_id, beat in listed.items() if beat["pid"] is not None]).update(
+        gateway_seen_at=seen
+    )
+    answered = [Bot(pk=bot_id, api_answered_at=datetime.fromtimestamp(beat["answered_at"], UTC))
+                for bot_id, beat in listed.items() if "answered_at" in beat]  # fmt: skip
+    Bot.objects.bulk_update(answered, ["api_answered_at"], batch_size=500)
+    return corrected

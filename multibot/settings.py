@@ -450,6 +450,8 @@ GATEWAY = {
     "snapshot_seconds": env_int("MULTIBOT_GATEWAY_SNAPSHOT_MS", 3000) / 1000,
     # Reports Redis did not take, kept (the newest per bot) until it does: at most this many bots' worth.
     "report_backlog": env_int("MULTIBOT_GATEWAY_REPORT_BACKLOG", 10000),
+    # At shutdown, how long the gateway keeps trying to hand its last reports to the bus.
+    "shutdown_report_seconds": env_int("MULTIBOT_GATEWAY_SHUTDOWN_REPORT_SECONDS", 10),
     # Liveness: each running bot's own API is probed every interval with this timeout; after this many
     # misses in a row it is unresponsive, after that many it is killed and restarted (within the budget).
     "liveness_interval_seconds": env_int("MULTIBOT_LIVENESS_INTERVAL_MS", 2000) / 1000,

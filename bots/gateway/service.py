@@ -46,6 +46,7 @@ from bots.commands import (
 )
 from bots.ftclient import FreqtradeApiError, client_for
 from bots.gateway.metrics import ProcessSampler
+from bots.gateway.reporting import ReportBacklog
 from bots.gateway.supervisor import BotLaunch, Polled, Supervisor
 from bots.gateway.trades import TradeCollector
 from bots.models import Bot
@@ -98,9 +99,11 @@ def _done(outcome: str) -> Future[str]:
 
 @dataclass
 class Ticked:
-    """What one tick did: the children's changes, the heartbeat sent (if one was due), a trade round started."""
+    """What one tick did: the children's changes, the reports sent that the bus had refused, the heartbeat
+    sent (if one was due), a trade round started."""
 
     children: Polled
+    reports_sent: int
     heartbeat: GatewayHeartbeat | None
     trades: bool
 
@@ -111,6 +114,8 @@ class Gateway:
     ) -> None:
         conf = settings.GATEWAY
         self.command_line, self.stop_bots_on_exit, self.host = command_line, stop_bots_on_exit, host
+        self.reports = ReportBacklog(self._publish_status, limit=conf["report_backlog"])
+        self._start_after_stop: set[int] = set()
         self.supervisor = Supervisor(
             publish=self._report, host=host, grace_seconds=conf["grace_seconds"],
             restart_budget=conf["restart_budget"], restart_window=conf["restart_window_seconds"],
@@ -121,10 +126,13 @@ class Gateway:
         self.trades = TradeCollector(publish=self._publish_trades, host=host)
 
     # -- reporting -------------------------------------------------------------------------------
+    def _report(self, report: BotStatusReport) -> None:
+        # Kept when the bus does not take it, and sent once it does (bots/gateway/reporting.py).
+        self.reports.report(report)
+
     @staticmethod
-    def _report(report: BotStatusReport) -> None:
-        # Best effort: the status stream is down with Redis; the next heartbeat and state change catch up.
-        announce(TRADING_STATUS, type=Report.BOT_STATUS, payload=report, producer=PRODUCER)
+    def _publish_status(report: BotStatusReport) -> None:
+        publish(TRADING_STATUS, type=Report.BOT_STATUS, payload=report, producer=PRODUCER)
 
     @staticmethod
     def _publish_trades(update: TradeUpdate) -> None:
@@ -148,6 +156,8 @@ class Gateway:
             events.bot_start_failed_event(actor=GATEWAY, bot=bot, error=str(exc))
             return "error"
         outcome = self.supervisor.start(launch)
+        if outcome == "still_stopping":
+            self._start_after_stop.add(bot.pk)  # never two processes: started by the tick once it has gone
         events.bot_started_event(actor=GATEWAY, bot=bot, outcome=outcome, reason=reason)
         return outcome
 
@@ -184,7 +194,7 @@ class Gateway:
         really is the bot's (pid, create time, command line), supervise it, so that the stop reaches it."""
         if bot.pid and bot.pk not in self.supervisor.running():
             self.supervisor.adopt(self.launch_for(bot, prepare=False), pid=bot.pid, create_time=bot.pid_create_time,
-                                  detail="taken over to be stopped")  # fmt: skip
+                                  detail="taken over to be stopped", probe=False)  # fmt: skip
 
     def bot_start(self, command: BotCommand) -> str:
         return self._start_by_id(command["bot_id"], reason="command")
@@ -271,7 +281,18 @@ class Gateway:
 
     # -- the loop: steps that say what they did --------------------------------------------------
     def tick(self) -> Ticked:
-        return Ticked(children=self.poll_children(), heartbeat=self.heartbeat(), trades=self.collect_trades())
+        # The kept reports before the snapshot: what the listeners hear stays in the order it happened.
+        children = self.poll_children()
+        children.restarted.update(self.start_stopped())
+        return Ticked(children=children, reports_sent=self.reports.flush(), heartbeat=self.heartbeat(),
+                      trades=self.collect_trades())  # fmt: skip
+
+    def start_stopped(self) -> dict[int, str]:
+        """The starts that came while their bot was still stopping, now that its process has gone."""
+        running = self.supervisor.running()
+        due = [bot_id for bot_id in self._start_after_stop if bot_id not in running]
+        self._start_after_stop.difference_update(due)
+        return {bot_id: self._start_by_id(bot_id, reason="start after its stop") for bot_id in due}
 
     def poll_children(self) -> Polled:
         """Exits noticed (and restarts decided), started bots promoted to running, due restarts started."""
@@ -321,9 +342,10 @@ class Gateway:
             .filter(Q(status__in=ACTIVE_STATUSES) | Q(desired_state=DesiredState.RUNNING))
             .only(*LIFECYCLE_FIELDS)
         )
+        live = self.bot_processes()
         for bot in expected:
             launch = self.launch_for(bot, prepare=False)
-            if bot.pid and self.supervisor.adopt(launch, pid=bot.pid, create_time=bot.pid_create_time):
+            if self._adopt(launch, bot, live.get(launch.marker, [])):
                 report["adopted"].append(bot.pk)
                 if bot.desired_state != DesiredState.RUNNING:
                     self.supervisor.stop(bot.pk)  # its stop was asked for while no gateway could act
@@ -337,16 +359,44 @@ class Gateway:
         logger.info("gateway reconciled: %s", report)
         return report
 
-    def kill_strays(self) -> list[int]:
-        """freqtrade processes of ours (their config is under MULTIBOT_HOME/bots/) that no bot owns now."""
+    def _adopt(self, launch: BotLaunch, bot: Bot, processes: list[psutil.Process]) -> bool:
+        """Supervise the bot's live process: the one its row names, else the one running its config.
+
+        The second case is a process started by a gateway that died before its report reached the
+        database (a start-all cut short): adopting it, not starting another, keeps one process per bot.
+        """
+        if bot.pid and self.supervisor.adopt(launch, pid=bot.pid, create_time=bot.pid_create_time):
+            return True
+        for process in processes:
+            try:
+                created = process.create_time()
+            except psutil.NoSuchProcess:
+                continue
+            if self.supervisor.adopt(launch, pid=process.pid, create_time=created,
+                                     detail="adopted after a gateway restart: found running its config"):  # fmt: skip
+                return True
+        return False
+
+    @staticmethod
+    def bot_processes() -> dict[str, list[psutil.Process]]:
+        """This machine's freqtrade processes of ours, by the bot config on their command line (the launch's
+        marker): exactly a bot's command line, "<python> -m freqtrade trade --config <bots dir>/<id>/config.json"."""
         bots_dir = str(Path(settings.HOME) / "bots") + "/"
-        owned = {child.pid for child in self.supervisor.running().values()}
-        killed = []
+        found: dict[str, list[psutil.Process]] = {}
         for process in psutil.process_iter(["pid", "cmdline"]):
             args = process.info["cmdline"] or []
-            # Exactly a bot's command line: "<python> -m freqtrade trade --config <bots dir>/<id>/config.json".
-            ours = args[1:5] == ["-m", "freqtrade", "trade", "--config"] and args[5:6] and args[5].startswith(bots_dir)
-            if ours and process.pid not in owned:
+            if args[1:5] == ["-m", "freqtrade", "trade", "--config"] and args[5:6] and args[5].startswith(bots_dir):
+                found.setdefault(args[5], []).append(process)
+        return found
+
+    def kill_strays(self) -> list[int]:
+        """freqtrade processes of ours (their config is under MULTIBOT_HOME/bots/) that no bot owns now."""
+        owned = {child.pid for child in self.supervisor.running().values()}
+        killed = []
+        for processes in self.bot_processes().values():
+            for process in processes:
+                if process.pid in owned:
+                    continue
                 try:
                     os.killpg(os.getpgid(process.pid), signal.SIGKILL)
                     killed.append(process.pid)
@@ -358,8 +408,12 @@ class Gateway:
 
     def shutdown(self) -> None:
         if self.stop_bots_on_exit:
-            # A process manager (honcho) kills us 5 s after asking: the bots get 3.
-            futures = [self.supervisor.stop(bot_id, grace=3) for bot_id in list(self.supervisor.running())]
+            # Each bot its usual grace, all at once (the process manager waits longer than that for us).
+            futures = [self.supervisor.stop(bot_id) for bot_id in list(self.supervisor.running())]
             for future in futures:
                 future.result(timeout=60)
         self.supervisor.shutdown()
+        # The last reports (the bots stopped just now) reach the bus before we go, if it answers at all.
+        if not self.reports.drain(timeout=settings.GATEWAY["shutdown_report_seconds"]):
+            logger.warning("gateway leaving with %d status report(s) unsent; the next gateway's reconcile "
+                           "corrects them", len(self.reports))  # fmt: skip

@@ -179,20 +179,37 @@ class Supervisor:
         return "started"
 
     def adopt(
-        self, launch: BotLaunch, *, pid: int, create_time: float | None, detail: str = "adopted after a gateway restart"
+        self,
+        launch: BotLaunch,
+        *,
+        pid: int,
+        create_time: float | None,
+        detail: str = "adopted after a gateway restart",
+        probe: bool = True,
     ) -> bool:
-        """Take over a bot process that outlived the previous gateway, if it really is that bot."""
+        """Take over a bot process that outlived the previous gateway, if it really is that bot.
+
+        ``probe``: ask its API whether it is running yet; without, it is taken as running (to be stopped now).
+        """
         try:
             process = psutil.Process(pid)
         except psutil.NoSuchProcess:
             return False
         if not is_our_process(process, create_time=create_time, marker=launch.marker):
             return False
+        # One that was still starting when its gateway died is promoted by the next poll, like any start.
+        answers = not probe or self._api_answers(launch.api_port)
+        status = BotStatus.RUNNING if answers else BotStatus.STARTING
         with self._lock:
             self.children[launch.bot_id] = Child(
-                launch=launch, process=process, popen=None, started_at=process.create_time(), status=BotStatus.RUNNING
+                launch=launch,
+                process=process,
+                popen=None,
+                started_at=process.create_time(),
+                status=status,
+                answered_at=time.time() if answers else None,
             )
-        self._report(launch.bot_id, BotStatus.RUNNING, detail=detail)
+        self._report(launch.bot_id, status, detail=detail)
         return True
 
     # -- watching --------------------------------------------------------------------------------

@@ -179,6 +179,12 @@ def test_audit_events_go_to_the_actor_and_the_superusers_and_system_rows_to_supe
     assert sorted(m["data"]["action"] for m in heard["admin"]) == ["bot_stray_kill", "ws_ticket", "ws_ticket"]
 
 
+def _recorded_as(beats: list, host: str) -> None:
+    """The records agree with the beats: the snapshot corrects nothing, and says only its metrics."""
+    for beat in beats:
+        Bot.objects.filter(pk=beat["bot_id"]).update(status=beat["status"], pid=beat["pid"], host=host)
+
+
 def test_a_heartbeat_becomes_one_bot_metrics_event_per_owner(fleet):
     extra = factories.make_bot(owner=fleet.a)
     _open_trade(fleet.bot_a, trade_id=1), _open_trade(fleet.bot_a, trade_id=2)
@@ -190,6 +196,7 @@ def test_a_heartbeat_becomes_one_bot_metrics_event_per_owner(fleet):
             build_bot_beat(bot_id=extra.pk, pid=12, status="running"),  # a gateway that samples nothing
             build_bot_beat(bot_id=fleet.bot_b.pk, pid=13, status="running", cpu_percent=1, memory_mb=99),
         ]
+        _recorded_as(beats, "h1")
         publish(TRADING_STATUS, type=Report.GATEWAY_HEARTBEAT,
                 payload=build_gateway_heartbeat(bots=beats, at=time.time(), host="h1"))  # fmt: skip
 
@@ -232,6 +239,7 @@ def test_a_heartbeat_whose_first_metrics_redis_does_not_take_skips_the_rest_of_t
     # given: three owners' bots in one beat, and a Redis that accepts nothing (stopped, not gone)
     third = factories.make_bot(owner=factories.make_user())
     beats = [build_bot_beat(bot_id=bot.pk, pid=11, status="running") for bot in (fleet.bot_a, fleet.bot_b, third)]
+    _recorded_as(beats, "h")
     payload = build_gateway_heartbeat(bots=beats, at=time.time(), host="h")
     beat = Envelope(type=Report.GATEWAY_HEARTBEAT, payload=payload)
     settings.REALTIME = {**settings.REALTIME, "send_timeout_seconds": 0.3}
