@@ -48,10 +48,8 @@ def server_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def uvicorn_server(env: dict[str, str], *, output: IO[str] | None = None) -> Iterator[str]:
-    """One real ASGI server process on a free port; yields its base URL. ``output`` takes its log."""
-    port = free_port()
+def uvicorn_process(env: dict[str, str], port: int, *, output: IO[str] | None = None) -> subprocess.Popen[bytes]:
+    """One real ASGI server process on ``port``, listening when this returns."""
     process = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "multibot.asgi:application", "--host", "127.0.0.1",
          "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
@@ -60,6 +58,19 @@ def uvicorn_server(env: dict[str, str], *, output: IO[str] | None = None) -> Ite
     try:
         wait_for(lambda: process.poll() is not None or port_accepts(port), 30, "uvicorn to listen")
         assert process.poll() is None, "uvicorn exited at start"
+    except AssertionError:
+        process.kill()
+        process.wait()
+        raise
+    return process
+
+
+@contextmanager
+def uvicorn_server(env: dict[str, str], *, output: IO[str] | None = None) -> Iterator[str]:
+    """One real ASGI server process on a free port; yields its base URL. ``output`` takes its log."""
+    port = free_port()
+    process = uvicorn_process(env, port, output=output)
+    try:
         yield f"http://127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)
