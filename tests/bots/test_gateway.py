@@ -241,6 +241,30 @@ def test_a_restart_starts_the_bot_again_from_a_stopper_thread_that_closes_its_co
     assert open_connections() == before
 
 
+def test_a_start_that_comes_while_the_bot_is_still_stopping_runs_once_the_old_process_is_gone(gateways, user, settings):
+    # given: a bot whose process ignores SIGTERM, being stopped (its grace then SIGKILL)
+    settings.GATEWAY = {**settings.GATEWAY, "grace_seconds": 1}
+    gateway = gateways(tiny(children.IGNORE_SIGTERM))
+    bot = wanted(user)
+    gateway.bot_start(build_bot_command(bot_id=bot.pk))
+    old_pid = gateway.supervisor.running()[bot.pk].pid
+    time.sleep(0.3)  # its SIGTERM handler in place
+    Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.STOPPED)
+    stopping = gateway.bot_stop(build_bot_command(bot_id=bot.pk))
+
+    # when: its owner starts it again before the stop has ended
+    Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.RUNNING)
+    assert gateway.bot_start(build_bot_command(bot_id=bot.pk)) == "still_stopping"
+    early = gateway.start_stopped()
+    stopping.result(timeout=30)
+    late = gateway.start_stopped()
+
+    # then: not while the old process lived; once it had gone, one new process
+    assert early == {} and late == {bot.pk: "started"}
+    assert not children.alive(old_pid) and gateway.supervisor.running()[bot.pk].pid != old_pid
+    assert gateway.start_stopped() == {}  # asked once, started once
+
+
 def test_an_emergency_stop_stops_every_bot_at_once_even_one_whose_row_cannot_be_loaded(gateways, user):
     # given: three running bots (whose API does not answer), one of them with a broken row
     gateway = gateways()
