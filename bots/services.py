@@ -236,8 +236,7 @@ def bot_delete(*, actor: Actor, bot: Bot) -> bool:
             Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.STOPPED, delete_requested=True)
             events.bot_delete_pending_event(actor=actor, bot=bot)
             pending_id = bot.pk
-            stop = build_bot_command(bot_id=pending_id, then_delete=True)
-            transaction.on_commit(lambda: _publish_command(Command.STOP, stop))
+            _send_command(Command.STOP, build_bot_command(bot_id=pending_id, then_delete=True))
             return False
         bot_id = bot.pk
         _delete_now(bot)  # the instance keeps its other fields
@@ -276,10 +275,12 @@ def _command_problem(bot: Bot, command: Command) -> str | None:
     return None
 
 
-def _publish_command(command: Command, payload: BotCommand | EmergencyStop) -> str:
-    from streams.bus import publish
+def _send_command(command: Command, payload: BotCommand | EmergencyStop) -> None:
+    """In the caller's transaction, with the desired state it acts on: the outbox publishes it once both
+    are committed, at once or (Redis away) as soon as Redis answers. The request never waits for Redis."""
+    from streams.outbox import outbox_put
 
-    return publish(TRADING_COMMANDS, type=command, payload=payload)
+    outbox_put(TRADING_COMMANDS, type=command, payload=payload)
 
 
 def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
@@ -298,7 +299,7 @@ def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
         Bot.objects.filter(pk=bot.pk).update(desired_state=command.desired_state)
         events.bot_command_event(actor=actor, bot=bot, command=command)
         # Published after commit: the gateway must see the new desired state when it acts.
-        transaction.on_commit(lambda: _publish_command(command, payload))
+        _send_command(command, payload)
     return {"status": command.answer, "bot_name": bot.name, "bot_id": bot.pk}
 
 
@@ -325,8 +326,7 @@ def emergency_stop_all(*, actor: Actor, bots: QuerySet[Bot], force_exit: bool) -
     with transaction.atomic():
         Bot.objects.filter(pk__in=ids).update(desired_state=command.desired_state)
         events.emergency_stop_all_event(actor=actor, bot_ids=ids, force_exit=force_exit)
-        payload = build_emergency_stop(bot_ids=ids, force_exit=force_exit)
-        transaction.on_commit(lambda: _publish_command(command, payload))
+        _send_command(command, build_emergency_stop(bot_ids=ids, force_exit=force_exit))
     outcome = [{"bot_id": bot_id, "bot_name": name, "status": command.answer, "was": status, "pid": pid,
                 "host": host} for bot_id, name, status, pid, host in rows]  # fmt: skip
     return {"bot_ids": ids, "force_exit": force_exit, "bots": outcome, "total": len(outcome)}

@@ -384,6 +384,10 @@ STREAMS = {
     # A report applies in milliseconds (a locked database waits out its busy timeout, 10 s, first):
     # a listener still busy after this many seconds is hung, not slow.
     "listener_time_limit": float(env_int("MULTIBOT_LISTENER_TIME_LIMIT_SECONDS", 30)),
+    # The outbox (streams/outbox.py): how often the listeners' relay publishes what waits, and how long
+    # a sent entry is kept.
+    "outbox_relay_seconds": env_int("MULTIBOT_OUTBOX_RELAY_MS", 500) / 1000,
+    "outbox_retention_seconds": env_int("MULTIBOT_OUTBOX_RETENTION_SECONDS", 7 * 86400),
 }
 
 MARKETDATA = {

@@ -19,3 +19,30 @@ class ProcessedEnvelope(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group}:{self.request_id}"
+
+
+class OutboxEntry(models.Model):
+    """A command written in the same transaction as the state it acts on, published by the relay.
+
+    ``sent_at`` is set once the bus took it; until then the relay tries again, oldest first. The
+    ``request_id`` travels in the envelope: a consumer that sees one twice can tell.
+    """
+
+    stream = models.CharField(max_length=64)
+    type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    request_id = models.CharField(max_length=128, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["id"], name="outbox_unsent", condition=models.Q(sent_at__isnull=True)),
+            models.Index(fields=["sent_at"], name="outbox_sent_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stream} {self.type} {self.request_id}"

@@ -1,7 +1,12 @@
-"""The listeners: consume the *:mgmt:* streams, system:events and audit:events into the database."""
+"""The listeners: consume the *:mgmt:* streams, system:events and audit:events into the database.
+
+Beside the consumer, on its own thread, the outbox relay (streams/outbox.py): commands committed
+while Redis was away are published from here once it answers.
+"""
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -13,11 +18,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from multibot.heartbeats import heartbeat_local_processes, heartbeat_publish, wait_until_gone
+from streams import outbox
 from streams.catalog import LISTENERS
 from streams.health import record_unread_losses, sample_throughput
 from streams.worker import StreamWorker, discover
 
+logger = logging.getLogger(__name__)
+
 HEARTBEAT_SECONDS = 5.0
+PRUNE_SECONDS = 600.0
 # After a local gateway is gone, one more read takes in what it published last.
 DRAIN_SECONDS = 0.5
 
@@ -40,8 +49,33 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.on_signal)
         self.stdout.write(f"listeners {options['consumer']} on {len(self.worker.streams)} streams")
         self.stdout.flush()
-        totals = self.worker.run(tick=self.beat, tick_seconds=HEARTBEAT_SECONDS)
+        self.relay_stop = threading.Event()
+        relay = threading.Thread(target=self.relay, name="outbox-relay", daemon=True)
+        relay.start()
+        try:
+            totals = self.worker.run(tick=self.beat, tick_seconds=HEARTBEAT_SECONDS)
+        finally:
+            self.relay_stop.set()
+            relay.join(10)
         self.stdout.write(f"listeners stopped: {totals}")
+
+    def relay(self) -> None:
+        """Publish the outbox every ``outbox_relay_seconds``; prune what was sent long ago now and then."""
+        from django.db import connection
+
+        pruned_at = 0.0
+        try:
+            while not self.relay_stop.wait(settings.STREAMS["outbox_relay_seconds"]):
+                try:
+                    outbox.outbox_relay()
+                    if time.monotonic() - pruned_at > PRUNE_SECONDS:
+                        outbox.outbox_prune()
+                        pruned_at = time.monotonic()
+                except Exception:
+                    logger.exception("outbox relay round failed; the next one tries again")
+                    connection.close()  # a broken connection is not reused
+        finally:
+            connection.close()
 
     def beat(self) -> None:
         totals = self.worker.totals
