@@ -115,6 +115,7 @@ class Polled:
     restarting: dict[int, float] = field(default_factory=dict)  # bot id -> seconds until its restart
     promoted: list[int] = field(default_factory=list)  # their API answered: running
     restarted: dict[int, str] = field(default_factory=dict)  # due restarts, and how their start went
+    answered: list[int] = field(default_factory=list)  # their liveness probe answered
     missed: dict[int, int] = field(default_factory=dict)  # a probe had no answer: bot id -> misses in a row
     unresponsive: list[int] = field(default_factory=list)  # enough misses: running -> unresponsive
     recovered: list[int] = field(default_factory=list)  # answered again: unresponsive -> running
@@ -285,6 +286,7 @@ class Supervisor:
         silent = answer.at - (child.answered_at or child.watched_at)
         if answer.answered:
             child.answered_at, child.misses = answer.at, 0
+            polled.answered.append(bot_id)
             if child.status == BotStatus.UNRESPONSIVE:
                 child.status = BotStatus.RUNNING
                 polled.recovered.append(bot_id)
