@@ -12,6 +12,7 @@ Liveness: a running bot's own API is probed every few seconds off the loop (bots
 A few misses in a row make it ``unresponsive``, an answer makes it ``running`` again; more misses and
 its process group is SIGKILLed (a frozen process cannot act on SIGTERM), and the exit rules restart it
 like a crash, within the same budget.
+
 No Django models here: the gateway service feeds it plain values and publishes what it reports
 (``BotStatusReport``s of bots/commands.py). ``poll`` is one step of the gateway's loop and returns
 what it found and did.
