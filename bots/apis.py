@@ -28,7 +28,7 @@ from bots.commands import Command, DesiredState
 from bots.models import Bot
 from bots.processes import process_info
 from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list
-from bots.serializers import BotSerializer
+from bots.serializers import STATUS_HELP, BotSerializer
 from marketdata import vocabulary
 from multibot.errors import QueryValidationError
 from multibot.openapi import ErrorOutput
@@ -64,7 +64,7 @@ class BotDeletingOutput(serializers.Serializer):
 class BotStatusOutput(serializers.Serializer):
     status = serializers.CharField()
     bot_name = serializers.CharField()
-    bot_status = serializers.ChoiceField(choices=Bot.Status.choices)
+    bot_status = serializers.ChoiceField(choices=Bot.Status.choices, help_text=STATUS_HELP)
     pid = serializers.IntegerField(allow_null=True)
     desired_state = serializers.ChoiceField(choices=DesiredState.choices)
     detail = serializers.CharField(help_text="What the gateway last said about the bot; may be empty.")

@@ -23,6 +23,7 @@ from audit import events
 from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
+from bots.commands import BotStatus
 from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
 from bots.selectors import bot_list
@@ -98,6 +99,10 @@ def forward(
     # A bot Multibot believes stopped gets nothing: whatever listens on its old port is not the bot.
     if bot.status not in Bot.ACTIVE_STATUSES:
         raise BotUnreachableError(unreachable)
+    if bot.status == BotStatus.UNRESPONSIVE:
+        # Its API has stopped answering the gateway's probes: a call would wait out the whole timeout.
+        raise BotUnreachableError(f"Bot {bot.name} is unresponsive: its API has stopped answering; "
+                                  "it is restarted if that lasts")  # fmt: skip
     try:
         with client_for(bot, timeout=TIMEOUT_SECONDS) as client:
             response = client.request(method, f"{path}?{query}" if query else path, content=body or None,

@@ -12,6 +12,11 @@ from bots.ftconfig import UNLIMITED_STAKE
 from bots.models import Bot
 from bots.validation import MAX_STAKE
 
+STATUS_HELP = (
+    "What the gateway last said of the bot's process: stopped, starting, running, stopping, error, or unresponsive "
+    "(its process exists but its own API has stopped answering the gateway's probes; it is restarted if that lasts)."
+)
+
 # A 32-bit column: what every database's IntegerField holds.
 _INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
@@ -62,8 +67,19 @@ class BotSerializer(serializers.ModelSerializer):
             "id", "name", "strategy_name", "exchange", "stake_currency", "stake_amount",
             "timeframe", "pair_whitelist", "max_open_trades", "dry_run",
             "status", "pid", "total_trades", "profitable_trades", "total_profit",
-            "exchange_key", "exchange_secret", "has_exchange_keys", "created_at", "updated_at",
+            "exchange_key", "exchange_secret", "has_exchange_keys", "gateway_seen_at", "api_answered_at",
+            "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields = ["id", "status", "pid", "total_trades", "profitable_trades", "created_at", "updated_at"]
+        read_only_fields = ["id", "status", "pid", "total_trades", "profitable_trades", "gateway_seen_at",
+                            "api_answered_at", "created_at", "updated_at"]  # fmt: skip
+        extra_kwargs = {
+            "status": {"help_text": STATUS_HELP},
+            "gateway_seen_at": {
+                "help_text": "The gateway's heartbeat: when its snapshot last listed the bot's process."
+            },
+            "api_answered_at": {
+                "help_text": "The bot's own heartbeat: when its freqtrade API last answered the gateway's probe."
+            },
+        }
         # Names are unique per owner: the service checks it, the owner is not an input.
         validators: list[Any] = []

@@ -90,6 +90,23 @@ def check_streams() -> dict[str, Any]:
     )  # fmt: skip
 
 
+def check_bots() -> dict[str, Any]:
+    """How many bots are up, by status (counts only: the public health names no bot). One whose own API
+    stopped answering the gateway's probes degrades the system until it answers or is restarted."""
+    from django.db.models import Count
+
+    from bots.commands import ACTIVE_STATUSES, BotStatus
+    from bots.models import Bot
+
+    try:
+        found = dict(Bot.objects.filter(status__in=ACTIVE_STATUSES).values_list("status").annotate(n=Count("id"))
+                     .order_by())  # fmt: skip
+    except DatabaseError as exc:
+        return _component("bots", UNHEALTHY, error=type(exc).__name__)
+    counts = {str(status): found.get(status, 0) for status in ACTIVE_STATUSES}
+    return _component("bots", DEGRADED if counts[BotStatus.UNRESPONSIVE] else HEALTHY, **counts)
+
+
 def overall(components: list[dict[str, Any]]) -> str:
     down = {item["name"] for item in components if item["status"] != HEALTHY}
     if down & ESSENTIAL:
@@ -104,6 +121,7 @@ def health_report() -> dict[str, Any]:
     components += check_heartbeats(redis_ok)
     if redis_ok:
         components.append(check_streams())
+    components.append(check_bots())
     return {
         "timestamp": datetime.now(UTC).isoformat(),
         "overall_status": overall(components),

@@ -45,6 +45,7 @@ from bots.commands import (
     build_gateway_heartbeat,
 )
 from bots.ftclient import FreqtradeApiError, client_for
+from bots.gateway.liveness import Liveness
 from bots.gateway.metrics import ProcessSampler
 from bots.gateway.reporting import ReportBacklog
 from bots.gateway.supervisor import BotLaunch, Polled, Supervisor
@@ -119,7 +120,7 @@ class Gateway:
         self.supervisor = Supervisor(
             publish=self._report, host=host, grace_seconds=conf["grace_seconds"],
             restart_budget=conf["restart_budget"], restart_window=conf["restart_window_seconds"],
-            backoff_base=conf["backoff_base_seconds"],
+            backoff_base=conf["backoff_base_seconds"], liveness=Liveness.from_settings(conf),
         )  # fmt: skip
         self._next_beat = 0.0
         self.sampler = ProcessSampler()
@@ -146,7 +147,7 @@ class Gateway:
     def launch_for(self, bot: Bot, *, prepare: bool = True) -> BotLaunch:
         space = workspace.prepare(bot) if prepare else workspace.workspace_for(bot.pk)
         return BotLaunch(bot_id=bot.pk, command=self.command_line(space), workdir=space.root, log=space.log,
-                         api_port=bot.api_port)  # fmt: skip
+                         api_port=bot.api_port, api_auth=(bot.api_username, bot.api_password))  # fmt: skip
 
     def start(self, bot: Bot, *, reason: str = "") -> str:
         try:

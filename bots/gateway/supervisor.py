@@ -7,6 +7,12 @@ own config file), so a pid the kernel reused for something else is never signall
 Exit rules: a stop we were asked for ends in ``stopped``; exit code 2 (freqtrade's "config or
 strategy error") ends in ``error`` with the cause from its log, never restarted; any other exit is
 restarted with exponential backoff until the restart budget of the window is spent, then ``error``.
+
+Liveness: a running bot's own API is probed every few seconds off the loop (bots/gateway/liveness.py).
+A few misses in a row make it ``unresponsive``, an answer makes it ``running`` again; more misses and
+its process group is SIGKILLed (a frozen process cannot act on SIGTERM), and the exit rules restart it
+like a crash, within the same budget.
+
 No Django models here: the gateway service feeds it plain values and publishes what it reports
 (``BotStatusReport``s of bots/commands.py). ``poll`` is one step of the gateway's loop and returns
 what it found and did.
@@ -30,6 +36,7 @@ import httpx
 import psutil
 
 from bots.commands import ACTIVE_STATUSES, BotStatus, BotStatusReport, build_bot_status
+from bots.gateway.liveness import Answer, Liveness, Prober
 from bots.logfile import tail_lines
 
 logger = logging.getLogger(__name__)
@@ -46,6 +53,8 @@ class BotLaunch:
     workdir: Path
     log: Path
     api_port: int
+    # The bot's own API credentials, for the liveness probe's /health (never in a repr, never logged).
+    api_auth: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def marker(self) -> str:
@@ -64,6 +73,14 @@ class Child:
     restarts: list[float] = field(default_factory=list)
     # When the bot's own API last answered us (the promotion's ping, then the liveness probes).
     answered_at: float | None = None
+    # Liveness: the probe in flight, when the last one started (monotonic), the misses in a row, and
+    # for how long it had not answered when it was killed as hung (None: it was not).
+    probe: Future[Answer] | None = field(default=None, repr=False)
+    probed_at: float = 0.0
+    misses: int = 0
+    hung_for: float | None = None
+    # Since when we watch it: an adopted bot has not answered *us* before.
+    watched_at: float = field(default_factory=time.time)
 
     @property
     def pid(self) -> int:
@@ -99,9 +116,15 @@ class Polled:
     restarting: dict[int, float] = field(default_factory=dict)  # bot id -> seconds until its restart
     promoted: list[int] = field(default_factory=list)  # their API answered: running
     restarted: dict[int, str] = field(default_factory=dict)  # due restarts, and how their start went
+    answered: list[int] = field(default_factory=list)  # their liveness probe answered
+    missed: dict[int, int] = field(default_factory=dict)  # a probe had no answer: bot id -> misses in a row
+    unresponsive: list[int] = field(default_factory=list)  # enough misses: running -> unresponsive
+    recovered: list[int] = field(default_factory=list)  # answered again: unresponsive -> running
+    hung_killed: list[int] = field(default_factory=list)  # so many misses: killed, to be restarted
 
     def __bool__(self) -> bool:
-        return bool(self.exited or self.promoted or self.restarted)
+        return bool(self.exited or self.promoted or self.restarted or self.unresponsive or self.recovered
+                    or self.hung_killed)  # fmt: skip
 
 
 def error_cause(log: Path, limit: int = 2000) -> str:
@@ -135,6 +158,7 @@ class Supervisor:
         restart_window: float = 600.0,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
+        liveness: Liveness | None = None,
     ) -> None:
         self.publish, self.host = publish, host
         self.grace_seconds = grace_seconds
@@ -145,6 +169,8 @@ class Supervisor:
         self._lock = threading.RLock()
         # Stops wait out a grace period each: run them side by side, never in the command loop.
         self._stoppers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bot-stop")
+        self.liveness = liveness or Liveness()
+        self._prober = Prober(self.liveness)
 
     # -- reporting -------------------------------------------------------------------------------
     def _report(self, bot_id: int, status: BotStatus, *, restart_count: int = 0, **details: Any) -> None:
@@ -214,16 +240,19 @@ class Supervisor:
 
     # -- watching --------------------------------------------------------------------------------
     def poll(self) -> Polled:
-        """Notice exits, promote started bots whose API answers to running, start due restarts."""
+        """Notice exits, promote started bots whose API answers to running, judge and start liveness probes,
+        start due restarts."""
         polled, now = Polled(), time.time()
         for bot_id, child in list(self.children.items()):
             code = self._exit_code(child)
             if code is not None or not child.process.is_running():
                 self._on_exit(bot_id, child, code, polled)
             elif child.status == BotStatus.STARTING and not child.stopping and self._api_answers(child.launch.api_port):
-                child.status, child.answered_at = BotStatus.RUNNING, time.time()
+                child.status, child.answered_at, child.probed_at = BotStatus.RUNNING, time.time(), time.monotonic()
                 polled.promoted.append(bot_id)
                 self._report(bot_id, BotStatus.RUNNING)
+            else:
+                self._watch_liveness(bot_id, child, polled)
         for due, launch, restarts in list(self.pending_restarts.values()):
             if due <= now:
                 polled.restarted[launch.bot_id] = self.start(launch, restarts=restarts)
@@ -247,6 +276,75 @@ class Supervisor:
         except httpx.HTTPError:
             return False
 
+    # -- liveness --------------------------------------------------------------------------------
+    def _watch_liveness(self, bot_id: int, child: Child, polled: Polled) -> None:
+        """Judge the child's finished probe, and start its next one when due (one at a time, never blocking).
+
+        Only bots that are up: a starting one is promoted by its first answer, a stopping one is the
+        user's to end, a killed one is about to exit.
+        """
+        if child.stopping or child.hung_for is not None:
+            return
+        if child.status not in (BotStatus.RUNNING, BotStatus.UNRESPONSIVE):
+            return
+        if child.probe is not None:
+            if not child.probe.done():
+                return
+            probe, child.probe = child.probe, None
+            try:
+                answer = probe.result()
+            except Exception as exc:  # noqa: BLE001 - a probe that broke has no answer either
+                answer = Answer(answered=False, at=time.time(), why=f"probe failed: {type(exc).__name__}")
+            self._judge(bot_id, child, answer, polled)
+        if child.hung_for is None and time.monotonic() - child.probed_at >= self.liveness.interval:
+            child.probed_at = time.monotonic()
+            child.probe = self._prober.submit(child.launch.api_port, child.launch.api_auth)
+
+    def _judge(self, bot_id: int, child: Child, answer: Answer, polled: Polled) -> None:
+        silent = answer.at - (child.answered_at or child.watched_at)
+        if answer.answered:
+            child.answered_at, child.misses = answer.at, 0
+            polled.answered.append(bot_id)
+            if child.status == BotStatus.UNRESPONSIVE:
+                child.status = BotStatus.RUNNING
+                polled.recovered.append(bot_id)
+                logger.warning("bot %s answers again after %.0fs", bot_id, silent)
+                self._report(bot_id, BotStatus.RUNNING, detail=f"answers again after {silent:.0f}s")
+            return
+        child.misses += 1
+        polled.missed[bot_id] = child.misses
+        if child.misses >= self.liveness.restart_after:
+            self._kill_hung(bot_id, child, silent, polled)
+        elif child.misses >= self.liveness.unresponsive_after and child.status == BotStatus.RUNNING:
+            child.status = BotStatus.UNRESPONSIVE
+            polled.unresponsive.append(bot_id)
+            logger.warning("bot %s: its API has not answered for %.0fs (%s)", bot_id, silent, answer.why)
+            self._report(bot_id, BotStatus.UNRESPONSIVE,
+                         detail=f"its API has not answered for {silent:.0f}s ({answer.why})")  # fmt: skip
+
+    def _kill_hung(self, bot_id: int, child: Child, silent: float, polled: Polled) -> None:
+        """SIGKILL its process group (SIGTERM waits for a frozen process to thaw); its exit restarts it."""
+        with self._lock:
+            if child.stopping or self.children.get(bot_id) is not child:
+                return  # the user's stop came first: it ends the process
+            child.status, child.hung_for = BotStatus.UNRESPONSIVE, silent
+        group = self._our_group(child)
+        if group is not None:
+            os.killpg(group, signal.SIGKILL)
+        polled.hung_killed.append(bot_id)
+        logger.warning("bot %s hung for %.0fs: killed to be restarted", bot_id, silent)
+        self._report(bot_id, BotStatus.UNRESPONSIVE, detail=f"hung for {silent:.0f}s: killed to be restarted")
+
+    @staticmethod
+    def _our_group(child: Child) -> int | None:
+        """The child's process group, if its pid still is our process (a fresh look: never a reused pid)."""
+        try:
+            group = os.getpgid(child.pid)
+            current = psutil.Process(child.pid)
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            return None
+        return group if is_our_process(current, create_time=child.create_time, marker=child.launch.marker) else None
+
     def _on_exit(self, bot_id: int, child: Child, code: int | None, polled: Polled) -> None:
         with self._lock:
             if self.children.get(bot_id) is not child:
@@ -265,18 +363,20 @@ class Supervisor:
             return
         now = time.time()
         recent = [moment for moment in child.restarts if now - moment < self.restart_window]
+        # A hang we killed counts like a crash, and says so.
+        ended = f"exited with code {code}" if child.hung_for is None else f"hung for {child.hung_for:.0f}s: killed"
         if len(recent) >= self.restart_budget:
             polled.failed.append(bot_id)
             self._report(bot_id, BotStatus.ERROR, exit_code=code, restart_count=len(recent),
-                         detail=f"exited with code {code} {len(recent) + 1} times within "
+                         detail=f"{ended}; ended {len(recent) + 1} times within "
                                 f"{self.restart_window:.0f}s; restart budget spent")  # fmt: skip
             return
         delay = min(self.backoff_max, self.backoff_base * 2 ** len(recent))
         self.pending_restarts[bot_id] = (now + delay, child.launch, [*recent, now])
         polled.restarting[bot_id] = delay
-        logger.warning("bot %s exited with code %s; restarting in %.0fs", bot_id, code, delay)
+        logger.warning("bot %s %s; restarting in %.0fs", bot_id, ended, delay)
         self._report(bot_id, BotStatus.STARTING, exit_code=code, restart_count=len(recent) + 1,
-                     detail=f"exited with code {code}; restarting in {delay:.0f}s")  # fmt: skip
+                     detail=f"{ended}; restarting in {delay:.0f}s")  # fmt: skip
 
     # -- stopping --------------------------------------------------------------------------------
     def stop(
@@ -317,6 +417,8 @@ class Supervisor:
             ours = False
         if group is not None and ours:
             os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
+            if not kill:
+                os.killpg(group, signal.SIGCONT)  # a frozen bot acts on its SIGTERM only once it runs again
             if not kill and not self._wait(child, self.grace_seconds if grace is None else grace):
                 os.killpg(group, signal.SIGKILL)
                 outcome = "killed_after_grace"
@@ -367,3 +469,4 @@ class Supervisor:
     def shutdown(self) -> None:
         """The gateway is leaving: bots keep running (the next gateway adopts them)."""
         self._stoppers.shutdown(wait=True)
+        self._prober.shutdown()

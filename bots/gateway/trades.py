@@ -140,6 +140,7 @@ class TradeCollector:
         if now < self._next_round:
             return False
         self._next_round = now + self.poll_seconds
+        # Not an unresponsive bot: its calls would only wait out their timeouts.
         bot_ids = sorted(bot_id for bot_id, child in running.items() if child.status == BotStatus.RUNNING)
         if not bot_ids and not self.bots:
             return False

@@ -466,7 +466,9 @@ def test_an_invalid_update_changes_nothing(user, user_api):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("status", [Bot.Status.RUNNING, Bot.Status.STARTING, Bot.Status.STOPPING])
+@pytest.mark.parametrize(
+    "status", [Bot.Status.RUNNING, Bot.Status.STARTING, Bot.Status.STOPPING, Bot.Status.UNRESPONSIVE]
+)
 def test_an_active_bot_cannot_be_updated(user, user_api, status):
     # given
     bot = make_bot(owner=user, name="Busy")

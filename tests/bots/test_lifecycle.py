@@ -59,6 +59,31 @@ def test_commands_that_change_nothing_are_refused(user, user_api):
     assert sent_commands() == []
 
 
+def test_an_unresponsive_bot_is_already_up_to_start_and_can_be_stopped_restarted_and_killed(
+    user, user_api, django_capture_on_commit_callbacks
+):
+    # given: a bot the gateway found unresponsive, its heartbeats in its status and in the listing
+    bot = make_bot(owner=user)
+    bot_status_apply(report=build_bot_status(bot_id=bot.pk, status=BotStatus.UNRESPONSIVE, at=1e9, host="", pid=4242,
+                                             detail="its API has not answered for 6s"))  # fmt: skip
+    Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.RUNNING)
+    status = user_api.get(f"/api/v1/bots/{bot.pk}/status").json()
+    assert (status["bot_status"], status["pid"]) == ("unresponsive", 4242)
+    assert status["detail"].startswith("its API has not answered")
+    [listed] = [row for row in user_api.get("/api/v1/bots/").json() if row["id"] == bot.pk]
+    assert listed["status"] == "unresponsive"
+    assert {"gateway_seen_at", "api_answered_at"} <= set(listed)
+
+    # then: a start changes nothing; a restart, a stop, a kill are sent
+    start = user_api.post(f"/api/v1/bots/{bot.pk}/start")
+    assert start.status_code == 409 and start.json()["detail"].endswith("is already unresponsive.")
+    with django_capture_on_commit_callbacks(execute=True):
+        for command in ("restart", "stop"):
+            assert user_api.post(f"/api/v1/bots/{bot.pk}/{command}").status_code == 202
+        assert user_api.post(f"/api/v1/bots/{bot.pk}/emergency-stop").status_code == 202
+    assert [kind for kind, _ in sent_commands()] == [Command.RESTART, Command.STOP, Command.KILL]
+
+
 def test_fleet_commands_answer_per_bot(user, user_api, other_user, django_capture_on_commit_callbacks):
     mine = [make_bot(owner=user), make_bot(owner=user, strategy_name="Missing")]
     theirs = make_bot(owner=other_user)

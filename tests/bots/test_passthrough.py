@@ -305,6 +305,16 @@ def test_a_bot_not_running_is_503_without_a_call(user_api, bot):
     assert response.json() == {"detail": f"Bot {bot.name} is not reachable; is it running?"}
 
 
+def test_an_unresponsive_bot_is_503_at_once_without_a_call(user_api, bot):
+    # given: the gateway found its API silent (this one would answer: no call is made to find out)
+    Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.UNRESPONSIVE)
+
+    response = user_api.get(ft(bot, "api/v1/ping"))
+
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith(f"Bot {bot.name} is unresponsive: its API has stopped answering")
+
+
 def test_a_bot_whose_process_ended_is_503(settings, tmp_path, replay_url, home, user, user_api):
     # given: a bot of its own, started from its workspace
     for name, value in _settings_for(tmp_path, replay_url, market_home=home).items():

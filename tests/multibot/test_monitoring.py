@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 
+from bots.models import Bot
 from multibot.embedded_redis import EmbeddedRedis
 from multibot.heartbeats import heartbeat_publish
-from tests.factories import make_bot
+from tests.factories import make_bot, make_user
 
 
 def _components(response) -> dict[str, dict]:
@@ -60,6 +61,29 @@ def test_a_component_without_heartbeat_degrades_health_until_it_beats(api, setti
     beating = api.get("/api/v1/monitoring/health")
     assert beating.json()["overall_status"] == "healthy"
     assert _components(beating)["gateway"]["details"]["instances"] == 1
+
+
+@pytest.mark.django_db
+def test_an_unresponsive_bot_degrades_health_which_counts_bots_by_status_and_names_none(api):
+    # given: two running bots, one of them unresponsive, and a stopped one
+    running, frozen, stopped = (make_bot(owner=make_user()) for _ in range(3))
+    Bot.objects.filter(pk=running.pk).update(status=Bot.Status.RUNNING)
+    Bot.objects.filter(pk=frozen.pk).update(status=Bot.Status.UNRESPONSIVE)
+
+    response = api.get("/api/v1/monitoring/health")
+
+    # then: degraded, the counts of the bots that are up, and not one name
+    assert response.status_code == 200 and response.json()["overall_status"] == "degraded"
+    bots = _components(response)["bots"]
+    assert bots == {"name": "bots", "status": "degraded",
+                    "details": {"starting": 0, "running": 1, "stopping": 0, "unresponsive": 1}}  # fmt: skip
+    assert not any(bot.name in response.content.decode() for bot in (running, frozen, stopped))
+
+    # when: it answers again
+    Bot.objects.filter(pk=frozen.pk).update(status=Bot.Status.RUNNING)
+
+    # then
+    assert _components(api.get("/api/v1/monitoring/health"))["bots"]["status"] == "healthy"
 
 
 @pytest.mark.django_db

@@ -6,6 +6,7 @@ by which the supervisor recognises its bot, exactly as with ``freqtrade trade --
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import subprocess
@@ -36,6 +37,28 @@ def answers_ping(port: int) -> str:
         "    def log_message(self, *args):\n"
         "        pass\n"
         f"http.server.HTTPServer(('127.0.0.1', {port}), Ping).serve_forever()\n"
+    )
+
+
+def answers_health(port: int, *, loop_ran_ago: float | None, username: str, password: str) -> str:
+    """A bot API that answers /api/v1/ping, and /api/v1/health as freqtrade does (HTTP Basic, 401 without it):
+    its main loop last ran ``loop_ran_ago`` seconds ago (None: no iteration has ended yet)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    last = "None" if loop_ran_ago is None else f"int(time.time() - {loop_ran_ago})"
+    return (
+        "import http.server, json, time\n"
+        "class Api(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        if self.path == '/api/v1/ping':\n"
+        "            self.send_response(200); self.end_headers(); return\n"
+        f"        if self.headers.get('Authorization') != 'Basic {token}':\n"
+        "            self.send_response(401); self.end_headers(); return\n"
+        f"        body = json.dumps({{'last_process': None, 'last_process_ts': {last}}}).encode()\n"
+        "        self.send_response(200); self.send_header('Content-Type', 'application/json'); self.end_headers()\n"
+        "        self.wfile.write(body)\n"
+        "    def log_message(self, *args):\n"
+        "        pass\n"
+        f"http.server.HTTPServer(('127.0.0.1', {port}), Api).serve_forever()\n"
     )
 
 
@@ -79,4 +102,17 @@ def kill_group(pid: int) -> None:
     try:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
+        pass
+
+
+def freeze(pid: int) -> int:
+    """SIGSTOP: the process is frozen whole (its API's threads too), as a hung or swapped-out bot is."""
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def resume(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
         pass

@@ -87,7 +87,7 @@ export function BotPage({ id }) {
         <div><dt>Stake</dt><dd>${bot.stake_amount} ${bot.stake_currency}</dd></div>
         <div><dt>Mode</dt><dd>${bot.dry_run === false ? "live" : "dry run"} on ${bot.exchange || "?"}</dd></div>
         <div><dt>PID</dt><dd>${bot.pid || "–"}</dd></div>
-        <div><dt>Up since</dt><dd>${bot.status === "running" && bot.started_at
+        <div><dt>Up since</dt><dd>${["running", "unresponsive"].includes(bot.status) && bot.started_at
           ? `${dateTime(bot.started_at)} (${duration((now - new Date(bot.started_at)) / 1000)})` : "–"}</dd></div>
         <div><dt>Profit</dt><dd class=${tone(profit)}>${signed(profit)} ${bot.stake_currency}</dd></div>
         <div><dt>Trades</dt><dd>${bot.total_trades ?? "–"} (${bot.profitable_trades ?? "–"} profitable)</dd></div>

@@ -7,7 +7,8 @@ import {
   update, useLoad, useNow, useStore,
 } from "./ui.js";
 
-const ACTIVE = ["starting", "running", "stopping"];
+// A process exists in these (an unresponsive bot's too: it can be stopped, and it may recover).
+const ACTIVE = ["starting", "running", "stopping", "unresponsive"];
 export const TIMEFRAMES = ["1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"];
 
 // -- data -----------------------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ function sortedBots(bots) {
 
 // -- the table ---------------------------------------------------------------------------------------------
 function uptime(bot, now) {
-  if (bot.status !== "running" || !bot.started_at) return "–";
+  if (!["running", "unresponsive"].includes(bot.status) || !bot.started_at) return "–";
   return duration((now - new Date(bot.started_at).getTime()) / 1000);
 }
 
@@ -82,7 +83,7 @@ function BotRow({ bot, metrics, selected, onSelect, onCommand, now }) {
         onChange=${(event) => onSelect(bot.id, event.target.checked)} /></td>
       <td data-label="Name" class="name"><a href=${`#/bots/${bot.id}`}>${bot.name}</a>
         ${bot.dry_run === false ? html`<span class="badge live">live</span>` : null}
-        ${bot.status_detail && bot.status === "error" ? html`<div class="detail">${bot.status_detail}</div>` : null}</td>
+        ${bot.status_detail && ["error", "unresponsive"].includes(bot.status) ? html`<div class="detail">${bot.status_detail}</div>` : null}</td>
       <td data-label="Status" class="status"><${StatusBadge} status=${bot.status} />
         ${bot.pending ? html`<span class="pending">${bot.pending}…</span>` : null}</td>
       <td data-label="PID" class="pid">${bot.pid || "–"}</td>
