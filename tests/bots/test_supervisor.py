@@ -205,6 +205,16 @@ def test_adoption_takes_over_the_very_process_it_recorded(watched, orphan):
     assert watch.supervisor.adopt(bot, pid=process.pid, create_time=process.create_time())
 
     assert watch.supervisor.running()[1].pid == process.pid
+    # Its API does not answer (yet): adopted as starting, promoted by a poll once it does.
+    assert watch.reports[-1]["status"] == BotStatus.STARTING and watch.reports[-1]["pid"] == process.pid
+
+
+def test_adoption_to_stop_at_once_asks_the_bot_nothing(watched, orphan):
+    bot, process = orphan
+    watch = watched()
+
+    assert watch.supervisor.adopt(bot, pid=process.pid, create_time=process.create_time(), probe=False)
+
     assert watch.reports[-1]["status"] == BotStatus.RUNNING and watch.reports[-1]["pid"] == process.pid
 
 
