@@ -245,3 +245,45 @@ def test_reports_made_while_redis_is_frozen_arrive_when_it_returns(system, redis
     print(f"\nRedis frozen 20 s while a bot was restarted: records true {took:.1f}s after SIGCONT "
           f"(snapshot period {SNAPSHOT_SECONDS:.0f}s)")  # fmt: skip
     assert took < 20, "the kept reports and the snapshot heal the picture soon after Redis returns"
+
+
+def test_commands_sent_while_redis_is_frozen_are_carried_out_once_when_it_returns(system, redis_server):
+    from audit.models import AuditLog
+    from audit.resources import bot_resource
+
+    # given: two running bots and a stopped one
+    (to_stop, to_restart, to_start), api = _fleet(3)
+    for bot in (to_stop, to_restart):
+        assert api.post(f"/api/v1/bots/{bot.pk}/start").status_code == 202
+    _time_to_truth([to_stop, to_restart], running=True, timeout=120, since=time.monotonic())
+    restarted_pid = _records([to_restart])[0].pid
+
+    # when: Redis is frozen for 20 s, and a stop, a restart and a start are sent meanwhile
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    answers = []
+    try:
+        for bot, command in ((to_stop, "stop"), (to_restart, "restart"), (to_start, "start")):
+            asked = time.monotonic()
+            answers.append((api.post(f"/api/v1/bots/{bot.pk}/{command}").status_code, time.monotonic() - asked))
+        time.sleep(max(0.0, 20 - (time.monotonic() - frozen_at)))
+        untouched = _records([to_stop, to_restart, to_start])
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    since = time.monotonic()
+
+    # then: each accepted at once, nothing done while Redis was frozen, each done once after
+    assert [status for status, _ in answers] == [202, 202, 202]
+    assert [bot.status for bot in untouched] == ["running", "running", "stopped"]
+    took = _time_to_truth([to_restart, to_start], running=True, timeout=90, since=since)
+    wait_for(lambda: _records([to_stop])[0].status == "stopped" and not _bot_processes().get(_config(to_stop)), 60,
+             "the stopped bot to stop")  # fmt: skip
+    assert _records([to_restart])[0].pid != restarted_pid
+    time.sleep(SNAPSHOT_SECONDS * 2)  # a duplicate, if any, would have been carried out by now
+    restarts = AuditLog.objects.filter(action="bot_start", resource=bot_resource(to_restart.pk),
+                                       details__reason="restart")  # fmt: skip
+    starts = AuditLog.objects.filter(action="bot_start", resource=bot_resource(to_start.pk), details__reason="command")
+    assert (restarts.count(), starts.count()) == (1, 1)
+    print(f"\nRedis frozen 20 s while 3 commands were sent (answered 202 in "
+          f"{', '.join(f'{seconds:.2f}' for _, seconds in answers)} s): all carried out once, "
+          f"records true {took:.1f}s after SIGCONT")  # fmt: skip
