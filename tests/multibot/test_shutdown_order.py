@@ -1,8 +1,8 @@
 """A process manager that stops every process at once: the gateway's last reports must still arrive.
 
 Some process managers send SIGTERM to every process group together (`make run`'s supervisord stops
-them one by one instead). The embedded Redis
-(`run_redis`) and the listeners wait for the local gateway to exit before they stop themselves.
+them one by one instead). The embedded Redis (`run_redis`) and the listeners wait for the local
+gateway to exit before they stop themselves.
 These tests play that with real processes: the real `run_redis` and `run_listeners`, and a small
 stand-in gateway that beats like one and takes its time to stop its bots.
 """
