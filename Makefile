@@ -16,7 +16,7 @@ $(STAMP): requirements.txt constraints.txt
 
 run: $(STAMP)
 	$(BIN)/python manage.py bootstrap
-	$(BIN)/honcho --procfile Procfile start
+	$(BIN)/python manage.py run_system
 
 # The dashboard's browser tests drive Debian's chromium; install it when missing and apt-get can.
 CHROMIUM := /usr/bin/chromium

@@ -343,9 +343,9 @@ MONITORING = {
     # a heartbeat in Redis, and health reports a missing one as down. Later processes add theirs.
     "components": env_list("MULTIBOT_COMPONENTS", ["listeners", "gateway"]),
     "heartbeat_ttl_seconds": env_int("MULTIBOT_HEARTBEAT_TTL", 30),
-    # `make run` stops every process at once, but a stopping gateway still reports its bots stopped:
-    # the listeners wait this long at most for the local gateway to exit, the embedded Redis for both.
-    # Under honcho, which kills what is left 5 s after the first process exits, 4 s stays inside.
+    # A process manager that stops every process at once still lets a stopping gateway report its
+    # bots stopped: the listeners wait this long at most for the local gateway to exit, the embedded
+    # Redis for both. (`make run`'s supervisord stops the gateway first, so there they do not wait.)
     "shutdown_wait_seconds": env_int("MULTIBOT_SHUTDOWN_WAIT_SECONDS", 4),
 }
 

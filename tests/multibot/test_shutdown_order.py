@@ -1,7 +1,8 @@
-"""`make run`'s Ctrl-C stops every process at once: the gateway's last reports must still arrive.
+"""A process manager that stops every process at once: the gateway's last reports must still arrive.
 
-A process manager (honcho) sends SIGTERM to every process group together. The embedded Redis
-(`run_redis`) and the listeners wait for the local gateway to exit before they stop themselves.
+Some process managers send SIGTERM to every process group together (`make run`'s supervisord stops
+them one by one instead). The embedded Redis (`run_redis`) and the listeners wait for the local
+gateway to exit before they stop themselves.
 These tests play that with real processes: the real `run_redis` and `run_listeners`, and a small
 stand-in gateway that beats like one and takes its time to stop its bots.
 """
@@ -49,7 +50,7 @@ _REPORT_STOPPED = (
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    # Each in its own process group, as honcho runs them.
+    # Each in its own process group, as process managers run them.
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
 
@@ -98,7 +99,7 @@ def test_the_embedded_redis_outlives_a_gateway_stopped_at_the_same_time(tmp_path
     redis_process, server = _run_redis(home, tmp_path / "redis.log")
     gateway = _gateway(_fresh_home_env(home), tmp_path / "gateway.log", stopping_seconds=2, last_report=_KEEP_A_KEY)
 
-    # when: SIGTERM to both at once, as honcho does on Ctrl-C
+    # when: SIGTERM to both at once, as such a process manager does
     os.killpg(redis_process.pid, signal.SIGTERM)
     os.killpg(gateway.pid, signal.SIGTERM)
     gateway_exit, redis_exit = _exit_times(gateway, redis_process)

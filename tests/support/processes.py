@@ -1,4 +1,4 @@
-"""Start and stop real server processes (uvicorn, honcho) for end-to-end tests."""
+"""Start and stop real server processes (uvicorn, `make run`) for end-to-end tests."""
 
 from __future__ import annotations
 

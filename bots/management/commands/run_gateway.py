@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 
 from bots.gateway import service
 from bots.handlers import gateway_registry
+from multibot.redis_client import wait_for_redis
 from streams.catalog import TRADING_CONSUMERS
 from streams.worker import StreamWorker
 
@@ -35,16 +36,22 @@ class Command(BaseCommand):
             service_name=service.PRODUCER,
             block_ms=500,
         )
+        # Reconciling reports what it finds through Redis, which may be starting with us (`make run`)
+        # or loading its data. Until then no bot is ours, so a signal may end us the default way.
+        wait_for_redis(log=self.say)
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         report = gateway.reconcile()
-        self.stdout.write(f"gateway on {service.HOST}: " + ", ".join(f"{k} {v}" for k, v in report.items()))
-        self.stdout.flush()
+        self.say(f"gateway on {service.HOST}: " + ", ".join(f"{k} {v}" for k, v in report.items()))
         try:
             self.worker.run(tick=gateway.tick, tick_seconds=0.5)
         finally:
             gateway.shutdown()
         self.stdout.write("gateway stopped")
+
+    def say(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()
 
     def on_signal(self, signum: int, frame: Any) -> None:
         self.worker.stop()

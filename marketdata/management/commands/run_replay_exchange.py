@@ -1,4 +1,4 @@
-"""Serve the replay exchange on 127.0.0.1 (the Procfile's replay process)."""
+"""Serve the replay exchange on 127.0.0.1 (`make run`'s replay process)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run the embedded Redis server in the foreground (the Procfile's redis process); it stops last."""
+"""Run the embedded Redis server in the foreground (`make run`'s redis process); it stops last."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, **options: object) -> None:
         if not settings.REDIS_EMBEDDED:
-            # Stay up as a no-op so the Procfile is the same with or without an external Redis.
+            # Stay up as a no-op so `make run` runs the same processes with or without an external Redis.
             self.stdout.write("REDIS_URL is set: using that Redis, no embedded server started.")
             self.stdout.flush()
             signal.pause()
