@@ -91,10 +91,6 @@ def request_redis() -> Iterator[redis.Redis]:
         with _lock:
             _failures[url] = (time.monotonic(), type(exc).__name__)
         raise
-    if failure is not None:
-        with _lock:
-            if _failures.get(url) == failure:  # not a failure another thread recorded meanwhile
-                del _failures[url]
 
 
 def request_redis_reset() -> None:
