@@ -27,7 +27,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from multibot.errors import API_PREFIX, error_response
-from multibot.redis_client import redis_client, redis_key
+from multibot.redis_client import redis_key, request_redis
 
 logger = logging.getLogger(__name__)
 
@@ -78,18 +78,23 @@ def _caller(request: HttpRequest) -> str | None:
 
 
 def hit(scopes: list[tuple[str, str]]) -> list[Window]:
-    """Count one request in each (scope, identity) and return the windows after counting."""
+    """Count one request in each (scope, identity) and return the windows after counting.
+
+    Through request_redis(): a slow or absent Redis costs a request a tenth of a second at most, then
+    nothing for a few seconds (redis.RedisError, which the middleware answers by failing open).
+    """
     now = int(time.time())
-    pipe = redis_client().pipeline(transaction=False)
-    plan = []
-    for scope, who in scopes:
-        limit, period = parse_rate(settings.RATE_LIMITS[scope])
-        start = now - now % period
-        key = redis_key("ratelimit", scope, who, start)
-        pipe.incr(key)
-        pipe.expire(key, period + 1)
-        plan.append((scope, who, limit, start + period))
-    results = pipe.execute()
+    with request_redis() as client:
+        pipe = client.pipeline(transaction=False)
+        plan = []
+        for scope, who in scopes:
+            limit, period = parse_rate(settings.RATE_LIMITS[scope])
+            start = now - now % period
+            key = redis_key("ratelimit", scope, who, start)
+            pipe.incr(key)
+            pipe.expire(key, period + 1)
+            plan.append((scope, who, limit, start + period))
+        results = pipe.execute()
     return [
         Window(scope=scope, limit=limit, remaining=limit - int(results[index * 2]), reset=reset, who=who)
         for index, (scope, who, limit, reset) in enumerate(plan)
@@ -107,8 +112,9 @@ class RateLimitRefusal:
         """Counts this refusal; True for the caller's first one in this window of this scope."""
         key = redis_key("ratelimit-refused", self.window.scope, self.window.who, self.window.reset)
         try:
-            pipe = redis_client().pipeline(transaction=False)
-            refusals, _ = pipe.incr(key).expireat(key, self.window.reset + 1).execute()
+            with request_redis() as client:
+                pipe = client.pipeline(transaction=False)
+                refusals, _ = pipe.incr(key).expireat(key, self.window.reset + 1).execute()
         except redis.RedisError:
             return True  # unsure: a row too many rather than a refusal unrecorded
         return int(refusals) == 1
@@ -160,7 +166,8 @@ class RateLimitMiddleware:
         try:
             windows = hit(scopes)
         except redis.RedisError as exc:
-            # Fail open: an unreachable Redis must not take the API (and its health report) down.
+            # Fail open: an unreachable Redis must not take the API (and its health report) down,
+            # nor slow it (request_redis() skips Redis for a while after a failure).
             logger.warning("rate limiting skipped, redis unavailable: %s", type(exc).__name__)
             return self.get_response(request)
 

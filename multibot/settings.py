@@ -79,6 +79,12 @@ EMBEDDED_REDIS_DIR = HOME / "redis"
 REDIS_URL = env_str("REDIS_URL") or EmbeddedRedis(EMBEDDED_REDIS_DIR).url
 REDIS_EMBEDDED = not env_str("REDIS_URL")
 REDIS_KEY_PREFIX = env_str("MULTIBOT_REDIS_PREFIX", "multibot:")
+# What a request can do without Redis (rate limits, health: multibot.redis_client.request_redis) waits
+# for it this long at most, and after a failure skips it for skip_seconds: reads keep their normal time.
+REDIS_REQUEST = {
+    "timeout_seconds": env_int("MULTIBOT_REDIS_REQUEST_TIMEOUT_MS", 100) / 1000,
+    "skip_seconds": env_int("MULTIBOT_REDIS_REQUEST_SKIP_SECONDS", 5),
+}
 
 CACHES = {
     "default": {

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from audit import triggers
 from multibot.embedded_redis import EmbeddedRedis
-from multibot.redis_client import redis_client
+from multibot.redis_client import redis_client, request_redis_reset
 from tests import factories
 
 
@@ -29,6 +29,7 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 @pytest.fixture(autouse=True)
 def _clean_redis(redis_server: EmbeddedRedis) -> None:
     redis_client().flushdb()
+    request_redis_reset()  # a Redis another test stopped must not be skipped in this one
 
 
 @pytest.fixture

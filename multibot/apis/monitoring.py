@@ -61,7 +61,10 @@ class StatusOutput(serializers.Serializer):
 
 
 @extend_schema(
-    responses={200: HealthOutput, 503: OpenApiResponse(HealthOutput, description="The database or Redis is down.")}
+    responses={
+        200: OpenApiResponse(HealthOutput, description="Healthy, or degraded (Redis or a component down)."),
+        503: OpenApiResponse(HealthOutput, description="Unhealthy: the database is down."),
+    }
 )
 class HealthApi(APIView):
     authentication_classes: list[type] = []
@@ -70,7 +73,8 @@ class HealthApi(APIView):
 
     def get(self, request: Request) -> Response:
         report = health.health_report()
-        # 503 lets a load balancer take an instance out without parsing the body.
+        # 503 lets a load balancer take an instance out without parsing the body; only for unhealthy,
+        # so that a Redis outage (degraded: reads still answer) does not take the web out.
         return Response(report, status=503 if report["overall_status"] == health.UNHEALTHY else 200)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from bots.models import Bot
@@ -37,15 +39,43 @@ def test_health_reports_redis_down_when_it_is_down(api, settings, tmp_path):
         response = api.get("/api/v1/monitoring/health")
     finally:
         server.stop()
-    # then
-    assert response.status_code == 503
-    assert response.json()["overall_status"] == "unhealthy"
+    # then: degraded, not unhealthy: the web still answers without Redis, so no 503 for a load balancer
+    assert response.status_code == 200
+    assert response.json()["overall_status"] == "degraded"
     redis_state = _components(response)["redis"]
     assert redis_state["status"] == "unhealthy"
     assert redis_state["details"]["error"] == "ConnectionError"
     assert server.password not in response.content.decode()
     # Rate limiting fails open rather than taking health down with Redis.
     assert "X-RateLimit-Limit" not in response
+
+
+@pytest.mark.django_db
+def test_after_a_failure_health_skips_redis_for_a_while_and_asks_it_again_after(api, settings, tmp_path):
+    # given: the app on a second real Redis, which goes away after one good answer
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    settings.REDIS_URL = server.url
+    settings.REDIS_REQUEST = {**settings.REDIS_REQUEST, "skip_seconds": 2}
+    try:
+        assert _components(api.get("/api/v1/monitoring/health"))["redis"]["status"] == "healthy"
+        server.stop()
+        failed = _components(api.get("/api/v1/monitoring/health"))["redis"]
+        # when: asked again at once, and once Redis is back and the skip has run out
+        skipped = api.get("/api/v1/monitoring/health")
+        server.start()
+        still_skipped = _components(api.get("/api/v1/monitoring/health"))["redis"]
+        time.sleep(2)
+        again = api.get("/api/v1/monitoring/health")
+    finally:
+        server.stop()
+    # then: the failure is remembered, not retried, until the skip ends
+    assert failed["details"]["error"] == "ConnectionError"
+    assert skipped.status_code == 200 and skipped.json()["overall_status"] == "degraded"
+    assert _components(skipped)["redis"]["details"]["reason"] == "skipped: failed 0s ago"
+    assert still_skipped["status"] == "unhealthy" and still_skipped["details"]["reason"].startswith("skipped")
+    assert _components(again)["redis"]["status"] == "healthy"
+    assert again.json()["overall_status"] == "healthy"
 
 
 @pytest.mark.django_db

@@ -737,3 +737,18 @@ def test_the_dead_letter_list_is_newest_first_with_the_payload_decoded(dead_lett
     assert shown["data"]["payload"] == {"pair": "BTC/USDT", "days": 30}
     assert shown["timestamp"] == dead_letter["fields"]["failed_at"]
     assert dead_letter_list(stream=DATA, limit=1) == [shown]
+
+
+@pytest.mark.django_db
+def test_stream_health_without_redis_says_so_and_names_the_error_while_redis_is_skipped(user_api, settings, tmp_path):
+    from multibot.embedded_redis import EmbeddedRedis
+
+    # given: the app on a Redis that is not running
+    settings.REDIS_URL = EmbeddedRedis(tmp_path / "redis").url
+    # when: asked twice, the second time within the skip that follows a failure
+    answers = [user_api.get("/api/v1/health/streams") for _ in range(2)]
+    # then
+    for response in answers:
+        assert response.status_code == 200
+        assert response.json()["redis_connected"] is False
+        assert response.json()["issues"] == ["redis unavailable: ConnectionError"]
