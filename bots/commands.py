@@ -170,6 +170,8 @@ class BotBeat(TypedDict):
     restart_count: NotRequired[int]
     # When the bot's own freqtrade API last answered the gateway's probe (epoch seconds).
     answered_at: NotRequired[float]
+    # A bot that ended lately (stopped, error): its final words, as its last report said them.
+    detail: NotRequired[str]
     # Sampled by the gateway (the process and its children).
     cpu_percent: NotRequired[float]
     memory_mb: NotRequired[float]
@@ -186,6 +188,7 @@ def build_bot_beat(
     answered_at: float | None = None,
     cpu_percent: float | None = None,
     memory_mb: float | None = None,
+    detail: str = "",
 ) -> BotBeat:
     beat = BotBeat(bot_id=int(bot_id), pid=None if pid is None else int(pid), status=BotStatus(status))
     for key, value in (("pid_create_time", pid_create_time), ("started_at", started_at),
@@ -198,31 +201,43 @@ def build_bot_beat(
         beat["cpu_percent"] = round(float(cpu_percent), 1)
     if memory_mb is not None:
         beat["memory_mb"] = round(float(memory_mb), 1)
+    if detail:
+        beat["detail"] = detail
     return beat
 
 
 class GatewayHeartbeat(TypedDict):
-    """Every few seconds: the complete snapshot of the bots this gateway supervises now.
+    """Every few seconds: the snapshot of the bots this gateway supervises now.
 
-    Complete: a bot of ``host`` that is not listed has no process there (the listeners correct its record).
+    ``complete``: a bot of ``host`` that is not listed has no process there, and the listeners correct
+    its record. A heartbeat without it (an older gateway's, which left out pending restarts) only
+    says which processes it saw.
     """
 
     bots: list[BotBeat]
     at: float
     host: str
+    complete: NotRequired[bool]
 
 
-def build_gateway_heartbeat(*, bots: Sequence[BotBeat], at: float, host: str) -> GatewayHeartbeat:
-    return GatewayHeartbeat(bots=list(bots), at=float(at), host=host)
+def build_gateway_heartbeat(
+    *, bots: Sequence[BotBeat], at: float, host: str, complete: bool = True
+) -> GatewayHeartbeat:
+    beat = GatewayHeartbeat(bots=list(bots), at=float(at), host=host)
+    if complete:
+        beat["complete"] = True
+    return beat
 
 
 def read_gateway_heartbeat(payload: Mapping[str, Any]) -> GatewayHeartbeat:
     bots = [build_bot_beat(bot_id=beat["bot_id"], pid=beat.get("pid"), status=beat["status"],
                            pid_create_time=beat.get("pid_create_time"), started_at=beat.get("started_at"),
                            restart_count=beat.get("restart_count"), answered_at=beat.get("answered_at"),
-                           cpu_percent=beat.get("cpu_percent"), memory_mb=beat.get("memory_mb"))
+                           cpu_percent=beat.get("cpu_percent"), memory_mb=beat.get("memory_mb"),
+                           detail=str(beat.get("detail") or ""))
             for beat in payload["bots"]]  # fmt: skip
-    return build_gateway_heartbeat(bots=bots, at=payload["at"], host=str(payload.get("host") or ""))
+    return build_gateway_heartbeat(bots=bots, at=payload["at"], host=str(payload.get("host") or ""),
+                                   complete=payload.get("complete") is True)  # fmt: skip
 
 
 class TradeReport(TypedDict):

@@ -378,9 +378,11 @@ def bot_snapshot_apply(*, snapshot: GatewayHeartbeat) -> list[int]:
 
     at, host = snapshot["at"], snapshot["host"]
     listed = {beat["bot_id"]: beat for beat in snapshot["bots"]}
-    rows = Bot.objects.filter(Q(pk__in=listed) | Q(host=host, status__in=ACTIVE_STATUSES)).values_list(
-        "id", "status", "pid", "status_at", "restart_count", "status_detail"
-    )
+    # An older gateway's heartbeat lists the processes it saw, not all it holds: nothing to correct by.
+    rows = Bot.objects.none()
+    if snapshot.get("complete"):
+        rows = Bot.objects.filter(Q(pk__in=listed) | Q(host=host, status__in=ACTIVE_STATUSES))
+    rows = rows.values_list("id", "status", "pid", "status_at", "restart_count", "status_detail")
     corrections = []
     for bot_id, status, pid, status_at, restart_count, detail in rows:
         if status_at >= at:
@@ -397,7 +399,8 @@ def bot_snapshot_apply(*, snapshot: GatewayHeartbeat) -> list[int]:
                 bot_id=bot_id, status=beat["status"], at=at, host=host, pid=beat["pid"],
                 pid_create_time=beat.get("pid_create_time"), started_at=started,
                 restart_count=beat.get("restart_count", restart_count),
-                detail=detail if status == beat["status"] else f"{beat['status']}, as its gateway's snapshot found it",
+                detail=beat.get("detail") or (detail if status == beat["status"]
+                                              else f"{beat['status']}, as its gateway's snapshot found it"),
             ))  # fmt: skip
     corrected = [report["bot_id"] for report in corrections if bot_status_apply(report=report)]
     # One statement each; a bot deleted meanwhile is simply not updated.

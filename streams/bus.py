@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from django.conf import settings
 
-from multibot.redis_client import redis_client
+from multibot.redis_client import redis_client, request_redis
 from streams.catalog import CATALOG, UnknownStream, stream_config
 
 logger = logging.getLogger(__name__)
@@ -121,29 +121,48 @@ def _checked_stream(stream: str) -> str:
 
 
 def publish(
-    stream: str, *, type: str, payload: Mapping[str, Any], request_id: str | None = None, producer: str | None = None
+    stream: str,
+    *,
+    type: str,
+    payload: Mapping[str, Any],
+    request_id: str | None = None,
+    producer: str | None = None,
+    fast: bool = False,
 ) -> str:
-    """Append one envelope; returns the entry id."""
+    """Append one envelope; returns the entry id.
+
+    ``fast``: through the short-timeout client that skips a Redis that just failed (request_redis), for
+    a request that must not wait: what it publishes is also kept elsewhere (an outbox row, an audit row).
+    """
     item = envelope(type=type, payload=payload, request_id=request_id, producer=producer)
     config = stream_config(_checked_stream(stream))
+    key, fields = stream_key(stream), item.fields()
     try:
-        entry_id = redis_client().xadd(
-            stream_key(stream), item.fields(), maxlen=config.maxlen, approximate=config.approximate
-        )
+        if fast:
+            with request_redis() as client:
+                entry_id = client.xadd(key, fields, maxlen=config.maxlen, approximate=config.approximate)
+        else:
+            entry_id = redis_client().xadd(key, fields, maxlen=config.maxlen, approximate=config.approximate)
     except redis.RedisError as exc:
         raise BusError(f"could not publish to {stream}: {exc}") from exc
     return str(entry_id)
 
 
 def announce(
-    stream: str, *, type: str, payload: Mapping[str, Any], request_id: str | None = None, producer: str | None = None
+    stream: str,
+    *,
+    type: str,
+    payload: Mapping[str, Any],
+    request_id: str | None = None,
+    producer: str | None = None,
+    fast: bool = False,
 ) -> str | None:
     """Publish news whose loss is tolerable (the database holds the record, or the next report repeats it).
 
     Best effort: when the bus refuses or is away, one warning line and None instead of an exception.
     """
     try:
-        return publish(stream, type=type, payload=payload, request_id=request_id, producer=producer)
+        return publish(stream, type=type, payload=payload, request_id=request_id, producer=producer, fast=fast)
     except BusError as exc:
         logger.warning("%s not published on %s: %s", type, stream, exc)
         return None

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -116,7 +117,8 @@ class Gateway:
         conf = settings.GATEWAY
         self.command_line, self.stop_bots_on_exit, self.host = command_line, stop_bots_on_exit, host
         self.reports = ReportBacklog(self._publish_status, limit=conf["report_backlog"])
-        self._start_after_stop: set[int] = set()
+        self._start_after_stop: set[int] = set()  # added to from stopper threads (a restart's second half)
+        self._start_after_stop_lock = threading.Lock()
         self.supervisor = Supervisor(
             publish=self._report, host=host, grace_seconds=conf["grace_seconds"],
             restart_budget=conf["restart_budget"], restart_window=conf["restart_window_seconds"],
@@ -158,7 +160,8 @@ class Gateway:
             return "error"
         outcome = self.supervisor.start(launch)
         if outcome == "still_stopping":
-            self._start_after_stop.add(bot.pk)  # never two processes: started by the tick once it has gone
+            with self._start_after_stop_lock:  # never two processes: started by the tick once it has gone
+                self._start_after_stop.add(bot.pk)
         events.bot_started_event(actor=GATEWAY, bot=bot, outcome=outcome, reason=reason)
         return outcome
 
@@ -291,8 +294,9 @@ class Gateway:
     def start_stopped(self) -> dict[int, str]:
         """The starts that came while their bot was still stopping, now that its process has gone."""
         running = self.supervisor.running()
-        due = [bot_id for bot_id in self._start_after_stop if bot_id not in running]
-        self._start_after_stop.difference_update(due)
+        with self._start_after_stop_lock:
+            due = [bot_id for bot_id in self._start_after_stop if bot_id not in running]
+            self._start_after_stop.difference_update(due)
         return {bot_id: self._start_by_id(bot_id, reason="start after its stop") for bot_id in due}
 
     def poll_children(self) -> Polled:
@@ -308,6 +312,11 @@ class Gateway:
         """
         if time.monotonic() < self._next_beat:
             return None
+        if len(self.reports):
+            # Reports wait for the bus: a snapshot sent before them would overrule what they say (an
+            # error's cause, say) with a bare "stopped". Soon again, once they are through.
+            self._next_beat = time.monotonic() + 0.5
+            return None
         self._next_beat = time.monotonic() + settings.GATEWAY["snapshot_seconds"]
         at = time.time()
         lines = self.supervisor.snapshot()
@@ -319,6 +328,7 @@ class Gateway:
                 bot_id=line.bot_id, pid=line.pid, status=line.status, pid_create_time=line.pid_create_time,
                 started_at=line.started_at, restart_count=line.restart_count, answered_at=line.answered_at,
                 cpu_percent=sampled.cpu_percent if sampled else None, memory_mb=sampled.memory_mb if sampled else None,
+                detail=line.detail,
             ))  # fmt: skip
         beat = build_gateway_heartbeat(bots=bots, at=at, host=self.host)
         try:

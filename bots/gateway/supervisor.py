@@ -105,6 +105,12 @@ class Supervised:
     started_at: float | None
     restart_count: int
     answered_at: float | None
+    detail: str = ""  # only for a bot that ended lately: its last words
+
+
+# A bot that ended (stopped, or in error) stays in the snapshot this long, with its final words: a
+# snapshot that overtook that final report in transit says the same, not a bare "stopped".
+ENDED_SECONDS = 60.0
 
 
 @dataclass
@@ -166,6 +172,8 @@ class Supervisor:
         self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.children: dict[int, Child] = {}
         self.pending_restarts: dict[int, tuple[float, BotLaunch, list[float]]] = {}
+        # bot id -> the final report of a bot that ended lately, and when (monotonic): see ENDED_SECONDS.
+        self.ended: dict[int, tuple[BotStatusReport, float]] = {}
         self._lock = threading.RLock()
         # Stops wait out a grace period each: run them side by side, never in the command loop.
         self._stoppers = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bot-stop")
@@ -173,15 +181,24 @@ class Supervisor:
         self._prober = Prober(self.liveness)
 
     # -- reporting -------------------------------------------------------------------------------
-    def _report(self, bot_id: int, status: BotStatus, *, restart_count: int = 0, **details: Any) -> None:
+    def _report(
+        self, bot_id: int, status: BotStatus, *, restart_count: int = 0, at: float | None = None, **details: Any
+    ) -> None:
+        """Publish the bot's status; ``at`` (default now) is when it was so."""
         child = self.children.get(bot_id)
         alive = child is not None and status in ACTIVE_STATUSES
-        self.publish(build_bot_status(
-            bot_id=bot_id, status=status, at=time.time(), host=self.host,
+        report = build_bot_status(
+            bot_id=bot_id, status=status, at=time.time() if at is None else at, host=self.host,
             pid=child.pid if alive else None, pid_create_time=child.create_time if alive else None,
             started_at=child.started_at if child else None,
             restart_count=len(child.restarts) if child else restart_count, **details,
-        ))  # fmt: skip
+        )  # fmt: skip
+        with self._lock:
+            if status in ACTIVE_STATUSES:
+                self.ended.pop(bot_id, None)
+            else:
+                self.ended[bot_id] = (report, time.monotonic())
+        self.publish(report)
 
     # -- starting --------------------------------------------------------------------------------
     def start(self, launch: BotLaunch, *, restarts: list[float] | None = None) -> str:
@@ -393,8 +410,12 @@ class Supervisor:
             done.set_result("not_running")
             self._report(bot_id, BotStatus.STOPPED, detail="was not running")
             return done
-        self._report(bot_id, BotStatus.STOPPING)
-        return self._stoppers.submit(self._stop, bot_id, child, kill, before, grace)
+        # The stop first, its report after: a frozen Redis may hold up the report, never the stop. The
+        # report keeps the moment before the stop began, so the stopper's "stopped" is always newer.
+        at = time.time()
+        stopping = self._stoppers.submit(self._stop, bot_id, child, kill, before, grace)
+        self._report(bot_id, BotStatus.STOPPING, at=at)
+        return stopping
 
     def _stop(
         self, bot_id: int, child: Child, kill: bool, before: Callable[[], None] | None, grace: float | None
@@ -450,7 +471,8 @@ class Supervisor:
             return dict(self.children)
 
     def snapshot(self) -> list[Supervised]:
-        """Every bot supervised now, by id: its processes (a stopping one says so) and its pending restarts."""
+        """Every bot supervised now, by id: its processes (a stopping one says so), its pending restarts, and
+        the bots that ended within ENDED_SECONDS (stopped or in error, with their final words)."""
         with self._lock:
             lines = [
                 Supervised(bot_id=bot_id, status=BotStatus.STOPPING if child.stopping else child.status,
@@ -464,6 +486,14 @@ class Supervisor:
                 for _, launch, restarts in self.pending_restarts.values()
                 if launch.bot_id not in self.children
             ]  # fmt: skip
+            now, listed = time.monotonic(), {line.bot_id for line in lines}
+            for bot_id, (report, ended_at) in list(self.ended.items()):
+                if now - ended_at > ENDED_SECONDS:
+                    del self.ended[bot_id]
+                elif bot_id not in listed:
+                    lines.append(Supervised(bot_id=bot_id, status=report["status"], pid=None, pid_create_time=None,
+                                            started_at=None, restart_count=report["restart_count"],
+                                            answered_at=None, detail=report["detail"]))  # fmt: skip
         return sorted(lines, key=lambda line: line.bot_id)
 
     def shutdown(self) -> None:

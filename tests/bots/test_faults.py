@@ -8,6 +8,7 @@ process is never recorded running or stopping.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,10 @@ import pytest
 from django.conf import settings
 
 from bots.models import Bot
+from multibot.redis_client import redis_client
 from strategies.library import library_dir
+from streams.bus import stream_key
+from streams.catalog import TRADING_STATUS
 from tests.factories import PASSWORD, client_for, make_bot, make_user
 from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
@@ -173,7 +177,8 @@ def test_a_gateway_killed_in_the_middle_of_start_all_leaves_one_process_per_bot_
     assert api.post("/api/v1/bots/start-all").status_code == 202
     wait_for(lambda: _bot_processes(), 60, "a first bot process")
     system.kill_gateway()
-    started_before_the_kill = sum(len(pids) for pids in _bot_processes().values())
+    before_the_kill = {config: pids[0] for config, pids in _bot_processes().items()}
+    started_before_the_kill = len(before_the_kill)
 
     # when: a new gateway (as a process manager would start it)
     since = time.monotonic()
@@ -186,6 +191,9 @@ def test_a_gateway_killed_in_the_middle_of_start_all_leaves_one_process_per_bot_
     time.sleep(SNAPSHOT_SECONDS * 2)  # and it stays so: no second process appears later
     assert _untrue(bots, running=True) == []
     assert all(len(pids) == 1 for pids in _bot_processes().values())
+    # The processes the dead gateway had started were adopted, not killed and started again.
+    recorded = {_config(bot): bot.pid for bot in _records(bots)}
+    assert {config: recorded[config] for config in before_the_kill} == before_the_kill
 
 
 def test_a_web_killed_right_after_a_stop_leaves_no_bot_stopping_and_start_works(system):
@@ -242,6 +250,14 @@ def test_reports_made_while_redis_is_frozen_arrive_when_it_returns(system, redis
     # then: the record was stale during the freeze, and is true within about one period of Redis returning
     assert frozen_record.pid == victim.pid  # nobody could tell the listeners
     took = _time_to_truth(bots, running=True, timeout=60, since=since)
+    # The gateway's own reports of the restart, made during the freeze, were kept and sent (not only healed
+    # by a later snapshot): the new pid's report carries a moment from inside the freeze.
+    new_pid = _records([victim])[0].pid
+    frozen_wall = (time.time() - (time.monotonic() - frozen_at), time.time() - (time.monotonic() - since))
+    reports = [json.loads(fields["payload"]) for _, fields in redis_client().xrange(stream_key(TRADING_STATUS))
+               if fields["type"] == "bot_status"]  # fmt: skip
+    assert any(report["bot_id"] == victim.pk and report["pid"] == new_pid and
+               frozen_wall[0] <= report["at"] <= frozen_wall[1] for report in reports)  # fmt: skip
     print(f"\nRedis frozen 20 s while a bot was restarted: records true {took:.1f}s after SIGCONT "
           f"(snapshot period {SNAPSHOT_SECONDS:.0f}s)")  # fmt: skip
     assert took < 20, "the kept reports and the snapshot heal the picture soon after Redis returns"

@@ -248,7 +248,8 @@ def test_a_start_that_comes_while_the_bot_is_still_stopping_runs_once_the_old_pr
     bot = wanted(user)
     gateway.bot_start(build_bot_command(bot_id=bot.pk))
     old_pid = gateway.supervisor.running()[bot.pk].pid
-    time.sleep(0.3)  # its SIGTERM handler in place
+    log = gateway.supervisor.running()[bot.pk].launch.log
+    wait_for(lambda: log.exists() and "ready" in log.read_text(), 10, "its SIGTERM handler to be in place")
     Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.STOPPED)
     stopping = gateway.bot_stop(build_bot_command(bot_id=bot.pk))
 
