@@ -184,3 +184,30 @@ def test_a_start_of_a_bot_recorded_stopping_is_accepted(user, user_api):
     assert response.status_code == 202 and response.json()["status"] == "start_command_sent"
     bot.refresh_from_db()
     assert bot.desired_state == "running"
+
+
+@pytest.mark.django_db
+def test_a_snapshot_that_overtook_an_error_report_says_the_error_with_its_cause(user):
+    # given: a bot recorded running whose error report is still on its way (or was lost)
+    bot = make_bot(owner=user)
+    Bot.objects.filter(pk=bot.pk).update(desired_state="running")
+    _recorded(bot, BotStatus.RUNNING, pid=4242, at=time.time() - 10)
+    cause = "Impossible to load Strategy 'Nope'"
+    # when: the gateway's snapshot lists it among the bots that ended lately, with its final words
+    corrected = bot_snapshot_apply(snapshot=_snapshot(
+        time.time(), build_bot_beat(bot_id=bot.pk, pid=None, status=BotStatus.ERROR, restart_count=0, detail=cause)
+    ))  # fmt: skip
+    # then: error with the cause, and it waits for its owner (not restarted by the next gateway)
+    bot.refresh_from_db()
+    assert corrected == [bot.pk]
+    assert (bot.status, bot.pid, bot.status_detail, bot.desired_state) == ("error", None, cause, "stopped")
+
+
+@pytest.mark.django_db
+def test_an_older_gateways_heartbeat_corrects_nothing(user):
+    bot = make_bot(owner=user)
+    _recorded(bot, BotStatus.RUNNING, pid=4242, at=time.time() - 10)
+    older = {**_snapshot(time.time()), "complete": False}
+    assert bot_snapshot_apply(snapshot=older) == []
+    bot.refresh_from_db()
+    assert (bot.status, bot.pid) == ("running", 4242)

@@ -84,6 +84,9 @@ def test_exit_code_2_ends_in_error_with_freqtrades_words_and_is_never_restarted(
     assert not watch.supervisor.poll()
     assert watch.supervisor.running() == {} and watch.supervisor.pending_restarts == {}
     assert watch.statuses() == [BotStatus.STARTING, BotStatus.ERROR]
+    # The snapshot still lists it, in error with its cause, until it is started again.
+    (line,) = watch.supervisor.snapshot()
+    assert (line.bot_id, line.status, line.pid, line.detail) == (1, BotStatus.ERROR, None, error["detail"])
 
 
 def test_exit_code_0_by_itself_ends_in_error_too(watched, tmp_path):
