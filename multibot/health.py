@@ -116,6 +116,25 @@ def check_bots() -> dict[str, Any]:
     return _component("bots", DEGRADED if counts[BotStatus.UNRESPONSIVE] else HEALTHY, **counts)
 
 
+# Commands waiting in the outbox longer than this mean the relay cannot reach the bus (or is not running).
+OUTBOX_LATE_SECONDS = 10.0
+
+
+def check_outbox() -> dict[str, Any]:
+    """Commands committed but not yet on the bus (streams/outbox.py): a few for a moment is normal, any
+    waiting past OUTBOX_LATE_SECONDS degrades the system (counts only, as public health must)."""
+    from streams.outbox import outbox_pending
+
+    try:
+        pending = outbox_pending()
+    except DatabaseError as exc:
+        return _component("outbox", UNHEALTHY, error=type(exc).__name__)
+    oldest = pending["oldest"]
+    waited = round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest else 0.0
+    status = DEGRADED if waited > OUTBOX_LATE_SECONDS else HEALTHY
+    return _component("outbox", status, waiting=pending["waiting"], oldest_waiting_seconds=waited)
+
+
 def overall(components: list[dict[str, Any]]) -> str:
     down = {item["name"] for item in components if item["status"] != HEALTHY}
     if down & ESSENTIAL:
@@ -130,7 +149,7 @@ def health_report() -> dict[str, Any]:
     components += check_heartbeats(redis_ok)
     if redis_ok:
         components.append(check_streams())
-    components.append(check_bots())
+    components += [check_bots(), check_outbox()]
     return {
         "timestamp": datetime.now(UTC).isoformat(),
         "overall_status": overall(components),

@@ -161,3 +161,26 @@ def test_uptime_counts_from_the_process_start_not_the_first_request():
     # then
     assert done.returncode == 0, done.stderr[-2000:]
     assert float(done.stdout.strip().splitlines()[-1]) >= 2.0
+
+
+@pytest.mark.django_db
+def test_a_command_waiting_in_the_outbox_too_long_degrades_health(api):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from streams.models import OutboxEntry
+
+    # given: a command committed 30 s ago that never reached the bus, and one sent
+    late = OutboxEntry.objects.create(stream="mgmt:trading:commands", type="bot_stop", payload={"bot_id": 1},
+                                      request_id="outbox-late")  # fmt: skip
+    OutboxEntry.objects.filter(pk=late.pk).update(created_at=timezone.now() - timedelta(seconds=30))
+    OutboxEntry.objects.create(stream="mgmt:trading:commands", type="bot_start", payload={"bot_id": 2},
+                               request_id="outbox-sent", sent_at=timezone.now())  # fmt: skip
+    # when
+    outbox = _components(api.get("/api/v1/monitoring/health"))["outbox"]
+    # then
+    assert outbox["status"] == "degraded"
+    assert outbox["details"]["waiting"] == 1 and outbox["details"]["oldest_waiting_seconds"] >= 30
+    OutboxEntry.objects.filter(pk=late.pk).update(sent_at=timezone.now())
+    assert _components(api.get("/api/v1/monitoring/health"))["outbox"]["status"] == "healthy"
