@@ -27,11 +27,12 @@ from bots import services, validation, workspace
 from bots.commands import Command, DesiredState
 from bots.models import Bot
 from bots.processes import process_info
-from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list
+from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list, host_list
 from bots.serializers import STATUS_HELP, BotSerializer
 from marketdata import vocabulary
 from multibot.errors import QueryValidationError
 from multibot.openapi import ErrorOutput
+from multibot.permissions import IsSuperuser
 
 
 class LinesQuery(serializers.Serializer):
@@ -315,3 +316,43 @@ class EmergencyStopAllApi(APIView):
                                               force_exit=given.validated_data["force_exit"])  # fmt: skip
         return Response({"message": "Emergency stop command sent.", "timestamp": timezone.now().isoformat(), **outcome},
                         status=202)  # fmt: skip
+
+
+class HostCapacityOutput(serializers.Serializer):
+    bot_slots = serializers.IntegerField(help_text="Bots the host takes (MULTIBOT_GATEWAY_BOT_SLOTS, or 1 per GiB).")
+    free_slots = serializers.IntegerField(help_text="Slots not held by a bot that runs there or should.")
+    memory_total_mb = serializers.IntegerField()
+    memory_available_mb = serializers.IntegerField()
+    cpus = serializers.IntegerField()
+
+
+class HostBotOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=Bot.Status.choices)
+
+
+class HostOutput(serializers.Serializer):
+    name = serializers.CharField(help_text="The gateway's MULTIBOT_GATEWAY_HOST (default: the machine's hostname).")
+    status = serializers.ChoiceField(choices=["live", "down"], help_text="live: its gateway beat lately.")
+    last_seen_at = serializers.DateTimeField(help_text="Its gateway's last heartbeat.")
+    registered_at = serializers.DateTimeField()
+    gateway_started_at = serializers.DateTimeField(allow_null=True)
+    capacity = HostCapacityOutput()
+    bots = HostBotOutput(many=True, help_text="The bots placed on this host.")
+
+
+class HostListOutput(serializers.Serializer):
+    hosts = HostOutput(many=True)
+    total = serializers.IntegerField()
+
+
+@extend_schema(responses=HostListOutput)
+class HostListApi(APIView):
+    """The bot hosts (each with a gateway), their capacity, bots and health. Superusers only."""
+
+    permission_classes = [IsSuperuser]
+
+    def get(self, request: Request) -> Response:
+        hosts = host_list()
+        return Response({"hosts": HostOutput(hosts, many=True).data, "total": len(hosts)})

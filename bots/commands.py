@@ -218,15 +218,36 @@ class GatewayHeartbeat(TypedDict):
     at: float
     host: str
     complete: NotRequired[bool]
+    capacity: NotRequired[HostCapacity]
+
+
+class HostCapacity(TypedDict):
+    """What the gateway's host can hold and has, as it says in each heartbeat (it registers the host)."""
+
+    bot_slots: int
+    memory_total_mb: int
+    memory_available_mb: int
+    cpus: int
+    gateway_started_at: float
 
 
 def build_gateway_heartbeat(
-    *, bots: Sequence[BotBeat], at: float, host: str, complete: bool = True
+    *, bots: Sequence[BotBeat], at: float, host: str, complete: bool = True, capacity: HostCapacity | None = None
 ) -> GatewayHeartbeat:
     beat = GatewayHeartbeat(bots=list(bots), at=float(at), host=host)
     if complete:
         beat["complete"] = True
+    if capacity is not None:
+        beat["capacity"] = capacity
     return beat
+
+
+def read_host_capacity(payload: Mapping[str, Any]) -> HostCapacity:
+    return HostCapacity(
+        bot_slots=int(payload.get("bot_slots") or 0), memory_total_mb=int(payload.get("memory_total_mb") or 0),
+        memory_available_mb=int(payload.get("memory_available_mb") or 0), cpus=int(payload.get("cpus") or 0),
+        gateway_started_at=float(payload.get("gateway_started_at") or 0),
+    )  # fmt: skip
 
 
 def read_gateway_heartbeat(payload: Mapping[str, Any]) -> GatewayHeartbeat:
@@ -236,8 +257,10 @@ def read_gateway_heartbeat(payload: Mapping[str, Any]) -> GatewayHeartbeat:
                            cpu_percent=beat.get("cpu_percent"), memory_mb=beat.get("memory_mb"),
                            detail=str(beat.get("detail") or ""))
             for beat in payload["bots"]]  # fmt: skip
+    capacity = payload.get("capacity")
     return build_gateway_heartbeat(bots=bots, at=payload["at"], host=str(payload.get("host") or ""),
-                                   complete=payload.get("complete") is True)  # fmt: skip
+                                   complete=payload.get("complete") is True,
+                                   capacity=None if capacity is None else read_host_capacity(capacity))  # fmt: skip
 
 
 class TradeReport(TypedDict):

@@ -38,6 +38,8 @@ def handle_bot_status(envelope: Envelope) -> None:
 def handle_gateway_heartbeat(envelope: Envelope) -> None:
     """The gateway's snapshot corrects what lost or stale reports left wrong; then the live metrics."""
     beat = read_gateway_heartbeat(envelope.payload)
+    if "capacity" in beat and beat["host"]:
+        services.host_heartbeat_apply(host=beat["host"], at=beat["at"], capacity=beat["capacity"])
     # Each correction committed on its own (bot_status_apply): it goes to its owner's sockets now. After
     # one send that Redis did not take, the rest of this beat's are skipped rather than each waiting out
     # its own timeout (the handler's limit): the records are right, and the next beat's metrics resample.

@@ -89,3 +89,27 @@ class Bot(models.Model):
         for secret in self.secret_values():
             text = text.replace(secret, "********")
         return text
+
+
+class Host(models.Model):
+    """A machine with a gateway: registered by its first heartbeat, kept up to date by every one after.
+
+    Its capacity is what its gateway says it can hold (``bot_slots``, from MULTIBOT_GATEWAY_BOT_SLOTS
+    or its memory) and has (memory, cores); it is live while its heartbeats keep coming.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+    bot_slots = models.PositiveIntegerField(default=0)
+    memory_total_mb = models.PositiveIntegerField(default=0)
+    memory_available_mb = models.PositiveIntegerField(default=0)
+    cpus = models.PositiveIntegerField(default=0)
+    registered_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField()
+    # The gateway process behind the heartbeats (a new one after each restart).
+    gateway_started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -105,3 +105,38 @@ def bot_live_figures(*, bot_ids: list[int]) -> dict[int, dict[int, dict[str, Any
         figures.setdefault(row["owner_id"], {})[row["id"]] = {"open_trades": row["open_trades"],
                                                                "profit": profits.get(row["id"])}  # fmt: skip
     return figures
+
+
+def host_list() -> list[dict[str, Any]]:
+    """Every registered host with its capacity, its bots and whether its gateway is live (superusers only).
+
+    Live: its last heartbeat is younger than GATEWAY["host_down_after_seconds"]. Free slots count the bots
+    placed there that hold a process (or should: a stopped bot keeps its host but not its slot).
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from bots.commands import ACTIVE_STATUSES, DesiredState
+    from bots.models import Host
+
+    live_since = timezone.now() - timedelta(seconds=settings.GATEWAY["host_down_after_seconds"])
+    bots: dict[str, list[dict[str, Any]]] = {}
+    for row in Bot.objects.exclude(host="").order_by("id").values("id", "name", "status", "desired_state", "host"):
+        bots.setdefault(row.pop("host"), []).append(row)
+    hosts = []
+    for host in Host.objects.all():
+        placed = bots.get(host.name, [])
+        busy = sum(1 for bot in placed
+                   if bot["status"] in ACTIVE_STATUSES or bot["desired_state"] == DesiredState.RUNNING)  # fmt: skip
+        hosts.append({
+            "name": host.name, "status": "live" if host.last_seen_at >= live_since else "down",
+            "last_seen_at": host.last_seen_at, "registered_at": host.registered_at,
+            "gateway_started_at": host.gateway_started_at,
+            "capacity": {"bot_slots": host.bot_slots, "free_slots": max(0, host.bot_slots - busy),
+                         "memory_total_mb": host.memory_total_mb, "memory_available_mb": host.memory_available_mb,
+                         "cpus": host.cpus},
+            "bots": [{"id": bot["id"], "name": bot["name"], "status": bot["status"]} for bot in placed],
+        })  # fmt: skip
+    return hosts

@@ -29,6 +29,7 @@ from bots.commands import (
     DesiredState,
     EmergencyStop,
     GatewayHeartbeat,
+    HostCapacity,
     build_bot_command,
     build_bot_status,
     build_emergency_stop,
@@ -412,3 +413,27 @@ def bot_snapshot_apply(*, snapshot: GatewayHeartbeat) -> list[int]:
                 for bot_id, beat in listed.items() if "answered_at" in beat]  # fmt: skip
     Bot.objects.bulk_update(answered, ["api_answered_at"], batch_size=500)
     return corrected
+
+
+def host_heartbeat_apply(*, host: str, at: float, capacity: HostCapacity) -> None:
+    """Register the heartbeat's host, or bring its capacity and last sight up to date (never backwards)."""
+    from datetime import UTC, datetime
+
+    from bots.models import Host
+
+    seen = datetime.fromtimestamp(at, UTC)
+    started = datetime.fromtimestamp(capacity["gateway_started_at"], UTC) if capacity["gateway_started_at"] else None
+    fields = {"bot_slots": capacity["bot_slots"], "memory_total_mb": capacity["memory_total_mb"],
+              "memory_available_mb": capacity["memory_available_mb"], "cpus": capacity["cpus"],
+              "gateway_started_at": started, "last_seen_at": seen}  # fmt: skip
+    with transaction.atomic():
+        row = Host.objects.select_for_update().filter(name=host).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    Host.objects.create(name=host, **fields)
+                return
+            except IntegrityError:  # another listener registered it meanwhile
+                row = Host.objects.select_for_update().get(name=host)
+        if row.last_seen_at < seen:
+            Host.objects.filter(pk=row.pk).update(**fields)

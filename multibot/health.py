@@ -116,6 +116,21 @@ def check_bots() -> dict[str, Any]:
     return _component("bots", DEGRADED if counts[BotStatus.UNRESPONSIVE] else HEALTHY, **counts)
 
 
+def check_hosts() -> dict[str, Any]:
+    """Each bot host by name, live or down (its gateway's heartbeat), with how many bots it holds; a
+    down host that holds bots degrades the system (their commands wait for it)."""
+    from bots.selectors import host_list
+
+    try:
+        hosts = host_list()
+    except DatabaseError as exc:
+        return _component("hosts", UNHEALTHY, error=type(exc).__name__)
+    each = {host["name"]: {"status": host["status"], "bots": len(host["bots"]),
+                           "free_slots": host["capacity"]["free_slots"]} for host in hosts}  # fmt: skip
+    down_with_bots = [name for name, host in each.items() if host["status"] == "down" and host["bots"]]
+    return _component("hosts", DEGRADED if down_with_bots else HEALTHY, hosts=each)
+
+
 # Commands waiting in the outbox longer than this mean the relay cannot reach the bus (or is not running).
 OUTBOX_LATE_SECONDS = 10.0
 
@@ -149,7 +164,7 @@ def health_report() -> dict[str, Any]:
     components += check_heartbeats(redis_ok)
     if redis_ok:
         components.append(check_streams())
-    components += [check_bots(), check_outbox()]
+    components += [check_bots(), check_hosts(), check_outbox()]
     return {
         "timestamp": datetime.now(UTC).isoformat(),
         "overall_status": overall(components),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -446,6 +447,13 @@ REPLAY = {
 REPLAY_EXCHANGE_URL = env_str("MULTIBOT_REPLAY_URL", f"http://127.0.0.1:{REPLAY['port']}")
 
 GATEWAY = {
+    # This gateway's host: its bots' `host`, its commands' route, its row in /api/v1/hosts/.
+    "host": env_str("MULTIBOT_GATEWAY_HOST", socket.gethostname()),
+    # How many bots this host takes (placement fills the host with the most free slots); 0: one per GiB
+    # of memory (freqtrade's advice is a core and about 2 GB per live bot; a dry-run bot uses far less).
+    "bot_slots": env_int("MULTIBOT_GATEWAY_BOT_SLOTS", 0),
+    # A host whose gateway has not beaten for this long is down (its commands wait for it).
+    "host_down_after_seconds": env_int("MULTIBOT_HOST_DOWN_AFTER_SECONDS", 15),
     "grace_seconds": env_int("MULTIBOT_BOT_STOP_GRACE_SECONDS", 10),
     # An emergency stop (every bot in parallel) leaves no process within 5 s: the bot's API gets this
     # budget for stop-entries, force-exit and a last trade read together, then SIGTERM, this grace, SIGKILL.

@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from analytics import apis as analytics
 from audit.apis import AuditLogApi
-from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi
+from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi, HostListApi
 from bots.passthrough import BotFreqtradeApi
 from dashboard.views import dashboard_page
 from jobs import apis as jobs
@@ -51,6 +51,8 @@ api_v1 = [
     path("auth/login", auth.LoginFormApi.as_view(), name="login"),
     path("auth/refresh", auth.RefreshApi.as_view(), name="token-refresh"),
     path("auth/logout", auth.LogoutApi.as_view(), name="logout"),
+    path("hosts/", HostListApi.as_view(), name="hosts"),
+    path("hosts", HostListApi.as_view()),
     path("monitoring/health", monitoring.HealthApi.as_view(), name="health"),
     path("monitoring/monitoring/status", monitoring.StatusApi.as_view(), name="monitoring-status"),
     path("ws/ticket", WsTicketApi.as_view(), name="ws-ticket"),

@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from bots.commands import (
     DesiredState,
     EmergencyStop,
     GatewayHeartbeat,
+    HostCapacity,
     Report,
     TradeUpdate,
     build_bot_beat,
@@ -59,7 +59,7 @@ from streams.catalog import TRADING_STATUS
 
 logger = logging.getLogger(__name__)
 
-HOST = socket.gethostname()
+HOST = settings.GATEWAY["host"]
 PRODUCER = "trading_gateway"
 GATEWAY = Actor(user=None, ip_address=None, name="gateway")
 # What loading a row that an older version (or a hand edit) left broken raises: a Decimal beyond its
@@ -117,6 +117,7 @@ class Gateway:
         conf = settings.GATEWAY
         self.command_line, self.stop_bots_on_exit, self.host = command_line, stop_bots_on_exit, host
         self.reports = ReportBacklog(self._publish_status, limit=conf["report_backlog"])
+        self.started_at = time.time()
         self._start_after_stop: set[int] = set()  # added to from stopper threads (a restart's second half)
         self._start_after_stop_lock = threading.Lock()
         self.supervisor = Supervisor(
@@ -330,7 +331,7 @@ class Gateway:
                 cpu_percent=sampled.cpu_percent if sampled else None, memory_mb=sampled.memory_mb if sampled else None,
                 detail=line.detail,
             ))  # fmt: skip
-        beat = build_gateway_heartbeat(bots=bots, at=at, host=self.host)
+        beat = build_gateway_heartbeat(bots=bots, at=at, host=self.host, capacity=self.capacity())
         try:
             heartbeat_publish(component="gateway", details={"host": self.host, "bots": len(bots)})
         except redis.RedisError as exc:
@@ -338,6 +339,14 @@ class Gateway:
         # Not kept when Redis is away: the next snapshot says the same, newer.
         announce(TRADING_STATUS, type=Report.GATEWAY_HEARTBEAT, payload=beat, producer=PRODUCER)
         return beat
+
+    def capacity(self) -> HostCapacity:
+        """This host as its heartbeat registers it: the bots it takes, its memory and cores."""
+        memory = psutil.virtual_memory()
+        slots = settings.GATEWAY["bot_slots"] or max(1, memory.total // 1024**3)
+        return HostCapacity(bot_slots=int(slots), memory_total_mb=memory.total // 1024**2,
+                            memory_available_mb=memory.available // 1024**2, cpus=psutil.cpu_count() or 1,
+                            gateway_started_at=self.started_at)  # fmt: skip
 
     def collect_trades(self) -> bool:
         """Start a background round of trade collection when one is due; True if one started."""
