@@ -70,6 +70,7 @@ _REFRESH_BODY = {"application/json": _REFRESH_REQUEST, "application/x-www-form-u
 _REFRESH_REFUSED = OpenApiResponse(ErrorOutput, description="The refresh token is invalid, expired, revoked or used.")
 _LOGIN_REFUSED = OpenApiResponse(ErrorOutput, description="Incorrect username or password.")
 _LOCKED = OpenApiResponse(ErrorOutput, description="Too many login attempts, or the account is locked.")
+_PAUSED = OpenApiResponse(ErrorOutput, description="Logins are paused: the failed-login counts (Redis) do not answer.")
 
 
 class _CredentialsApi(APIView):
@@ -94,12 +95,12 @@ class _LoginApi(_CredentialsApi):
         return Response({**tokens.as_response(), "user": UserOutput(user).data})
 
 
-@extend_schema(request=LoginInput, responses={200: LoginOutput, 401: _LOGIN_REFUSED, 429: _LOCKED})
+@extend_schema(request=LoginInput, responses={200: LoginOutput, 401: _LOGIN_REFUSED, 429: _LOCKED, 503: _PAUSED})
 class LoginJsonApi(_LoginApi):
     parser_classes = [JSONParser]
 
 
-@extend_schema(request=LoginInput, responses={200: LoginOutput, 401: _LOGIN_REFUSED, 429: _LOCKED})
+@extend_schema(request=LoginInput, responses={200: LoginOutput, 401: _LOGIN_REFUSED, 429: _LOCKED, 503: _PAUSED})
 class LoginFormApi(_LoginApi):
     parser_classes = [FormParser, MultiPartParser]
 

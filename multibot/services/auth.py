@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.models import update_last_login
@@ -17,8 +19,8 @@ from rest_framework_simplejwt.tokens import RefreshToken, UntypedToken
 from audit import events
 from audit.selectors import token_was_rotated
 from audit.services import Actor
-from multibot.errors import ForbiddenError, TooManyAttemptsError, UnauthorizedError
-from multibot.redis_client import redis_client, redis_key
+from multibot.errors import ForbiddenError, TooManyAttemptsError, UnauthorizedError, UnavailableError
+from multibot.redis_client import redis_key, request_redis
 
 User = get_user_model()
 
@@ -59,6 +61,15 @@ def _issue(user: Any) -> TokenPair:
     )
 
 
+logger = logging.getLogger(__name__)
+
+
+def _guard_down() -> UnavailableError:
+    """What a login answers while the failure counts (Redis) cannot be read or written."""
+    return UnavailableError("Logins are paused for a moment: the guard against password guessing cannot be "
+                            "reached. Try again in a few seconds; signed-in sessions keep working.")  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Lockout:
     """The lockout counters of one account as seen from one address (see settings.LOGIN_LOCKOUT).
@@ -84,11 +95,19 @@ class _Lockout:
         )
 
     def refusal(self) -> AccountLocked | None:
-        """The lock in force for this account and address, if any."""
+        """The lock in force for this account and address, if any.
+
+        The counts live in Redis: without them a password check would be an unlimited guess, so while
+        Redis does not answer, logins are refused at once with a 503 (tokens already issued still work).
+        """
         rules = settings.LOGIN_LOCKOUT
-        pipe = redis_client().pipeline(transaction=False)
-        pipe.get(self.pair).ttl(self.pair).get(self.account).ttl(self.account).exists(self.known)
-        pair_failures, pair_ttl, account_failures, account_ttl, known = pipe.execute()
+        try:
+            with request_redis() as client:
+                pipe = client.pipeline(transaction=False)
+                pipe.get(self.pair).ttl(self.pair).get(self.account).ttl(self.account).exists(self.known)
+                pair_failures, pair_ttl, account_failures, account_ttl, known = pipe.execute()
+        except redis.RedisError as exc:
+            raise _guard_down() from exc
         if int(pair_failures or 0) >= rules["max_failures"]:
             return AccountLocked(
                 wait=max(1, pair_ttl),
@@ -103,15 +122,23 @@ class _Lockout:
 
     def count_failure(self) -> None:
         window = settings.LOGIN_LOCKOUT["window_seconds"]
-        pipe = redis_client().pipeline()
-        pipe.incr(self.pair).expire(self.pair, window).incr(self.account).expire(self.account, window)
-        pipe.execute()
+        try:
+            with request_redis() as client:
+                pipe = client.pipeline()
+                pipe.incr(self.pair).expire(self.pair, window).incr(self.account).expire(self.account, window)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise _guard_down() from exc  # an uncounted failure must not look like an ordinary one
 
     def count_success(self) -> None:
         # The account-wide count stays: the owner's success must not reopen a spread-out guess.
-        pipe = redis_client().pipeline()
-        pipe.delete(self.pair).set(self.known, 1, ex=settings.LOGIN_LOCKOUT["known_address_days"] * 86400)
-        pipe.execute()
+        try:
+            with request_redis() as client:
+                pipe = client.pipeline()
+                pipe.delete(self.pair).set(self.known, 1, ex=settings.LOGIN_LOCKOUT["known_address_days"] * 86400)
+                pipe.execute()
+        except redis.RedisError:
+            logger.warning("a successful login's address was not remembered: Redis does not answer")
 
 
 def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair]:

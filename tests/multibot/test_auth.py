@@ -522,3 +522,30 @@ def test_a_refreshed_pair_keeps_working_until_a_reuse(api, user):
     assert again.status_code == 200
     assert bearer(pair["access_token"]).get("/api/v1/bots/").status_code == 200
     assert bearer(again.json()["access_token"]).get("/api/v1/bots/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_while_redis_is_gone_logins_are_a_quick_503_and_signed_in_sessions_keep_working(api, user, settings):
+    import time
+
+    from multibot.redis_client import request_redis_reset
+    from tests.support.processes import free_port
+
+    # given: a signed-in session, then a Redis that nothing answers on
+    token = login(api, user.username).json()["access_token"]
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    request_redis_reset()
+    try:
+        # when
+        started = time.monotonic()
+        refused = login(api, user.username)
+        wrong = login(api, user.username, "not the password")
+        took = time.monotonic() - started
+        session = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}").get("/api/v1/bots/")
+    finally:
+        request_redis_reset()
+    # then: a clear refusal for both (an uncounted guess is no guess), at once; the token still reads
+    assert (refused.status_code, wrong.status_code) == (503, 503)
+    assert "Logins are paused" in refused.json()["detail"]
+    assert took < 2
+    assert session.status_code == 200
