@@ -63,6 +63,8 @@ api_v1 = [
     path(
         "data/download/<textpath:pair>/<text:timeframe>", marketdata.CandleDownloadApi.as_view(), name="data-download"
     ),
+    # For workers on other hosts, signed with the shared SECRET_KEY; not in the API document.
+    path("internal/candles/<int:candle_set_id>", marketdata.CandleFileApi.as_view(), name="internal-candles"),
     path("health/streams", streams.StreamsHealthApi.as_view(), name="streams-health"),
     path("streams/", streams.StreamListApi.as_view(), name="streams"),
     path("streams", streams.StreamListApi.as_view()),
