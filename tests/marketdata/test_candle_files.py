@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from django.apps import apps
 
+from marketdata.fetch import CandleFetchError, ensure_candles
 from marketdata.models import CandleSet
 from marketdata.selectors import candle_set_file
 from marketdata.services import candles_save, demo_data_ensure
@@ -171,3 +172,33 @@ def test_the_endpoint_is_not_in_the_api_document(api):
     schema = api.get("/api/schema/", {"format": "json"}).json()
 
     assert not [path for path in schema["paths"] if "internal" in path]
+
+
+# What a job's host checks before freqtrade starts (fetching itself: tests/marketdata/test_fetch.py)
+
+
+def test_candles_nobody_stored_fail_a_job_before_anything_is_fetched():
+    save(candles(0, 30))
+
+    with pytest.raises(CandleFetchError, match="No 1m candles are stored for BTC/USDT"):
+        ensure_candles(pairs=["BTC/USDT"], timeframes=["5m", "1m"])
+
+
+def test_on_the_host_that_stores_them_nothing_is_fetched(settings):
+    # given: the files are here; the manager's address leads nowhere, so a fetch would fail
+    save(candles(0, 30))
+    save(candles(0, 30), pair="ETH/USDT")
+    settings.MARKETDATA = {**settings.MARKETDATA, "manager_url": "http://127.0.0.1:9"}
+
+    assert ensure_candles(pairs=["BTC/USDT", "ETH/USDT"], timeframes=["5m", "5m"]) == []
+
+
+def test_a_set_without_a_checksum_is_used_if_here_and_never_fetched_unverified(datadir):
+    store_candles(datadir / "replay", "BTC/USDT", "5m", candles(0, 10))
+    common = {"start": START, "end": START, "records": 10, "source": CandleSet.Source.UPLOAD}
+    CandleSet.objects.create(pair="BTC/USDT", timeframe="5m", **common)
+    CandleSet.objects.create(pair="ETH/USDT", timeframe="5m", **common)
+
+    assert ensure_candles(pairs=["BTC/USDT"], timeframes=["5m"]) == []
+    with pytest.raises(CandleFetchError, match="have no checksum: store them again on the manager"):
+        ensure_candles(pairs=["ETH/USDT"], timeframes=["5m"])
