@@ -118,4 +118,3 @@ def test_a_manager_that_cannot_be_reached_or_refuses_the_signature_fails_with_th
     with pytest.raises(CandleFetchError, match=r"refused .*\(403: The signature does not match"):
         ensure_candles(pairs=["ETH/USDT"], timeframes=["5m"])
     assert not (worker_host / "replay" / "ETH_USDT-5m.feather").exists()
-
