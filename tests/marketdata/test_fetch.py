@@ -43,7 +43,7 @@ def manager(committed_db: None, settings: Any, tmp_path: Path) -> Iterator[str]:
     for index, (pair, timeframe) in enumerate(SETS):
         candles_save(pair=pair, timeframe=timeframe, frame=candles(timeframe, 2000, 100.0 * (index + 1)),
                      source=CandleSet.Source.UPLOAD, synthetic=False)  # fmt: skip
-    env = server_env(DJANGO_SETTINGS_MODULE="tests.settings", MULTIBOT_HOME=str(home), DATABASE_URL=database_url(),
+    env = server_env(MULTIBOT_HOME=str(home), DATABASE_URL=database_url(),
                      REDIS_URL=django_settings.REDIS_URL, SECRET_KEY=django_settings.SECRET_KEY)  # fmt: skip
     with open(tmp_path / "manager.log", "w") as log, uvicorn_server(env, output=log) as base:
         yield base
