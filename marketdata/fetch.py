@@ -4,30 +4,21 @@ Workers on other machines share the database and SECRET_KEY with the manager, no
 job runs freqtrade, ``ensure_candles`` makes this host's file of each candle set the job reads the
 one its row describes (sha256 and size): a file that is there and matches is used as it is (on the
 manager host, nothing is fetched); one that is missing or differs is fetched from the manager
-(/api/v1/internal/candles/<id>, signed with SECRET_KEY), checked while it is written to a temporary
-file beside its place, and renamed into place only if its bytes are the row's. Anything else is a
-CandleFetchError: a job never runs on a missing, half-written or different file.
+(/api/v1/internal/candles/<id>, through multibot.manager_client: verified, then renamed into place).
+Anything else is a CandleFetchError: a job never runs on a missing, half-written or different file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-import httpx
-from django.conf import settings
 from django.urls import reverse
 
 from marketdata.models import CandleSet
 from marketdata.selectors import candle_set_file, candle_set_get
 from marketdata.storage import file_checksum
-from multibot.host_signature import signed_headers
-
-logger = logging.getLogger(__name__)
+from multibot.manager_client import ManagerFetchError, fetch_verified
 
 
 class CandleFetchError(Exception):
@@ -62,52 +53,10 @@ def candle_set_fetch(candle_set: CandleSet) -> Path:
     """Download the set's file from the manager into place; CandleFetchError unless its bytes are the row's."""
     if not candle_set.sha256:
         raise CandleFetchError(f"The {candle_set} candles have no checksum: store them again on the manager.")
-    path = reverse("internal-candles", kwargs={"candle_set_id": candle_set.pk})
-    url = settings.MARKETDATA["manager_url"] + path
     final = candle_set_file(candle_set)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.with_name(f".{final.name}.{uuid.uuid4().hex}.part")
+    path = reverse("internal-candles", kwargs={"candle_set_id": candle_set.pk})
     try:
-        sha256, size = _download(url, signed_headers(path), partial, what=str(candle_set))
-        if (sha256, size) != (candle_set.sha256, candle_set.size):
-            raise CandleFetchError(
-                f"The {candle_set} candles from {settings.MARKETDATA['manager_url']} do not match their checksum "
-                f"(got sha256 {sha256[:12]}…, {size} bytes; recorded {candle_set.sha256[:12]}…, "
-                f"{candle_set.size} bytes): the file was not used."
-            )  # fmt: skip
-        os.replace(partial, final)
-    finally:
-        partial.unlink(missing_ok=True)
-    logger.info("fetched the %s candles (%d bytes) from the manager", candle_set, size)
+        fetch_verified(path, final, sha256=candle_set.sha256, size=candle_set.size, what=f"the {candle_set} candles")
+    except ManagerFetchError as exc:
+        raise CandleFetchError(str(exc)) from exc
     return final
-
-
-def _download(url: str, headers: dict[str, str], target: Path, *, what: str) -> tuple[str, int]:
-    """Stream ``url`` into ``target`` (0600, synced); its sha256 and size, as received."""
-    digest, size = hashlib.sha256(), 0
-    try:
-        with httpx.stream("GET", url, headers=headers, timeout=settings.MARKETDATA["fetch_timeout_seconds"]) as answer:
-            if answer.status_code != 200:
-                answer.read()
-                raise CandleFetchError(f"The manager refused the {what} candles ({answer.status_code}: "
-                                       f"{_detail(answer)}).")  # fmt: skip
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                for chunk in answer.iter_bytes(1024 * 1024):
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
-                handle.flush()
-                os.fsync(handle.fileno())
-    except httpx.HTTPError as exc:
-        manager = settings.MARKETDATA["manager_url"]
-        raise CandleFetchError(f"The {what} candles could not be fetched from the manager at {manager}: "
-                               f"{type(exc).__name__}: {exc}") from exc  # fmt: skip
-    return digest.hexdigest(), size
-
-
-def _detail(answer: httpx.Response) -> str:
-    try:
-        return str(answer.json().get("detail", ""))[:200]
-    except ValueError:
-        return answer.text[:200]

@@ -407,10 +407,14 @@ MARKETDATA = {
     "demo_days": env_int("MULTIBOT_DEMO_DAYS", 60),
     # About two years of 1m candles; a CSV upload with more rows is refused.
     "max_upload_rows": env_int("MULTIBOT_MAX_UPLOAD_ROWS", 1_000_000),
-    # Where a worker on another host fetches the candle files it lacks (marketdata.fetch): the manager,
-    # the host that stores them. Its requests are signed with SECRET_KEY, which every host shares.
-    "manager_url": env_str("MULTIBOT_MANAGER_URL", f"http://127.0.0.1:{PORT}").rstrip("/"),
-    "fetch_timeout_seconds": env_int("MULTIBOT_CANDLE_FETCH_TIMEOUT_SECONDS", 60),
+}
+
+# The manager: the web host, whose disk holds the candle files and strategy code. A worker on another
+# machine (sharing DATABASE_URL, REDIS_URL and SECRET_KEY, not the disk) fetches from it what a job
+# needs and this host lacks (multibot.manager_client), its requests signed with SECRET_KEY.
+MANAGER = {
+    "url": env_str("MULTIBOT_MANAGER_URL", f"http://127.0.0.1:{PORT}").rstrip("/"),
+    "fetch_timeout_seconds": env_int("MULTIBOT_MANAGER_FETCH_TIMEOUT_SECONDS", 60),
 }
 
 # Uploaded strategies (strategies/validation.py, strategies/sandbox.py): untrusted code, checked before it is stored.

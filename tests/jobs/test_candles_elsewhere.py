@@ -38,7 +38,8 @@ def test_a_backtest_on_a_host_without_the_candles_fetches_them_from_the_manager_
     job = services.backtest_create(actor=Actor.system(), owner=user, strategy_name="Crossing", timeframe="5m",
                                    timerange=timerange(2), pairs=["BTC/USDT", "ETH/USDT"])  # fmt: skip
     with open(tmp_path / "manager.log", "w") as log, uvicorn_server(env, output=log) as manager:
-        settings.MARKETDATA = {**settings.MARKETDATA, "dir": worker_data, "manager_url": manager}
+        settings.MARKETDATA = {**settings.MARKETDATA, "dir": worker_data}
+        settings.MANAGER = {**settings.MANAGER, "url": manager}
 
         # when
         outcome = execution.job_execute(job_id=job.pk)
@@ -58,8 +59,8 @@ def test_a_backtest_whose_candles_cannot_be_fetched_fails_before_freqtrade_start
 ):
     # given: a worker host without the candles, and no manager where it looks for one
     record_checksums()
-    settings.MARKETDATA = {**settings.MARKETDATA, "dir": tmp_path / "worker" / "data",
-                           "manager_url": f"http://127.0.0.1:{free_port()}"}  # fmt: skip
+    settings.MARKETDATA = {**settings.MARKETDATA, "dir": tmp_path / "worker" / "data"}
+    settings.MANAGER = {**settings.MANAGER, "url": f"http://127.0.0.1:{free_port()}"}
     job = services.backtest_create(actor=Actor.system(), owner=user, strategy_name="Crossing", timeframe="5m",
                                    timerange=timerange(1))  # fmt: skip
 

@@ -188,7 +188,7 @@ def test_on_the_host_that_stores_them_nothing_is_fetched(settings):
     # given: the files are here; the manager's address leads nowhere, so a fetch would fail
     save(candles(0, 30))
     save(candles(0, 30), pair="ETH/USDT")
-    settings.MARKETDATA = {**settings.MARKETDATA, "manager_url": "http://127.0.0.1:9"}
+    settings.MANAGER = {**settings.MANAGER, "url": "http://127.0.0.1:9"}
 
     assert ensure_candles(pairs=["BTC/USDT", "ETH/USDT"], timeframes=["5m", "5m"]) == []
 

@@ -52,7 +52,8 @@ def manager(committed_db: None, settings: Any, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def worker_host(manager: str, settings: Any, tmp_path: Path) -> Path:
     """This process as a worker on another host: its own (empty) candle directory, the manager's URL."""
-    settings.MARKETDATA = {**settings.MARKETDATA, "dir": tmp_path / "worker" / "data", "manager_url": manager}
+    settings.MARKETDATA = {**settings.MARKETDATA, "dir": tmp_path / "worker" / "data"}
+    settings.MANAGER = {**settings.MANAGER, "url": manager}
     return tmp_path / "worker" / "data"
 
 
@@ -108,12 +109,12 @@ def test_a_manager_that_cannot_be_reached_or_refuses_the_signature_fails_with_th
     manager, worker_host, settings
 ):
     # given: a manager address where nothing listens
-    settings.MARKETDATA = {**settings.MARKETDATA, "manager_url": f"http://127.0.0.1:{free_port()}"}
+    settings.MANAGER = {**settings.MANAGER, "url": f"http://127.0.0.1:{free_port()}"}
     with pytest.raises(CandleFetchError, match=r"could not be fetched from the manager at http://127\.0\.0\.1:"):
         ensure_candles(pairs=["ETH/USDT"], timeframes=["5m"])
 
     # given: the manager, but a worker that does not share its SECRET_KEY
-    settings.MARKETDATA = {**settings.MARKETDATA, "manager_url": manager}
+    settings.MANAGER = {**settings.MANAGER, "url": manager}
     settings.SECRET_KEY = "another installation's key"
     with pytest.raises(CandleFetchError, match=r"refused .*\(403: The signature does not match"):
         ensure_candles(pairs=["ETH/USDT"], timeframes=["5m"])
