@@ -134,7 +134,7 @@ def _run_backtest(job: Job) -> tuple[JobStatus, dict | None, str, str]:
 
     parameters: backtest.BacktestParameters = job.parameters  # type: ignore[assignment]
     directory = attempt_dir(job)
-    strategy = services.job_dir(job.pk) / "input" / parameters["strategy_file"]
+    strategy = services.job_input_ensure(job=job) / parameters["strategy_file"]
     backtest.prepare(directory, parameters, strategy_file=strategy,
                      exchange_section=replay_exchange_section(parameters["pairs"]))  # fmt: skip
     datadir = _job_candles(parameters)
@@ -154,7 +154,7 @@ def _run_hyperopt(job: Job) -> tuple[JobStatus, dict | None, str, str]:
 
     parameters: hyperopt.HyperoptParameters = job.parameters  # type: ignore[assignment]
     directory = attempt_dir(job)
-    strategy = services.job_dir(job.pk) / "input" / parameters["strategy_file"]
+    strategy = services.job_input_ensure(job=job) / parameters["strategy_file"]
     backtest.prepare(directory, parameters, strategy_file=strategy,
                      exchange_section=replay_exchange_section(parameters["pairs"]))  # fmt: skip
     total = int(parameters["epochs"])

@@ -1,8 +1,10 @@
-"""A backtest on a worker host without the manager's disk: the job fetches its candles from the live manager."""
+"""A backtest on a worker host without the manager's disk: the job fetches what it needs from the live manager."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,7 +14,9 @@ from jobs.commands import JobStatus
 from marketdata.models import CandleSet
 from marketdata.selectors import candle_set_file
 from marketdata.storage import file_checksum
-from tests.jobs.conftest import timerange
+from strategies.library import version_path
+from strategies.services import strategy_upload
+from tests.jobs.conftest import TUNABLE, timerange
 from tests.support.processes import database_url, free_port, server_env, uvicorn_server
 
 pytestmark = [pytest.mark.slow]
@@ -25,21 +29,32 @@ def record_checksums() -> None:
         candle_set.save(update_fields=["sha256", "size"])
 
 
-def test_a_backtest_on_a_host_without_the_candles_fetches_them_from_the_manager_and_completes(
-    committed_db, market, crossing_strategy, user, settings, tmp_path
+def as_worker_host(settings: Any, home: Path, manager: str) -> None:
+    """This process becomes a worker on another machine: its own empty home (candles, jobs, strategies),
+    sharing only the database, Redis and SECRET_KEY with the manager at ``manager``."""
+    settings.HOME = home
+    settings.MARKETDATA = {**settings.MARKETDATA, "dir": home / "data"}
+    settings.JOBS = {**settings.JOBS, "dir": home / "jobs"}
+    settings.MANAGER = {**settings.MANAGER, "url": manager}
+
+
+def test_a_backtest_on_a_host_without_the_managers_disk_fetches_its_candles_and_strategy_and_completes(
+    committed_db, market, user, settings, tmp_path
 ):
-    # given: the manager (a live server on the home that stores the candles) and this process as a worker
-    # on another host: its own empty candle directory, the manager's address
+    # given: a version of a strategy with its parameter file, and a backtest of it, made on the web host
+    # (the manager, a live server on the home that stores the candles and the code)
+    version, _ = strategy_upload(actor=Actor.system(), owner=user, filename="tunable.py", data=TUNABLE.encode(),
+                                 parameters=json.dumps({"params": {"buy": {"fast_period": 7}}}).encode())  # fmt: skip
     record_checksums()
     manager_data = Path(settings.MARKETDATA["dir"]) / "replay"
+    code = version_path(version.sha256).read_bytes()
+    job = services.backtest_create(actor=Actor.system(), owner=user, strategy_name="Tunable", timeframe="5m",
+                                   timerange=timerange(2), pairs=["BTC/USDT", "ETH/USDT"])  # fmt: skip
     env = server_env(MULTIBOT_HOME=str(settings.HOME), DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
                      SECRET_KEY=settings.SECRET_KEY)  # fmt: skip
-    worker_data = tmp_path / "worker" / "data"
-    job = services.backtest_create(actor=Actor.system(), owner=user, strategy_name="Crossing", timeframe="5m",
-                                   timerange=timerange(2), pairs=["BTC/USDT", "ETH/USDT"])  # fmt: skip
+    worker = tmp_path / "worker"
     with open(tmp_path / "manager.log", "w") as log, uvicorn_server(env, output=log) as manager:
-        settings.MARKETDATA = {**settings.MARKETDATA, "dir": worker_data}
-        settings.MANAGER = {**settings.MANAGER, "url": manager}
+        as_worker_host(settings, worker, manager)
 
         # when
         outcome = execution.job_execute(job_id=job.pk)
@@ -48,10 +63,16 @@ def test_a_backtest_on_a_host_without_the_candles_fetches_them_from_the_manager_
     job.refresh_from_db()
     assert outcome == "completed", job.error + job.log_tail[-3000:]
     assert job.status == JobStatus.COMPLETED and job.results["summary"]["total_trades"] > 0
-    fetched = sorted(path.name for path in (worker_data / "replay").iterdir())
+    fetched = sorted(path.name for path in (worker / "data" / "replay").iterdir())
     assert fetched == ["BTC_USDT-5m.feather", "ETH_USDT-5m.feather"]
     for name in fetched:
-        assert (worker_data / "replay" / name).read_bytes() == (manager_data / name).read_bytes()
+        assert (worker / "data" / "replay" / name).read_bytes() == (manager_data / name).read_bytes()
+    # and on the job's input rebuilt here: the version's code, verified, and its own parameter file
+    stored = worker / "strategies" / "versions" / f"{version.sha256}.py"
+    assert stored.read_bytes() == code and stored.stat().st_mode & 0o777 == 0o400
+    given = worker / "jobs" / str(job.pk) / "input"
+    assert (given / "Tunable.py").read_bytes() == code
+    assert json.loads((given / "Tunable.json").read_text())["params"] == {"buy": {"fast_period": 7}}
 
 
 def test_a_backtest_whose_candles_cannot_be_fetched_fails_before_freqtrade_starts(
@@ -72,3 +93,20 @@ def test_a_backtest_whose_candles_cannot_be_fetched_fails_before_freqtrade_start
     assert outcome == "failed"
     assert job.error.startswith("CandleFetchError: The replay BTC/USDT 5m candles could not be fetched")
     assert not (execution.attempt_dir(job) / "job.log").exists()  # freqtrade never started
+
+
+def test_a_job_of_an_operators_strategy_file_fails_clearly_on_a_host_without_it(
+    committed_db, market, crossing_strategy, user, settings, tmp_path
+):
+    # given: a backtest of a file an operator placed on the web host, run by a worker elsewhere
+    job = services.backtest_create(actor=Actor.system(), owner=user, strategy_name="Crossing", timeframe="5m",
+                                   timerange=timerange(1))  # fmt: skip
+    as_worker_host(settings, tmp_path / "worker", f"http://127.0.0.1:{free_port()}")
+
+    # when
+    outcome = execution.job_execute(job_id=job.pk)
+
+    # then
+    job.refresh_from_db()
+    assert outcome == "failed"
+    assert job.error.startswith("JobInputMissing: The job's strategy file 'crossing.py' is not on this host"), job.error
