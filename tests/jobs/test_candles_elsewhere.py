@@ -16,7 +16,7 @@ from marketdata.selectors import candle_set_file
 from marketdata.storage import file_checksum
 from strategies.library import version_path
 from strategies.services import strategy_upload
-from tests.jobs.conftest import TUNABLE, timerange
+from tests.jobs.conftest import TUNABLE, celery_worker, timerange, wait_for_job, worker_env
 from tests.support.processes import database_url, free_port, server_env, uvicorn_server
 
 pytestmark = [pytest.mark.slow]
@@ -73,6 +73,34 @@ def test_a_backtest_on_a_host_without_the_managers_disk_fetches_its_candles_and_
     given = worker / "jobs" / str(job.pk) / "input"
     assert (given / "Tunable.py").read_bytes() == code
     assert json.loads((given / "Tunable.json").read_text())["params"] == {"buy": {"fast_period": 7}}
+
+
+def test_a_celery_worker_on_another_home_runs_a_backtest_from_the_api_with_what_it_fetched(
+    committed_db, market, user, user_api, settings, tmp_path
+):
+    # given: a live manager on the home that stores everything, and a real Celery worker whose
+    # MULTIBOT_HOME is another, empty directory: only the database, Redis and SECRET_KEY are shared
+    version, _ = strategy_upload(actor=Actor.system(), owner=user, filename="tunable.py", data=TUNABLE.encode())
+    record_checksums()
+    env = server_env(MULTIBOT_HOME=str(settings.HOME), DATABASE_URL=database_url(), REDIS_URL=settings.REDIS_URL,
+                     SECRET_KEY=settings.SECRET_KEY)  # fmt: skip
+    worker = tmp_path / "worker"
+    with open(tmp_path / "manager.log", "w") as log, uvicorn_server(env, output=log) as manager:
+        worker_process_env = {**worker_env(market), "MULTIBOT_HOME": str(worker), "MULTIBOT_MANAGER_URL": manager,
+                              "SECRET_KEY": settings.SECRET_KEY}  # fmt: skip
+        with celery_worker(worker_process_env, name="elsewhere"):
+            # when
+            response = user_api.post("/api/v1/strategies/backtest", {"strategy_name": "Tunable", "timeframe": "5m",
+                                     "timerange": timerange(2), "pairs": ["BTC/USDT"]}, format="json")  # fmt: skip
+            assert response.status_code == 202, response.json()
+            job = wait_for_job(int(response.json()["task_id"]), lambda job: job.is_finished, 120, "the backtest")
+
+    # then: it completed there, on the candles and code it fetched into its own home
+    assert job.status == JobStatus.COMPLETED, job.error + job.log_tail[-3000:]
+    assert job.results["summary"]["total_trades"] > 0
+    assert sorted(path.name for path in (worker / "data" / "replay").iterdir()) == ["BTC_USDT-5m.feather"]
+    assert (worker / "strategies" / "versions" / f"{version.sha256}.py").exists()
+    assert (worker / "jobs" / str(job.pk) / "attempt-1" / "results.json").exists()
 
 
 def test_a_backtest_whose_candles_cannot_be_fetched_fails_before_freqtrade_starts(
