@@ -339,9 +339,9 @@ def _run_parameters(
         _check_candles(pairs, timeframe_detail, start, end, "timeframe_detail")
     parameters = {
         "strategy_name": strategy_name, "strategy_file": f"{strategy_name}.py" if code.sha256 else code.source.name,
+        # The version (with its parameter file): a worker on another host rebuilds the job's input from it.
         "strategy_sha256": code.sha256, "strategy_version": code.version_id, "timeframe": timeframe,
-        "timerange": timerange,
-        "pairs": pairs, "stake_currency": stake_currency, "stake_amount": stake_amount,
+        "timerange": timerange, "pairs": pairs, "stake_currency": stake_currency, "stake_amount": stake_amount,
         "dry_run_wallet": dry_run_wallet, "max_open_trades": max_open_trades, "timeframe_detail": timeframe_detail,
         "enable_protections": enable_protections, "fee": fee,
     }  # fmt: skip
