@@ -118,15 +118,26 @@ def _ended(outcome: RunOutcome) -> tuple[JobStatus, str]:
     return JobStatus.FAILED, f"freqtrade exited with {outcome.returncode}" + (f": {last}" if last else "")
 
 
+def _job_candles(parameters: backtest.BacktestParameters) -> Path:
+    """The datadir freqtrade reads, holding the files of the candles the job names (its timeframe and its
+    detail timeframe, of each pair) as their rows record them: fetched from the manager on a worker
+    host that lacks them (marketdata.fetch). A CandleFetchError fails the job before freqtrade starts."""
+    from marketdata.fetch import ensure_candles
+
+    timeframes = [parameters["timeframe"], *filter(None, [parameters.get("timeframe_detail")])]
+    ensure_candles(pairs=parameters["pairs"], timeframes=timeframes)
+    return Path(settings.MARKETDATA["dir"]) / "replay"
+
+
 def _run_backtest(job: Job) -> tuple[JobStatus, dict | None, str, str]:
     from marketdata.replay_config import replay_exchange_section
 
     parameters: backtest.BacktestParameters = job.parameters  # type: ignore[assignment]
     directory = attempt_dir(job)
-    strategy = services.job_dir(job.pk) / "input" / parameters["strategy_file"]
+    strategy = services.job_input_ensure(job=job) / parameters["strategy_file"]
     backtest.prepare(directory, parameters, strategy_file=strategy,
                      exchange_section=replay_exchange_section(parameters["pairs"]))  # fmt: skip
-    datadir = Path(settings.MARKETDATA["dir"]) / "replay"
+    datadir = _job_candles(parameters)
     outcome = _process(job, backtest.command(directory, parameters, datadir=datadir), directory).run()
     tail = "\n".join(outcome.log_tail)
     if not outcome.succeeded:
@@ -143,7 +154,7 @@ def _run_hyperopt(job: Job) -> tuple[JobStatus, dict | None, str, str]:
 
     parameters: hyperopt.HyperoptParameters = job.parameters  # type: ignore[assignment]
     directory = attempt_dir(job)
-    strategy = services.job_dir(job.pk) / "input" / parameters["strategy_file"]
+    strategy = services.job_input_ensure(job=job) / parameters["strategy_file"]
     backtest.prepare(directory, parameters, strategy_file=strategy,
                      exchange_section=replay_exchange_section(parameters["pairs"]))  # fmt: skip
     total = int(parameters["epochs"])
@@ -152,7 +163,7 @@ def _run_hyperopt(job: Job) -> tuple[JobStatus, dict | None, str, str]:
         found = hyperopt.summary(directory, total)
         return found["epochs_done"] / total, f"epoch {found['epochs_done']}/{total}", found
 
-    datadir = Path(settings.MARKETDATA["dir"]) / "replay"
+    datadir = _job_candles(parameters)
     outcome = _process(job, hyperopt.command(directory, parameters, datadir=datadir), directory, probe).run()
     tail = "\n".join(outcome.log_tail)
     if not outcome.succeeded:

@@ -73,6 +73,36 @@ def job_create(
     return job
 
 
+class JobInputMissing(Exception):  # noqa: N818 - reads as the condition
+    """The job's input (its strategy) is not on this host and cannot be rebuilt here."""
+
+
+def job_input_ensure(*, job: Job) -> Path:
+    """The job's input directory on this host. job_create writes it on the web host; a worker on another
+    machine rebuilds it from the database (the version the job was given, its parameter file) and the
+    version's code, fetched from the manager and verified by its sha256. JobInputMissing when it cannot."""
+    from multibot.manager_client import ManagerFetchError
+    from strategies.library import version_code_ensure
+    from strategies.models import StrategyVersion
+
+    directory = job_dir(job.pk) / "input"
+    if (directory / job.parameters["strategy_file"]).exists():
+        return directory
+    version_id = job.parameters.get("strategy_version")
+    found = StrategyVersion.objects.select_related("strategy").filter(pk=version_id).first() if version_id else None
+    if found is None or found.sha256 != job.parameters.get("strategy_sha256"):
+        raise JobInputMissing(
+            f"The job's strategy file {job.parameters['strategy_file']!r} is not on this host and cannot be rebuilt "
+            "here: it is an operator's file of the web host, or its version is gone. Run it on the web host."
+        )  # fmt: skip
+    try:
+        version_code_ensure(found.sha256)
+    except ManagerFetchError as exc:
+        raise JobInputMissing(str(exc)) from exc
+    copy_strategy(StrategyCode.of_version(found), directory)
+    return directory
+
+
 def job_cancel(*, actor: Actor, job: Job) -> Job:
     """A queued job is cancelled at once and never starts; a running one is ended by its worker
     (its process group, within seconds) and ends ``cancelled``. A finished job is a conflict."""
@@ -309,8 +339,9 @@ def _run_parameters(
         _check_candles(pairs, timeframe_detail, start, end, "timeframe_detail")
     parameters = {
         "strategy_name": strategy_name, "strategy_file": f"{strategy_name}.py" if code.sha256 else code.source.name,
-        "strategy_sha256": code.sha256, "timeframe": timeframe, "timerange": timerange,
-        "pairs": pairs, "stake_currency": stake_currency, "stake_amount": stake_amount,
+        # The version (with its parameter file): a worker on another host rebuilds the job's input from it.
+        "strategy_sha256": code.sha256, "strategy_version": code.version_id, "timeframe": timeframe,
+        "timerange": timerange, "pairs": pairs, "stake_currency": stake_currency, "stake_amount": stake_amount,
         "dry_run_wallet": dry_run_wallet, "max_open_trades": max_open_trades, "timeframe_detail": timeframe_detail,
         "enable_protections": enable_protections, "fee": fee,
     }  # fmt: skip

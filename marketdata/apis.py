@@ -1,4 +1,5 @@
-"""/api/v1/data/: the stored candles, CSV uploads merged into them, and CSV downloads.
+"""/api/v1/data/: the stored candles, CSV uploads merged into them, and CSV downloads; and the files themselves
+for workers on other hosts (/api/v1/internal/candles/<id>, signed by a host, not a user).
 
 Market data is shared, not owned: every authenticated user lists, downloads and uploads the same
 candles (the replay exchange's), unlike bots and strategies. Uploads are audited and rate limited.
@@ -10,7 +11,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -25,10 +26,11 @@ from audit.resources import Kind
 from audit.services import Actor
 from marketdata.csv_validation import CandleCsvError, CsvProblem, candles_to_csv, parse_candles_csv
 from marketdata.models import CandleSet
-from marketdata.selectors import candle_set_frame, candle_set_get, candle_set_list
+from marketdata.selectors import candle_set_file, candle_set_frame, candle_set_get, candle_set_list
 from marketdata.services import candles_save
 from marketdata.storage import StorageError
 from marketdata.vocabulary import TIMEFRAME_SECONDS, pair_from_input, parse_pair
+from multibot.host_signature import HostSignature
 
 logger = logging.getLogger(__name__)
 
@@ -162,4 +164,33 @@ class CandleDownloadApi(APIView):
         response = StreamingHttpResponse(candles_to_csv(frame), content_type="text/csv; charset=utf-8")
         filename = f"{candle_set.pair.replace('/', '_')}-{candle_set.timeframe}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+CHECKSUM_HEADER = "X-Checksum-Sha256"
+
+
+class CandleFileApi(APIView):
+    """One candle set's feather file as it is stored here, for a worker on another host (marketdata.fetch).
+
+    Signed with the hosts' shared SECRET_KEY (multibot.host_signature), not a user's token; not in the
+    public API document. ``X-Checksum-Sha256`` is the row's checksum: the worker checks the bytes by it.
+    """
+
+    authentication_classes: list[type] = []
+    permission_classes = [HostSignature]
+    rate_scopes = ("internal",)
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, candle_set_id: int) -> FileResponse:
+        candle_set = CandleSet.objects.filter(pk=candle_set_id).first()
+        if candle_set is None:
+            raise NotFound(f"No candle set {candle_set_id} is stored.")
+        try:
+            handle = candle_set_file(candle_set).open("rb")
+        except FileNotFoundError:
+            logger.error("candle set %s is listed but its file is missing on this host", candle_set.pk)
+            raise NotFound(f"The file of the {candle_set} candles is missing on this host.") from None
+        response = FileResponse(handle, content_type="application/octet-stream")
+        response[CHECKSUM_HEADER] = candle_set.sha256
         return response

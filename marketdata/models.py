@@ -18,6 +18,9 @@ class CandleSet(models.Model):
     records = models.PositiveIntegerField()
     source = models.CharField(max_length=16, choices=Source.choices)
     synthetic = models.BooleanField(default=False)
+    # The file's own bytes: a worker on another host fetches the file and checks it against these.
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    size = models.PositiveBigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

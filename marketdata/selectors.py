@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from django.db.models import QuerySet
 
@@ -18,6 +20,11 @@ def candle_set_list() -> QuerySet[CandleSet]:
 def candle_set_get(*, pair: str, timeframe: str, exchange: str = "replay") -> CandleSet | None:
     """The set for ``BTC/USDT`` or ``BTC_USDT``, or None when nothing is stored for it."""
     return candle_set_list().filter(exchange=exchange, pair=pair_from_input(pair), timeframe=timeframe).first()
+
+
+def candle_set_file(candle_set: CandleSet) -> Path:
+    """Where this host keeps the set's file (it may be missing: a worker on another host fetches it)."""
+    return candle_path(exchange_dir(candle_set.exchange), candle_set.pair, candle_set.timeframe)
 
 
 def candle_set_frame(candle_set: CandleSet) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from audit import events
 from audit.services import Actor
 from marketdata import demo
 from marketdata.models import CandleSet
-from marketdata.storage import candle_path, load_candles, merge_candles, resample, store_candles
+from marketdata.storage import candle_path, load_candles, merge_candles, resample, staged_candles
 from marketdata.vocabulary import TIMEFRAME_SECONDS
 
 
@@ -38,7 +38,8 @@ def candles_save(
     """Store candles for one pair and timeframe, merged with the stored ones unless ``replace``.
 
     Returns the CandleSet and what changed (``added``, ``updated``, ``records``). The file is
-    replaced as the last step inside the transaction: if that fails, the row rolls back with it.
+    replaced as the last step inside the transaction: if that fails, the row rolls back with it. The
+    row carries the new file's sha256 and size, computed from the staged file before it is renamed.
     """
     if frame.empty:
         raise ValueError("no candles to store")
@@ -59,11 +60,13 @@ def candles_save(
         candle_set.source = source
         # Real candles merged into a synthetic set do not make it real: synthetic if any part is.
         candle_set.synthetic = synthetic if (created or replace) else (candle_set.synthetic or synthetic)
-        candle_set.save()
-        if actor is not None:
-            events.candles_uploaded_event(actor=actor, exchange=exchange, pair=pair, timeframe=timeframe,
-                                          source=source, changes=changes)  # fmt: skip
-        store_candles(datadir, pair, timeframe, merged)
+        with staged_candles(datadir, pair, timeframe, merged) as staged:
+            # The checksum of the file about to replace the old one: workers elsewhere verify what they fetch by it.
+            candle_set.sha256, candle_set.size = staged.sha256, staged.size
+            candle_set.save()
+            if actor is not None:
+                events.candles_uploaded_event(actor=actor, exchange=exchange, pair=pair, timeframe=timeframe,
+                                              source=source, changes=changes)  # fmt: skip
     return candle_set, changes
 
 

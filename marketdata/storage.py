@@ -7,8 +7,12 @@ goes to a staging file first and replaces the old file in one rename: readers ne
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -62,8 +66,30 @@ def merge_candles(existing: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return merged.reset_index(drop=True)
 
 
-def store_candles(datadir: Path, pair: str, timeframe: str, frame: pd.DataFrame) -> Path:
-    """Write through freqtrade's handler into a staging directory, then rename into place."""
+def file_checksum(path: Path) -> tuple[str, int]:
+    """The sha256 (hex) and the size of a file's bytes."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+@dataclass(frozen=True)
+class StagedCandles:
+    """A complete candle file not yet in place, and its checksum."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+@contextmanager
+def staged_candles(datadir: Path, pair: str, timeframe: str, frame: pd.DataFrame) -> Iterator[StagedCandles]:
+    """Write through freqtrade's handler into a staging directory; the file is renamed into place when the
+    block ends without an error, so what the block records (the row's checksum) describes the file that lands."""
     datadir = Path(datadir)
     final = candle_path(datadir, pair, timeframe)
     staging = datadir / ".staging" / uuid.uuid4().hex
@@ -75,13 +101,21 @@ def store_candles(datadir: Path, pair: str, timeframe: str, frame: pd.DataFrame)
         written = candle_path(staging, pair, timeframe)
         if not written.exists():
             raise StorageError(f"freqtrade did not write {written.name}")
+        written.chmod(0o600)
+        yield StagedCandles(written, *file_checksum(written))
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(written, final)
     finally:
         for leftover in staging.glob("*"):
             leftover.unlink()
         staging.rmdir()
-    return final
+
+
+def store_candles(datadir: Path, pair: str, timeframe: str, frame: pd.DataFrame) -> Path:
+    """Write through freqtrade's handler into a staging directory, then rename into place."""
+    with staged_candles(datadir, pair, timeframe, frame):
+        pass
+    return candle_path(datadir, pair, timeframe)
 
 
 def resample(frame: pd.DataFrame, timeframe: str) -> pd.DataFrame:

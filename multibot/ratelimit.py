@@ -32,6 +32,9 @@ from multibot.redis_client import redis_key, request_redis
 logger = logging.getLogger(__name__)
 
 _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+# Scopes with a budget of their own per address, instead of the "user" or "anon" one: health checks,
+# logins, and the requests of this project's other hosts (a worker fetching candles is not a visitor).
+_OWN_BUDGET = ("health", "login", "internal")
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ class RateLimitMiddleware:
         scopes: list[tuple[str, Any]] = []
         for scope in declared:
             # Per-user scopes fall back to the IP for anonymous callers.
-            scopes.append((scope, f"user{caller}" if caller and scope not in ("health", "login") else f"ip{ip}"))
-        if not any(scope in ("health", "login") for scope in declared):
+            scopes.append((scope, f"user{caller}" if caller and scope not in _OWN_BUDGET else f"ip{ip}"))
+        if not any(scope in _OWN_BUDGET for scope in declared):
             scopes.append(("user", f"user{caller}") if caller else ("anon", f"ip{ip}"))
         return scopes

@@ -329,6 +329,7 @@ RATE_LIMITS = {
     "health": "100/minute",
     "upload": "10/hour",
     "login": "30/minute",
+    "internal": "600/minute",
 }
 for _item in env_list("MULTIBOT_RATE_LIMITS"):
     _scope, _, _rate = _item.partition("=")
@@ -407,6 +408,14 @@ MARKETDATA = {
     "demo_days": env_int("MULTIBOT_DEMO_DAYS", 60),
     # About two years of 1m candles; a CSV upload with more rows is refused.
     "max_upload_rows": env_int("MULTIBOT_MAX_UPLOAD_ROWS", 1_000_000),
+}
+
+# The manager: the web host, whose disk holds the candle files and strategy code. A worker on another
+# machine (sharing DATABASE_URL, REDIS_URL and SECRET_KEY, not the disk) fetches from it what a job
+# needs and this host lacks (multibot.manager_client), its requests signed with SECRET_KEY.
+MANAGER = {
+    "url": env_str("MULTIBOT_MANAGER_URL", f"http://127.0.0.1:{PORT}").rstrip("/"),
+    "fetch_timeout_seconds": env_int("MULTIBOT_MANAGER_FETCH_TIMEOUT_SECONDS", 60),
 }
 
 # Uploaded strategies (strategies/validation.py, strategies/sandbox.py): untrusted code, checked before it is stored.

@@ -65,6 +65,13 @@ api_v1 = [
     path(
         "data/download/<textpath:pair>/<text:timeframe>", marketdata.CandleDownloadApi.as_view(), name="data-download"
     ),
+    # For workers on other hosts, signed with the shared SECRET_KEY; not in the API document.
+    path("internal/candles/<int:candle_set_id>", marketdata.CandleFileApi.as_view(), name="internal-candles"),
+    re_path(
+        r"^internal/strategy-code/(?P<sha256>[0-9a-f]{64})$",
+        strategies.StrategyCodeFileApi.as_view(),
+        name="internal-strategy-code",
+    ),
     path("health/streams", streams.StreamsHealthApi.as_view(), name="streams-health"),
     path("streams/", streams.StreamListApi.as_view(), name="streams"),
     path("streams", streams.StreamListApi.as_view()),

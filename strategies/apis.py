@@ -1,4 +1,5 @@
-"""/api/v1/strategies/: the names a user may run, a strategy's details and versions, uploads, deletion.
+"""/api/v1/strategies/: the names a user may run, a strategy's details and versions, uploads, deletion; and a
+version's code for workers on other hosts (/api/v1/internal/strategy-code/<sha256>, signed by a host, not a user).
 
 A user sees their own strategies and the built-ins; another user's strategy is a 404. An upload is
 untrusted code: strategies/services.py checks it, dry-loads it walled in, and only then stores it.
@@ -9,10 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import FileResponse
 from drf_spectacular.plumbing import build_array_type, build_basic_type
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +27,9 @@ from audit.services import Actor
 from bots.workspace import running_strategy_version
 from jobs.selectors import strategy_jobs
 from multibot.errors import InvalidInputError, QueryValidationError
+from multibot.host_signature import HostSignature
 from strategies import selectors, services
+from strategies.library import version_path
 from strategies.models import Strategy, StrategyVersion
 
 # Room for the multipart framing around the files.
@@ -211,3 +216,25 @@ class StrategyDetailApi(APIView):
         strategy = selectors.strategy_get(user=request.user, name=name, owner=query.get("owner"))
         services.strategy_delete(actor=Actor.from_request(request), strategy=strategy)
         return Response(status=204)
+
+
+class StrategyCodeFileApi(APIView):
+    """A stored version's code, by its sha256, for a worker on another host rebuilding a job's input
+    (jobs.services.job_input_ensure). Signed with the hosts' shared SECRET_KEY; not in the API document.
+    Only the files of versions the database knows are served; the worker checks the bytes by their sha256."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [HostSignature]
+    rate_scopes = ("internal",)
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request, sha256: str) -> FileResponse:
+        if not StrategyVersion.objects.filter(sha256=sha256).exists():
+            raise NotFound(f"No strategy version has the code {sha256}.")
+        try:
+            handle = version_path(sha256).open("rb")
+        except FileNotFoundError:
+            raise NotFound(f"The code {sha256} is missing on this host.") from None
+        response = FileResponse(handle, content_type="text/x-python")
+        response["X-Checksum-Sha256"] = sha256
+        return response

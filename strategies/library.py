@@ -71,11 +71,27 @@ class StrategyCode:
     source: Path
     parameters: dict[str, Any] | None = None
     sha256: str = ""
+    version_id: int | None = None  # None: a file an operator placed, on this host only
 
     @classmethod
     def of_version(cls, version: StrategyVersion) -> StrategyCode:
         return cls(name=version.strategy.name, source=version_path(version.sha256), parameters=version.parameters,
-                   sha256=version.sha256)  # fmt: skip
+                   sha256=version.sha256, version_id=version.pk)  # fmt: skip
+
+
+def version_code_ensure(sha256: str) -> Path:
+    """The version's code file on this host: a worker on another host than the manager's (where versions are
+    stored) fetches it from the manager, verified by its sha256. ManagerFetchError when it cannot."""
+    from django.urls import reverse
+
+    from multibot.manager_client import fetch_verified
+
+    target = version_path(sha256)
+    if target.exists() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+        return target
+    path = reverse("internal-strategy-code", kwargs={"sha256": sha256})
+    fetch_verified(path, target, sha256=sha256, what=f"the strategy code {sha256[:12]}…", mode=0o400)
+    return target
 
 
 def _classes(path: Path) -> tuple[str, ...]:
