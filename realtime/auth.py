@@ -29,7 +29,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.exceptions import TokenError
 
 from multibot.authentication import JWTAuthentication
-from multibot.redis_client import redis_key, request_redis
+from multibot.redis_client import redis_client, redis_key
 from realtime.protocol import BEARER_PREFIX, TICKET_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,8 @@ def ticket_store(*, user: Any) -> str:
     ticket = secrets.token_urlsafe(32)
     # The socket it opens lives as long as an access token issued now would.
     expires_at = int(time.time() + settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds())
-    # The short-timeout client: while Redis is away the caller hears so at once (a 503), not after seconds.
-    with request_redis() as client:
-        client.set(_ticket_key(ticket), f"{user.pk}:{user.token_version}:{expires_at}",
-                   ex=settings.REALTIME["ticket_seconds"])  # fmt: skip
+    redis_client().set(_ticket_key(ticket), f"{user.pk}:{user.token_version}:{expires_at}",
+                       ex=settings.REALTIME["ticket_seconds"])  # fmt: skip
     return ticket
 
 
@@ -71,8 +69,7 @@ def ticket_consume(ticket: str) -> Identity | None:
     if not ticket or len(ticket) > 128:
         return None
     try:
-        with request_redis() as client:
-            stored = client.getdel(_ticket_key(ticket))
+        stored = redis_client().getdel(_ticket_key(ticket))
     except redis.RedisError as exc:
         logger.warning("ticket not checked, Redis unavailable: %s", exc)
         return None

@@ -20,7 +20,7 @@ from audit import events
 from audit.selectors import token_was_rotated
 from audit.services import Actor
 from multibot.errors import ForbiddenError, TooManyAttemptsError, UnauthorizedError, UnavailableError
-from multibot.redis_client import redis_key, request_redis
+from multibot.redis_client import redis_client, redis_key
 
 User = get_user_model()
 
@@ -98,14 +98,14 @@ class _Lockout:
         """The lock in force for this account and address, if any.
 
         The counts live in Redis: without them a password check would be an unlimited guess, so while
-        Redis does not answer, logins are refused at once with a 503 (tokens already issued still work).
+        Redis does not answer, logins are refused with a 503 that says so (tokens already issued still
+        work). The patient client, not the request one: a login is not refused for a 100 ms hiccup.
         """
         rules = settings.LOGIN_LOCKOUT
         try:
-            with request_redis() as client:
-                pipe = client.pipeline(transaction=False)
-                pipe.get(self.pair).ttl(self.pair).get(self.account).ttl(self.account).exists(self.known)
-                pair_failures, pair_ttl, account_failures, account_ttl, known = pipe.execute()
+            pipe = redis_client().pipeline(transaction=False)
+            pipe.get(self.pair).ttl(self.pair).get(self.account).ttl(self.account).exists(self.known)
+            pair_failures, pair_ttl, account_failures, account_ttl, known = pipe.execute()
         except redis.RedisError as exc:
             raise _guard_down() from exc
         if int(pair_failures or 0) >= rules["max_failures"]:
@@ -123,20 +123,18 @@ class _Lockout:
     def count_failure(self) -> None:
         window = settings.LOGIN_LOCKOUT["window_seconds"]
         try:
-            with request_redis() as client:
-                pipe = client.pipeline()
-                pipe.incr(self.pair).expire(self.pair, window).incr(self.account).expire(self.account, window)
-                pipe.execute()
+            pipe = redis_client().pipeline()
+            pipe.incr(self.pair).expire(self.pair, window).incr(self.account).expire(self.account, window)
+            pipe.execute()
         except redis.RedisError as exc:
             raise _guard_down() from exc  # an uncounted failure must not look like an ordinary one
 
     def count_success(self) -> None:
         # The account-wide count stays: the owner's success must not reopen a spread-out guess.
         try:
-            with request_redis() as client:
-                pipe = client.pipeline()
-                pipe.delete(self.pair).set(self.known, 1, ex=settings.LOGIN_LOCKOUT["known_address_days"] * 86400)
-                pipe.execute()
+            pipe = redis_client().pipeline()
+            pipe.delete(self.pair).set(self.known, 1, ex=settings.LOGIN_LOCKOUT["known_address_days"] * 86400)
+            pipe.execute()
         except redis.RedisError:
             logger.warning("a successful login's address was not remembered: Redis does not answer")
 

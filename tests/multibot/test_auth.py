@@ -525,7 +525,7 @@ def test_a_refreshed_pair_keeps_working_until_a_reuse(api, user):
 
 
 @pytest.mark.django_db
-def test_while_redis_is_gone_logins_are_a_quick_503_and_signed_in_sessions_keep_working(api, user, settings):
+def test_while_redis_is_gone_logins_are_a_503_that_says_why_and_signed_in_sessions_keep_working(api, user, settings):
     import time
 
     from multibot.redis_client import request_redis_reset
@@ -544,7 +544,7 @@ def test_while_redis_is_gone_logins_are_a_quick_503_and_signed_in_sessions_keep_
         session = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}").get("/api/v1/bots/")
     finally:
         request_redis_reset()
-    # then: a clear refusal for both (an uncounted guess is no guess), at once; the token still reads
+    # then: a clear refusal for both (an uncounted guess is no guess), not a 500; the token still reads
     assert (refused.status_code, wrong.status_code) == (503, 503)
     assert "Logins are paused" in refused.json()["detail"]
     assert took < 2
