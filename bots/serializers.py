@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.db import models
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -52,13 +53,31 @@ class StakeAmountField(serializers.DecimalField):
         return UNLIMITED_STAKE if value == UNLIMITED_STAKE else super().to_representation(value)
 
 
+class TextField(serializers.CharField):
+    """Text, and only text: DRF's CharField would also take a number (``"exchange_secret": 12``) and store
+    its digits; a client that sends a number where the schema says string has a bug worth hearing of."""
+
+    default_error_messages = {"not_text": "Must be a string."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return super().to_internal_value(data)
+
+
 class BotSerializer(serializers.ModelSerializer):
+    # The model's text columns (name, strategy_name, exchange, ...) are read as text only, too.
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: TextField,
+        models.TextField: TextField,
+    }
     stake_amount = StakeAmountField()
     total_profit = serializers.DecimalField(max_digits=24, decimal_places=8, coerce_to_string=False, read_only=True)
     max_open_trades = serializers.IntegerField(required=False, min_value=_INT_MIN, max_value=_INT_MAX)
-    pair_whitelist = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
-    exchange_key = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512)
-    exchange_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=512)
+    pair_whitelist = serializers.ListField(child=TextField(max_length=40), required=False)
+    exchange_key = TextField(write_only=True, required=False, allow_blank=True, max_length=512)
+    exchange_secret = TextField(write_only=True, required=False, allow_blank=True, max_length=512)
     has_exchange_keys = serializers.BooleanField(read_only=True)
 
     class Meta:

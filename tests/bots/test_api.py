@@ -899,3 +899,12 @@ def test_the_bot_serializer_validates_without_reading_the_database(user, django_
     # then: shapes only; the rules are the service's
     assert valid, given.errors
     assert given.validated_data["strategy_name"] == "__import__"
+
+
+def test_a_number_where_the_api_wants_text_is_refused_and_nothing_is_created(user_api):
+    for field, value in (("exchange_secret", 12), ("name", 42), ("pair_whitelist", [1])):
+        body = {"name": "numbers", "strategy_name": "SampleStrategy", "stake_amount": 10, field: value}
+        response = user_api.post("/api/v1/bots/", body, format="json")
+        assert response.status_code == 422, (field, response.content)
+        assert response.json()["detail"][0]["msg"] == "Must be a string."
+    assert not Bot.objects.exists()
