@@ -27,7 +27,9 @@ class Watched:
                                      **{"grace_seconds": 2.0, "backoff_base": 0.05, **options})  # fmt: skip
 
     def statuses(self) -> list[BotStatus]:
-        return [report["status"] for report in self.reports]
+        """In the order they were so (their ``at``), as the listeners apply them: a stop's "stopping" is
+        published after the stopper has started, so its "stopped" may be heard first."""
+        return [report["status"] for report in sorted(self.reports, key=lambda report: report["at"])]
 
     def poll_until(self, done: Callable[[Polled], bool], timeout: float = 15.0) -> Polled:
         deadline = time.monotonic() + timeout
