@@ -178,12 +178,24 @@ def bot_admin_deleted_event(*, actor: Actor, bot_id: int, bot_name: str) -> Audi
 
 
 # -- bots: commands and what the gateway did -------------------------------------------------------------
-def bot_command_event(*, actor: Actor, bot: Bot, command: str) -> AuditLog:
-    """A lifecycle command sent to the gateway; ``command`` is one of ``BOT_COMMAND_ACTIONS``."""
+def bot_command_event(*, actor: Actor, bot: Bot, command: str, placed_on: str = "") -> AuditLog:
+    """A lifecycle command sent to the gateway; ``command`` is one of ``BOT_COMMAND_ACTIONS``.
+    ``placed_on``: the host the command placed the bot on (its first start)."""
     action = Action(getattr(command, "value", command))  # a command kind's value is its action's
     if action not in BOT_COMMAND_ACTIONS:
         raise ValueError(f"{command!r} is not a bot command")
-    return audit_record(actor=actor, action=action, resource=bot_resource(bot.pk), details={"bot_name": bot.name})
+    details = {"bot_name": bot.name, **({"placed_on": placed_on} if placed_on else {})}
+    return audit_record(actor=actor, action=action, resource=bot_resource(bot.pk), details=details)
+
+
+def bot_moved_event(*, actor: Actor, bot: Bot, from_host: str, to_host: str) -> AuditLog:
+    """A stopped bot placed on another host: an update of its ``host``, saying where it was."""
+    return audit_record(
+        actor=actor,
+        action=Action.BOT_UPDATE,
+        resource=bot_resource(bot.pk),
+        details={"bot_name": bot.name, "changes": {"host": to_host}, "moved_from": from_host},
+    )
 
 
 def emergency_stop_all_event(*, actor: Actor, bot_ids: Sequence[int], force_exit: bool) -> AuditLog:

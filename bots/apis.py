@@ -28,10 +28,10 @@ from bots.commands import Command, DesiredState
 from bots.models import Bot
 from bots.processes import process_info
 from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list, host_list
-from bots.serializers import STATUS_HELP, BotSerializer
+from bots.serializers import STATUS_HELP, BotSerializer, TextField
 from marketdata import vocabulary
-from multibot.errors import QueryValidationError
-from multibot.openapi import ErrorOutput
+from multibot.errors import ForbiddenError, QueryValidationError
+from multibot.openapi import ErrorOutput, ValidationErrorOutput
 from multibot.permissions import IsSuperuser
 
 
@@ -44,11 +44,17 @@ class BotCommandOutput(serializers.Serializer):
     status = serializers.CharField(help_text="start_command_sent, stop_command_sent, restart_command_sent, ...")
     bot_name = serializers.CharField()
     bot_id = serializers.IntegerField()
+    host = serializers.CharField(required=False, allow_blank=True, help_text=(
+        "The host whose gateway the command goes to (a first start places the bot); \"\" when no host is live "
+        "yet, and the first gateway to take it claims it."))  # fmt: skip
+    waiting_for_host = serializers.BooleanField(
+        required=False, help_text="Present (true) when the host's gateway is not answering: the command waits for it."
+    )
+    detail = serializers.CharField(required=False)
 
 
 class FleetResultOutput(BotCommandOutput):
     status = serializers.CharField(help_text="The command sent, or 'refused' (then detail says why).")
-    detail = serializers.CharField(required=False)
 
 
 class FleetOutput(serializers.Serializer):
@@ -106,6 +112,11 @@ class EmergencyStoppedBotOutput(serializers.Serializer):
     host = serializers.CharField(allow_blank=True)
 
 
+class EmergencyHostOutput(serializers.Serializer):
+    host = serializers.CharField()
+    answering = serializers.BooleanField(help_text="Its gateway's heartbeat is fresh.")
+
+
 class EmergencyStopAllOutput(serializers.Serializer):
     message = serializers.CharField()
     timestamp = serializers.DateTimeField()
@@ -113,6 +124,10 @@ class EmergencyStopAllOutput(serializers.Serializer):
     force_exit = serializers.BooleanField()
     bots = EmergencyStoppedBotOutput(many=True, help_text="Every bot stopped, a bot whose row cannot be loaded too.")
     total = serializers.IntegerField()
+    hosts = EmergencyHostOutput(many=True, help_text="Every host the stop goes to.")
+    hosts_not_answering = serializers.ListField(child=serializers.CharField(), help_text=(
+        "The hosts whose gateway has not beaten within MULTIBOT_HOST_DOWN_AFTER_SECONDS: their bots "
+        "stop when it returns (the command waits for it), or must be stopped on the host itself."))  # fmt: skip
 
 
 @extend_schema_field({"type": "integer", "anyOf": [{"enum": [-1]}, {"minimum": 1, "maximum": 1000}]})
@@ -180,7 +195,12 @@ class BotViewSet(viewsets.ModelViewSet):
         except Bot.DoesNotExist:
             raise NotFound("Bot not found") from None
 
+    def _placement_by_superusers_only(self, serializer: BotSerializer) -> None:
+        if "host" in serializer.validated_data and not self.request.user.is_superuser:
+            raise ForbiddenError("Only a superuser places bots on hosts; leave host out and its first start places it.")
+
     def perform_create(self, serializer: BotSerializer) -> None:
+        self._placement_by_superusers_only(serializer)
         serializer.instance = services.bot_create(
             actor=Actor.from_request(self.request), owner=self.request.user, **serializer.validated_data
         )
@@ -192,6 +212,7 @@ class BotViewSet(viewsets.ModelViewSet):
         return super().update(request, *args, **kwargs)
 
     def perform_update(self, serializer: BotSerializer) -> None:
+        self._placement_by_superusers_only(serializer)
         serializer.instance = services.bot_update(
             actor=Actor.from_request(self.request), bot=serializer.instance, **serializer.validated_data
         )
@@ -316,6 +337,28 @@ class EmergencyStopAllApi(APIView):
                                               force_exit=given.validated_data["force_exit"])  # fmt: skip
         return Response({"message": "Emergency stop command sent.", "timestamp": timezone.now().isoformat(), **outcome},
                         status=202)  # fmt: skip
+
+
+class MoveInput(serializers.Serializer):
+    host = TextField(max_length=255, help_text="A registered host (GET /hosts/).")
+
+
+@extend_schema(parameters=[_BOT_KEY], request=MoveInput,
+               responses={200: BotSerializer, 409: _REFUSED, 403: ErrorOutput, 422: ValidationErrorOutput})  # fmt: skip
+class BotMoveApi(APIView):
+    """POST /bots/{id or name}/move: place a stopped bot on another host (superusers). Its next start runs
+    there; its directory on the old host (its dry-run trades database, its logs) stays behind."""
+
+    permission_classes = [IsSuperuser]
+    audit_action = AuditLog.Action.BOT_UPDATE
+    audit_resource = Kind.BOT
+
+    def post(self, request: Request, bot: str) -> Response:
+        given = MoveInput(data=request.data)
+        given.is_valid(raise_exception=True)
+        found = bot_by_id_or_name(user=request.user, key=bot)
+        moved = services.bot_move(actor=Actor.from_request(request), bot=found, host=given.validated_data["host"])
+        return Response(BotSerializer(bot_list(user=request.user).get(pk=moved.pk)).data)
 
 
 class HostCapacityOutput(serializers.Serializer):

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
 
+from bots.commands import ACTIVE_STATUSES, DesiredState
 from bots.models import Bot
 from multibot.errors import ConflictError, NotFoundError
 
@@ -107,36 +112,58 @@ def bot_live_figures(*, bot_ids: list[int]) -> dict[int, dict[int, dict[str, Any
     return figures
 
 
-def host_list() -> list[dict[str, Any]]:
-    """Every registered host with its capacity, its bots and whether its gateway is live (superusers only).
+@dataclass(frozen=True)
+class HostState:
+    """A registered host as placement and routing see it: live or not, and the slots its bots hold."""
 
-    Live: its last heartbeat is younger than GATEWAY["host_down_after_seconds"]. Free slots count the bots
-    placed there that hold a process (or should: a stopped bot keeps its host but not its slot).
-    """
-    from datetime import timedelta
+    name: str
+    live: bool
+    last_seen_at: datetime
+    bot_slots: int
+    busy: int
 
-    from django.conf import settings
-    from django.utils import timezone
+    @property
+    def free_slots(self) -> int:
+        return max(0, self.bot_slots - self.busy)
 
-    from bots.commands import ACTIVE_STATUSES, DesiredState
+
+def host_states() -> dict[str, HostState]:
+    """Every registered host, by name. Live: its last heartbeat is younger than
+    GATEWAY["host_down_after_seconds"]. Busy: the bots placed there that hold a process or should
+    (a stopped bot keeps its host but not its slot)."""
     from bots.models import Host
 
     live_since = timezone.now() - timedelta(seconds=settings.GATEWAY["host_down_after_seconds"])
+    busy = dict(
+        Bot.objects.exclude(host="")
+        .filter(Q(status__in=ACTIVE_STATUSES) | Q(desired_state=DesiredState.RUNNING))
+        .values_list("host")
+        .annotate(count=Count("id"))
+        .order_by()
+    )
+    return {host.name: HostState(name=host.name, live=host.last_seen_at >= live_since, last_seen_at=host.last_seen_at,
+                                 bot_slots=host.bot_slots, busy=busy.get(host.name, 0))
+            for host in Host.objects.all()}  # fmt: skip
+
+
+def host_list() -> list[dict[str, Any]]:
+    """Every registered host with its capacity, its bots and whether its gateway is live (superusers only)."""
+    from bots.models import Host
+
+    states = host_states()
     bots: dict[str, list[dict[str, Any]]] = {}
-    for row in Bot.objects.exclude(host="").order_by("id").values("id", "name", "status", "desired_state", "host"):
+    for row in Bot.objects.exclude(host="").order_by("id").values("id", "name", "status", "host"):
         bots.setdefault(row.pop("host"), []).append(row)
     hosts = []
     for host in Host.objects.all():
-        placed = bots.get(host.name, [])
-        busy = sum(1 for bot in placed
-                   if bot["status"] in ACTIVE_STATUSES or bot["desired_state"] == DesiredState.RUNNING)  # fmt: skip
+        state = states[host.name]
         hosts.append({
-            "name": host.name, "status": "live" if host.last_seen_at >= live_since else "down",
+            "name": host.name, "status": "live" if state.live else "down",
             "last_seen_at": host.last_seen_at, "registered_at": host.registered_at,
             "gateway_started_at": host.gateway_started_at,
-            "capacity": {"bot_slots": host.bot_slots, "free_slots": max(0, host.bot_slots - busy),
+            "capacity": {"bot_slots": host.bot_slots, "free_slots": state.free_slots,
                          "memory_total_mb": host.memory_total_mb, "memory_available_mb": host.memory_available_mb,
                          "cpus": host.cpus},
-            "bots": [{"id": bot["id"], "name": bot["name"], "status": bot["status"]} for bot in placed],
+            "bots": bots.get(host.name, []),
         })  # fmt: skip
     return hosts

@@ -79,6 +79,9 @@ class BotSerializer(serializers.ModelSerializer):
     exchange_key = TextField(write_only=True, required=False, allow_blank=True, max_length=512)
     exchange_secret = TextField(write_only=True, required=False, allow_blank=True, max_length=512)
     has_exchange_keys = serializers.BooleanField(read_only=True)
+    host = TextField(required=False, allow_blank=True, max_length=255, help_text=(
+        "The host the bot runs on: placed by its first start (the live host with the most free slots) and kept "
+        "until it is moved. Superusers may set it to pin the bot to a registered host; \"\" unpins it."))  # fmt: skip
 
     class Meta:
         model = Bot
@@ -86,7 +89,7 @@ class BotSerializer(serializers.ModelSerializer):
             "id", "name", "strategy_name", "exchange", "stake_currency", "stake_amount",
             "timeframe", "pair_whitelist", "max_open_trades", "dry_run",
             "status", "pid", "total_trades", "profitable_trades", "total_profit",
-            "exchange_key", "exchange_secret", "has_exchange_keys", "gateway_seen_at", "api_answered_at",
+            "exchange_key", "exchange_secret", "has_exchange_keys", "host", "gateway_seen_at", "api_answered_at",
             "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "status", "pid", "total_trades", "profitable_trades", "gateway_seen_at",

@@ -125,6 +125,14 @@ def _jsonable(name: str, value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _check_host(host: str) -> None:
+    """A bot is pinned only to a host whose gateway has registered it (or to none: "")."""
+    from bots.models import Host
+
+    if host and not Host.objects.filter(name=host).exists():
+        raise InvalidInputError("host", f"No host named {host!r} has registered; its gateway registers it on start.")
+
+
 def _stake(amount: Decimal | int | None) -> Decimal | None:
     return None if amount is None else Decimal(amount)
 
@@ -144,15 +152,18 @@ def bot_create(
     dry_run: bool = True,
     exchange_key: str = "",
     exchange_secret: str = "",
+    host: str = "",
 ) -> Bot:
     """A new stopped bot of ``owner``. ``stake_amount`` None is "unlimited"; no pairs on the replay
-    exchange means every stored pair of the stake currency (resolved at each start)."""
+    exchange means every stored pair of the stake currency (resolved at each start). ``host`` pins it
+    to a registered host; "" lets its first start place it."""
     fields: dict[str, Any] = {
         "name": name, "strategy_name": strategy_name, "exchange": exchange, "stake_currency": stake_currency,
         "stake_amount": _stake(stake_amount), "timeframe": timeframe, "pair_whitelist": list(pair_whitelist),
         "max_open_trades": max_open_trades, "dry_run": dry_run,
-        "exchange_key": exchange_key, "exchange_secret": exchange_secret,
+        "exchange_key": exchange_key, "exchange_secret": exchange_secret, "host": host,
     }  # fmt: skip
+    _check_host(host)
     bot_validate(bot=Bot(owner=owner, **fields), changed=list(fields))
     for attempt in range(3):
         try:
@@ -197,15 +208,19 @@ def bot_update(
     dry_run: bool | Keep = KEEP,
     exchange_key: str | Keep = KEEP,
     exchange_secret: str | Keep = KEEP,
+    host: str | Keep = KEEP,
 ) -> Bot:
-    """Change a stopped bot; the bot is checked as it would become, and a left-out keyword is kept."""
+    """Change a stopped bot; the bot is checked as it would become, and a left-out keyword is kept.
+    ``host``: pin it to a registered host, or "" to let its next start place it."""
     given: dict[str, Any] = {
         "name": name, "strategy_name": strategy_name, "exchange": exchange, "stake_currency": stake_currency,
         "stake_amount": stake_amount if stake_amount is KEEP else _stake(stake_amount), "timeframe": timeframe,
         "pair_whitelist": pair_whitelist if pair_whitelist is KEEP else list(pair_whitelist),
         "max_open_trades": max_open_trades, "dry_run": dry_run,
-        "exchange_key": exchange_key, "exchange_secret": exchange_secret,
+        "exchange_key": exchange_key, "exchange_secret": exchange_secret, "host": host,
     }  # fmt: skip
+    if host is not KEEP:
+        _check_host(host)
     with transaction.atomic():
         bot = Bot.objects.select_for_update().get(pk=bot.pk)
         if bot.is_active:
@@ -284,9 +299,33 @@ def _send_command(command: Command, payload: BotCommand | EmergencyStop) -> None
     outbox_put(TRADING_COMMANDS, type=command, payload=payload)
 
 
-def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
-    """Record what the user wants, send the command to the gateway, answer at once.
+def place_bot() -> str:
+    """The host a bot starting for the first time goes to: the live host with the most free slots (by
+    name among equals); "" when no host is live yet, and then the first gateway to take it claims it."""
+    from bots.selectors import host_states
 
+    live = [state for state in host_states().values() if state.live]
+    return min(live, key=lambda state: (-state.free_slots, state.name)).name if live else ""
+
+
+def _host_answer(host: str) -> dict[str, Any]:
+    """What a command's answer says of the bot's host: its name, and that the command waits for it when
+    its gateway is not answering (the command stays queued for that host, for no other to take)."""
+    from bots.selectors import host_states
+
+    if not host:
+        return {"host": ""}
+    state = host_states().get(host)
+    if state is not None and state.live:
+        return {"host": host}
+    return {"host": host, "waiting_for_host": True,
+            "detail": f"Host {host}'s gateway is not answering; the command waits for it."}  # fmt: skip
+
+
+def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
+    """Record what the user wants, send the command to the bot's host, answer at once.
+
+    A bot with no host yet is placed by its first start (``place_bot``), in the same transaction.
     ``bot`` needs only ``LIFECYCLE_FIELDS`` (see bots/selectors.py). Raises ConflictError when the
     command would change nothing or cannot work.
     """
@@ -297,11 +336,42 @@ def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
         raise ConflictError(problem)
     payload = build_bot_command(bot_id=bot.pk, requested_by=actor.name or getattr(actor.user, "username", ""))
     with transaction.atomic():
+        host, placed = bot.host, ""
+        if not host and command.desired_state == DesiredState.RUNNING:
+            # Only a bot still unplaced: a concurrent start (or a gateway's claim) that placed it wins.
+            placed = place_bot()
+            if not (placed and Bot.objects.filter(pk=bot.pk, host="").update(host=placed)):
+                placed = ""
+            host = Bot.objects.filter(pk=bot.pk).values_list("host", flat=True).first() or ""
         Bot.objects.filter(pk=bot.pk).update(desired_state=command.desired_state)
-        events.bot_command_event(actor=actor, bot=bot, command=command)
+        events.bot_command_event(actor=actor, bot=bot, command=command, placed_on=placed)
         # Published after commit: the gateway must see the new desired state when it acts.
         _send_command(command, payload)
-    return {"status": command.answer, "bot_name": bot.name, "bot_id": bot.pk}
+    return {"status": command.answer, "bot_name": bot.name, "bot_id": bot.pk, **_host_answer(host)}
+
+
+def bot_move(*, actor: Actor, bot: Bot, host: str) -> Bot:
+    """Place a stopped bot on another registered host (superusers): its next start runs there.
+
+    Its directory on the old host (its dry-run trades database, its logs) stays there; the trades
+    Multibot collected stay with the bot.
+    """
+    if not host:
+        raise InvalidInputError("host", "Name the host to move the bot to.")
+    _check_host(host)
+    with transaction.atomic():
+        bot = Bot.objects.select_for_update().only(*LIFECYCLE_FIELDS).get(pk=bot.pk)
+        if bot.is_active or bot.desired_state == DesiredState.RUNNING:
+            raise ConflictError(f"Bot {bot.name} is {bot.status}; stop it before moving it.")
+        if bot.delete_requested:
+            raise ConflictError(f"Bot {bot.name} is being deleted.")
+        if bot.host == host:
+            raise ConflictError(f"Bot {bot.name} is on {host} already.")
+        moved_from = bot.host
+        Bot.objects.filter(pk=bot.pk).update(host=host)
+        events.bot_moved_event(actor=actor, bot=bot, from_host=moved_from, to_host=host)
+        bot.host = host
+    return bot
 
 
 def fleet_command(*, actor: Actor, bots: Iterable[Bot], command: Command) -> list[dict[str, Any]]:
@@ -330,7 +400,20 @@ def emergency_stop_all(*, actor: Actor, bots: QuerySet[Bot], force_exit: bool) -
         _send_command(command, build_emergency_stop(bot_ids=ids, force_exit=force_exit))
     outcome = [{"bot_id": bot_id, "bot_name": name, "status": command.answer, "was": status, "pid": pid,
                 "host": host} for bot_id, name, status, pid, host in rows]  # fmt: skip
-    return {"bot_ids": ids, "force_exit": force_exit, "bots": outcome, "total": len(outcome)}
+    return {"bot_ids": ids, "force_exit": force_exit, "bots": outcome, "total": len(outcome),
+            **_emergency_hosts(host for *_, host in rows)}  # fmt: skip
+
+
+def _emergency_hosts(hosts: Iterable[str]) -> dict[str, Any]:
+    """The hosts an emergency stop goes to, each answering or not: a host whose gateway has not beaten
+    within GATEWAY["host_down_after_seconds"] is named, for its bots stop only when it returns."""
+    from bots.selectors import host_states
+
+    states = host_states()
+    named = sorted({host for host in hosts if host})
+    silent = [host for host in named if host not in states or not states[host].live]
+    return {"hosts": [{"host": host, "answering": host not in silent} for host in named],
+            "hosts_not_answering": silent}  # fmt: skip
 
 
 # -- lifecycle: the gateway's reports -------------------------------------------------------------
@@ -347,8 +430,6 @@ def bot_status_apply(*, report: BotStatusReport) -> bool:
         "restart_count": report["restart_count"],
         "started_at": datetime.fromtimestamp(started, UTC) if started else None,
     }
-    if report["host"]:
-        fields["host"] = report["host"]
     if report["status"] == BotStatus.ERROR:
         fields["desired_state"] = DesiredState.STOPPED  # an errored bot waits for the user
     with transaction.atomic():
@@ -359,6 +440,8 @@ def bot_status_apply(*, report: BotStatusReport) -> bool:
         if bot is None or bot.status_at >= report["at"]:
             return False
         fields["status_detail"] = bot.mask_secrets(report["detail"])[:4000]
+        if report["host"] and not bot.host:
+            fields["host"] = report["host"]  # a gateway's claim of an unplaced bot (placed bots keep theirs)
         Bot.objects.filter(pk=bot.pk).update(**fields)
         if bot.delete_requested and report["status"] in (BotStatus.STOPPED, BotStatus.ERROR):
             _delete_now(bot)

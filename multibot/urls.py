@@ -10,7 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from analytics import apis as analytics
 from audit.apis import AuditLogApi
-from bots.apis import BotEmergencyStopApi, BotProcessApi, BotViewSet, EmergencyStopAllApi, HostListApi
+from bots.apis import BotEmergencyStopApi, BotMoveApi, BotProcessApi, BotViewSet, EmergencyStopAllApi, HostListApi
 from bots.passthrough import BotFreqtradeApi
 from dashboard.views import dashboard_page
 from jobs import apis as jobs
@@ -109,6 +109,7 @@ api_v1 = [
     re_path(STRATEGY_NAME_PATH, strategies.StrategyDetailApi.as_view(), name="strategy"),
     path("bots/<text:bot>/process", BotProcessApi.as_view(), name="bot-process"),
     path("bots/<text:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
+    path("bots/<text:bot>/move", BotMoveApi.as_view(), name="bot-move"),
     path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),
     # Before the router: everything under a bot's ft/ goes on to that bot's own freqtrade API.
     path("bots/<int:pk>/ft/<path:ft_path>", BotFreqtradeApi.as_view(), name="bot-freqtrade-api"),

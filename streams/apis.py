@@ -114,7 +114,12 @@ class StreamConfigOutput(serializers.Serializer):
     name = serializers.CharField()
     maxlen = serializers.IntegerField()
     approximate = serializers.BooleanField()
-    consumer_groups = serializers.ListField(child=serializers.CharField())
+    consumer_groups = serializers.ListField(child=serializers.CharField(), help_text=(
+        "The groups that read the stream; trading_consumers@<host> stands for one group per bot host, made by "
+        "its gateway (the stream's health lists those that exist, each with its lag: commands waiting)."))  # fmt: skip
+    routing = serializers.ChoiceField(choices=["shared", "per_host"], help_text=(
+        "per_host: every host's gateway reads every entry in its own group and acts on its own bots' commands, "
+        "so a command waits for its host and no other host acknowledges it; shared: one group."))  # fmt: skip
     description = serializers.CharField()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -22,7 +22,10 @@ SYSTEM_EVENTS = "system:events"
 AUDIT_EVENTS = "audit:events"
 
 LISTENERS = "mgmt_listeners"
+# Trading commands are routed per host: each gateway reads them in its own consumer group,
+# "trading_consumers@<host>", so a command waits for its host and no other host acknowledges it.
 TRADING_CONSUMERS = "trading_consumers"
+HOST_GROUP_SEPARATOR = "@"
 
 
 class UnknownStream(LookupError):  # noqa: N818 - reads as the condition
@@ -36,18 +39,47 @@ class StreamConfig:
     approximate: bool
     consumer_groups: tuple[str, ...]
     description: str
+    # The prefix of the groups this stream has one of per host ("<prefix>@<host>"), created by each
+    # host's consumer when it first starts; "" for a stream whose groups are all in consumer_groups.
+    host_groups: str = ""
 
     @property
     def dead_letter(self) -> str:
         return f"{self.name}:dead"
 
+    @property
+    def routing(self) -> str:
+        return "per_host" if self.host_groups else "shared"
+
+    def has_group(self, group: str) -> bool:
+        return group in self.consumer_groups or bool(self.host_groups and host_of_group(self, group))
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "consumer_groups": list(self.consumer_groups)}
+        described = [*self.consumer_groups, *([host_group(self.host_groups, "<host>")] if self.host_groups else [])]
+        return {"name": self.name, "maxlen": self.maxlen, "approximate": self.approximate,
+                "consumer_groups": described, "routing": self.routing, "description": self.description}  # fmt: skip
+
+
+def host_group(prefix: str, host: str) -> str:
+    """The consumer group of one host on a stream routed per host: ``trading_consumers@alpha``."""
+    return f"{prefix}{HOST_GROUP_SEPARATOR}{host}"
+
+
+def host_of_group(config: StreamConfig, group: str) -> str:
+    """The host a per-host group belongs to, "" when ``group`` is not one of ``config``'s."""
+    prefix = config.host_groups + HOST_GROUP_SEPARATOR
+    return group[len(prefix) :] if config.host_groups and group.startswith(prefix) and len(group) > len(prefix) else ""
+
+
+def trading_group(host: str) -> str:
+    """The consumer group in which the gateway of ``host`` reads the trading commands."""
+    return host_group(TRADING_CONSUMERS, host)
 
 
 _STREAMS = [
-    StreamConfig(TRADING_COMMANDS, 10_000, False, (TRADING_CONSUMERS,),
-                 "Management server commands to trading gateway"),
+    StreamConfig(TRADING_COMMANDS, 10_000, False, (),
+                 "Management server commands to the trading gateways, each read by its host's own group",
+                 host_groups=TRADING_CONSUMERS),
     StreamConfig(TRADING_STATUS, 50_000, True, (LISTENERS,),
                  "Trading gateway bot state changes and heartbeats to the management server"),
     StreamConfig(BACKTESTING_COMMANDS, 10_000, False, ("backtesting_consumers",),
@@ -90,4 +122,4 @@ def stream_config(name: str) -> StreamConfig:
 
 
 def streams_of_group(group: str) -> list[str]:
-    return [stream.name for stream in _STREAMS if group in stream.consumer_groups]
+    return [stream.name for stream in _STREAMS if stream.has_group(group)]

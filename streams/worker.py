@@ -337,7 +337,7 @@ class StreamWorker:
         self.group, self.consumer = group, consumer
         self.streams = streams or streams_of_group(group)
         for name in self.streams:
-            if group not in stream_config(name).consumer_groups:
+            if not stream_config(name).has_group(group):
                 raise UnknownStream(f"{name} has no consumer group {group!r}")
         self.service_name = service_name or conf["service_name"]
         self.batch_size = batch_size or conf["batch_size"]
@@ -413,9 +413,12 @@ class StreamWorker:
         return self._stopping.is_set()
 
     def prepare(self) -> StepResult:
-        from streams.bus import ensure_groups
+        from streams.bus import ensure_groups, ensure_host_group
 
         ensure_groups(self.streams)
+        for name in self.streams:
+            if self.group not in stream_config(name).consumer_groups:  # a host's own group
+                ensure_host_group(name, self.group)
         self._start_keepalive()
         if self._held:
             # Back from a Redis outage with entries in hand: step() handles them from memory, since

@@ -49,7 +49,7 @@ from bots.ftclient import FreqtradeApiError, client_for
 from bots.gateway.liveness import Liveness
 from bots.gateway.metrics import ProcessSampler
 from bots.gateway.reporting import ReportBacklog
-from bots.gateway.supervisor import BotLaunch, Polled, Supervisor
+from bots.gateway.supervisor import BotLaunch, Polled, Supervisor, is_our_process
 from bots.gateway.trades import TradeCollector
 from bots.models import Bot
 from bots.selectors import LIFECYCLE_FIELDS
@@ -177,15 +177,39 @@ class Gateway:
             return "unreadable"
         if bot is None:
             return "no_such_bot"
-        if not self._here(bot):
+        if not self._claim(bot):
             return "another_host"
         if bot.desired_state != DesiredState.RUNNING:
             return "superseded"  # a stop issued after this start wins
         return self.start(bot, reason=reason)
 
     # -- commands: one method per kind, called by bots/handlers.py --------------------------------
+    # Every gateway reads every trading command, in its host's own consumer group (streams/catalog.py),
+    # and acts on those for its own bots: placed on this host, or unplaced and claimed by this host.
     def _here(self, bot: Bot) -> bool:
-        return bot.host in ("", self.host)
+        """The bot is this host's to stop: placed here, or unplaced (a row older than placement) with its
+        process on this machine (supervised, or the very one its row names: pid, create time, config)."""
+        if bot.host:
+            return bot.host == self.host
+        if bot.pk in self.supervisor.running():
+            return True
+        try:
+            process = psutil.Process(bot.pid) if bot.pid else None
+        except psutil.NoSuchProcess:
+            return False
+        marker = workspace.workspace_for(bot.pk).command(sys.executable)[-1]
+        return process is not None and is_our_process(process, create_time=bot.pid_create_time, marker=marker)
+
+    def _claim(self, bot: Bot) -> bool:
+        """The bot is this host's to start: placed here, or unplaced and now claimed (one UPDATE, so of two
+        gateways that see the same start of an unplaced bot only one takes it)."""
+        if bot.host:
+            return bot.host == self.host
+        if Bot.objects.filter(pk=bot.pk, host="").update(host=self.host):
+            bot.host = self.host
+            logger.info("bot %s: unplaced, claimed by %s", bot.pk, self.host)
+            return True
+        return Bot.objects.filter(pk=bot.pk, host=self.host).exists()
 
     def _lifecycle_bot(self, bot_id: int) -> Bot | None:
         """The bot with only what stopping it needs, if it lives here."""
@@ -356,14 +380,17 @@ class Gateway:
     def reconcile(self) -> dict[str, list[int]]:
         """After a (re)start: adopt live bot processes, restart bots that should run, kill strays."""
         report: dict[str, list[int]] = {"adopted": [], "restarted": [], "marked": [], "killed": []}
-        # Bots that are (or should be) running here; a stopped or errored bot is left as it is.
+        # Bots that are (or should be) running here, and unplaced bots that should run (claimed first);
+        # a stopped or errored bot is left as it is.
         expected = (
-            Bot.objects.filter(host__in=["", self.host])
+            Bot.objects.filter(Q(host=self.host) | Q(host="", desired_state=DesiredState.RUNNING))
             .filter(Q(status__in=ACTIVE_STATUSES) | Q(desired_state=DesiredState.RUNNING))
             .only(*LIFECYCLE_FIELDS)
         )
         live = self.bot_processes()
         for bot in expected:
+            if not self._claim(bot):
+                continue  # another gateway took it meanwhile
             launch = self.launch_for(bot, prepare=False)
             if self._adopt(launch, bot, live.get(launch.marker, [])):
                 report["adopted"].append(bot.pk)

@@ -196,6 +196,14 @@ def a_bot_updated(w: World) -> tuple[AuditLog, Expected]:
     )
 
 
+@case(events.bot_moved_event)
+def a_bot_moved(w: World) -> tuple[AuditLog, Expected]:
+    row = events.bot_moved_event(actor=w.actor, bot=w.bot, from_host="alpha", to_host="beta")
+    return row, Expected(
+        Action.BOT_UPDATE, f"bot:{w.bot.pk}", {"bot_name": "alpha", "changes": {"host": "beta"}, "moved_from": "alpha"}
+    )
+
+
 @case(events.bot_deleted_event)
 def a_stopped_bot_deleted(w: World) -> tuple[AuditLog, Expected]:
     row = events.bot_deleted_event(
@@ -264,6 +272,12 @@ def _command_case(command: str) -> None:
 
 for _command in ("bot_start", "bot_stop", "bot_restart", "bot_kill"):
     _command_case(_command)
+
+
+@case(events.bot_command_event)
+def a_first_start_that_placed_the_bot(w: World) -> tuple[AuditLog, Expected]:
+    row = events.bot_command_event(actor=w.actor, bot=w.bot, command="bot_start", placed_on="beta")
+    return row, Expected("bot_start", f"bot:{w.bot.pk}", {"bot_name": "alpha", "placed_on": "beta"})
 
 
 @case(events.emergency_stop_all_event)

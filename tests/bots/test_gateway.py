@@ -35,7 +35,7 @@ from bots.commands import (
     read_bot_status,
     read_gateway_heartbeat,
 )
-from bots.gateway.service import CommandLine, Gateway
+from bots.gateway.service import HOST, CommandLine, Gateway
 from bots.gateway.supervisor import Polled
 from bots.handlers import gateway_registry
 from bots.models import Bot
@@ -318,7 +318,7 @@ def leftovers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_reconcile_adopts_its_own_process_and_never_a_reused_pid(gateways, user, leftovers):
-    # given: three bots a previous gateway ran
+    # given: three bots a previous gateway of this host ran
     own, reused, recreated = wanted(user), make_bot(owner=user), wanted(user)
     processes = {
         # the very process recorded: adopted
@@ -331,7 +331,7 @@ def test_reconcile_adopts_its_own_process_and_never_a_reused_pid(gateways, user,
     for bot_id, args in processes.items():
         leftovers.append(children.spawn(args))
         created = psutil.Process(leftovers[-1].pid).create_time() - (30 if bot_id == recreated.pk else 0)
-        Bot.objects.filter(pk=bot_id).update(status=BotStatus.RUNNING, pid=leftovers[-1].pid,
+        Bot.objects.filter(pk=bot_id).update(status=BotStatus.RUNNING, pid=leftovers[-1].pid, host=HOST,
                                              pid_create_time=created)  # fmt: skip
     gateway = gateways()
 

@@ -33,7 +33,7 @@ def test_start_answers_at_once_and_sends_one_command(user, user_api, django_capt
     with django_capture_on_commit_callbacks(execute=True):
         response = user_api.post(f"/api/v1/bots/{bot.pk}/start")
     assert response.status_code == 202
-    assert response.json() == {"status": "start_command_sent", "bot_name": bot.name, "bot_id": bot.pk}
+    assert response.json() == {"status": "start_command_sent", "bot_name": bot.name, "bot_id": bot.pk, "host": ""}
     assert sent_commands() == [(Command.START, {"bot_id": bot.pk, "requested_by": user.username})]
     bot.refresh_from_db()
     assert bot.desired_state == DesiredState.RUNNING and bot.status == BotStatus.STOPPED  # the gateway does the rest

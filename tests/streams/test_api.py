@@ -13,17 +13,18 @@ from audit.services import Actor
 from multibot.heartbeats import heartbeat_publish
 from multibot.redis_client import redis_client
 from streams import health
-from streams.bus import Envelope, ensure_groups, envelope, publish, publish_many, stream_key
-from streams.catalog import CATALOG, DATA_COMMANDS, TRADING_COMMANDS
+from streams.bus import Envelope, ensure_groups, ensure_host_group, envelope, publish, publish_many, stream_key
+from streams.catalog import CATALOG, DATA_COMMANDS, TRADING_COMMANDS, trading_group
 from streams.worker import HandlerRegistry, StepResult, StreamWorker
 
 STREAMS = "/api/v1/streams/"
 DATA = DATA_COMMANDS
 DEAD = f"{DATA}:dead"
 TRADING = TRADING_COMMANDS
+ALPHA = trading_group("alpha")  # the group in which host alpha's gateway reads its commands
 # DESIGN.md section 4: the twelve streams, in its order, and the group that reads each.
 DESIGN_GROUPS = {
-    "mgmt:trading:commands": "trading_consumers",
+    "mgmt:trading:commands": "trading_consumers@<host>",
     "trading:mgmt:status": "mgmt_listeners",
     "mgmt:backtesting:commands": "backtesting_consumers",
     "backtesting:mgmt:results": "mgmt_listeners",
@@ -151,9 +152,11 @@ def test_each_stream_has_its_config(user_api, name):
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"name", "maxlen", "approximate", "consumer_groups", "description"}
+    assert set(body) == {"name", "maxlen", "approximate", "consumer_groups", "routing", "description"}
     assert body["name"] == name
     assert body["consumer_groups"] == [DESIGN_GROUPS[name]]
+    # Trading commands only are routed: each host reads them in its own group.
+    assert body["routing"] == ("per_host" if name == TRADING else "shared")
     assert isinstance(body["maxlen"], int)
     assert body["maxlen"] > 0
     assert isinstance(body["approximate"], bool)
@@ -171,8 +174,9 @@ def test_the_trading_commands_config_is_the_seed_example(user_api):
         "name": "mgmt:trading:commands",
         "maxlen": 10000,
         "approximate": False,
-        "consumer_groups": ["trading_consumers"],
-        "description": "Management server commands to trading gateway",
+        "consumer_groups": ["trading_consumers@<host>"],
+        "routing": "per_host",
+        "description": "Management server commands to the trading gateways, each read by its host's own group",
     }
 
 
@@ -219,14 +223,14 @@ def test_a_stream_that_was_never_written_reports_empty_figures(user_api):
 @pytest.mark.django_db
 def test_stream_health_reports_length_pending_lag_and_throughput_as_redis_has_them(user_api):
     # given: six commands, a throughput sample, four more commands a little later
-    worker = StreamWorker(registry=HandlerRegistry(), group="trading_consumers", consumer="c1", block_ms=0)
-    ensure_groups([TRADING])
+    worker = StreamWorker(registry=HandlerRegistry(), group=ALPHA, consumer="c1", block_ms=0)
+    ensure_host_group(TRADING, ALPHA)
     ids = publish_many(TRADING, [envelope(type="bot_start", payload={"bot_id": n}) for n in range(6)])
     health.sample_throughput()
     time.sleep(1.1)
     ids += [publish(TRADING, type="bot_start", payload={"bot_id": n}) for n in range(6, 10)]
     # a consumer reads four without acknowledging them
-    reply = worker.client.xreadgroup("trading_consumers", "c1", {stream_key(TRADING): ">"}, count=4)
+    reply = worker.client.xreadgroup(ALPHA, "c1", {stream_key(TRADING): ">"}, count=4)
     assert [message_id for message_id, _ in reply[0][1]] == ids[:4]
 
     # when
@@ -239,7 +243,7 @@ def test_stream_health_reports_length_pending_lag_and_throughput_as_redis_has_th
     assert body["exists"] is True
     assert body["length"] == 10
     assert body["groups_count"] == 1
-    group = body["groups"]["trading_consumers"]
+    group = body["groups"][ALPHA]
     assert group["consumers"] == 1
     assert group["pending"] == 4
     assert group["lag"] == 6
@@ -534,8 +538,9 @@ def assert_system_health_shape(system: dict[str, Any]) -> None:
 
 @pytest.mark.django_db
 def test_bus_health_has_the_seed_shape_and_counts_listeners(user_api):
-    # given: the groups exist, a listener beats
+    # given: the groups exist (alpha's gateway made its own), a listener beats
     ensure_groups()
+    ensure_host_group(TRADING, ALPHA)
     heartbeat_publish(component="listeners", details={"processed": 0, "dead": 0})
 
     # when
@@ -554,7 +559,7 @@ def test_bus_health_has_the_seed_shape_and_counts_listeners(user_api):
     assert_system_health_shape(system)
     assert system["overall_status"] == "healthy"
     assert system["issues"] == []
-    assert system["total_groups"] == len({group for config in CATALOG.values() for group in config.consumer_groups})
+    assert system["total_groups"] == len({group for config in CATALOG.values() for group in config.consumer_groups}) + 1
     assert system["total_lag"] == 0
     assert system["total_dlq_messages"] == 0
     streams = body["metrics"]["streams"]
@@ -562,9 +567,9 @@ def test_bus_health_has_the_seed_shape_and_counts_listeners(user_api):
     trading = streams[TRADING]
     assert trading["exists"] is True
     assert trading["length"] == 0
-    assert trading["groups"]["trading_consumers"]["consumers"] == 0
-    assert trading["groups"]["trading_consumers"]["pending"] == 0
-    assert trading["groups"]["trading_consumers"]["lag"] == 0
+    assert trading["groups"][ALPHA]["consumers"] == 0
+    assert trading["groups"][ALPHA]["pending"] == 0
+    assert trading["groups"][ALPHA]["lag"] == 0
     assert trading["errors"] == {}
 
 
@@ -595,7 +600,7 @@ def test_bus_health_reports_dead_letters_without_degrading(dead_letter, user_api
 @pytest.mark.django_db
 def test_a_large_lag_degrades_the_bus(user_api):
     # given
-    ensure_groups([TRADING])
+    ensure_host_group(TRADING, ALPHA)
     publish_many(TRADING, [envelope(type="bot_start", payload={"n": n}) for n in range(health.LAG_DEGRADED + 1)])
     heartbeat_publish(component="listeners")
 
@@ -612,7 +617,7 @@ def test_a_large_lag_degrades_the_bus(user_api):
 def test_stream_metrics_have_the_seed_shape(dead_letter, user_api):
     # given: a listener, and two commands not yet read by the trading gateway
     heartbeat_publish(component="listeners")
-    ensure_groups([TRADING])
+    ensure_host_group(TRADING, ALPHA)
     publish_many(TRADING, [envelope(type="bot_start", payload={}) for _ in range(2)])
 
     # when
@@ -628,7 +633,7 @@ def test_stream_metrics_have_the_seed_shape(dead_letter, user_api):
     assert set(body["streams"]) == set(DESIGN_GROUPS)
     trading = body["streams"][TRADING]
     assert isinstance(trading["throughput"]["messages_per_minute"], (int, float))
-    assert trading["lag"] == {"trading_consumers": 2}
+    assert trading["lag"] == {ALPHA: 2}
     assert trading["errors"] == {}
     assert body["streams"][DATA]["lag"] == {"data_consumers": 0}
     system = body["system_health"]
@@ -681,7 +686,7 @@ def test_monitoring_health_reports_dead_letters_in_the_streams_component(dead_le
 
 @pytest.mark.django_db
 def test_monitoring_health_degrades_on_a_large_stream_lag(api):
-    ensure_groups([TRADING])
+    ensure_host_group(TRADING, ALPHA)
     publish_many(TRADING, [envelope(type="bot_start", payload={}) for _ in range(health.LAG_DEGRADED + 1)])
 
     response = api.get("/api/v1/monitoring/health")

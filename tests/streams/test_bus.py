@@ -11,8 +11,18 @@ from django.conf import settings as django_settings
 
 from multibot.redis_client import redis_client
 from streams import bus
-from streams.bus import BusError, Envelope, EnvelopeError, ensure_groups, envelope, publish, publish_many, stream_key
-from streams.catalog import AUDIT_EVENTS, CATALOG, DATA_COMMANDS, SYSTEM_EVENTS, TRADING_COMMANDS
+from streams.bus import (
+    BusError,
+    Envelope,
+    EnvelopeError,
+    ensure_groups,
+    ensure_host_group,
+    envelope,
+    publish,
+    publish_many,
+    stream_key,
+)
+from streams.catalog import AUDIT_EVENTS, CATALOG, DATA_COMMANDS, SYSTEM_EVENTS, TRADING_COMMANDS, trading_group
 
 STREAM = SYSTEM_EVENTS
 BOT_BODY = {"name": "AuditedBot", "strategy_name": "SampleStrategy", "exchange": "replay", "stake_amount": 100.0}
@@ -246,7 +256,7 @@ def test_without_an_override_the_catalog_maxlen_applies():
 def test_ensure_groups_creates_every_group_of_the_catalog_once():
     # given
     expected = {(config.name, group) for config in CATALOG.values() for group in config.consumer_groups}
-    assert len(expected) == 12
+    assert len(expected) == 11  # the twelfth stream, the trading commands, has a group per host
 
     # when
     created = ensure_groups()
@@ -261,6 +271,60 @@ def test_ensure_groups_creates_every_group_of_the_catalog_once():
         groups = {info["name"]: info for info in client.xinfo_groups(stream_key(name))}
         assert set(groups) == {group}
         assert groups[group]["last-delivered-id"] == "0-0"
+
+
+@pytest.mark.django_db
+def test_a_host_group_starts_at_the_end_and_reads_only_what_comes_after_it():
+    # given: a command published before host alpha's gateway ever started
+    publish(TRADING_COMMANDS, type="bot_start", payload={"bot_id": 1})
+    client = redis_client()
+
+    # when
+    created, again = (ensure_host_group(TRADING_COMMANDS, trading_group("alpha")) for _ in range(2))
+    later = publish(TRADING_COMMANDS, type="bot_start", payload={"bot_id": 2})
+
+    # then: the earlier one is the database's to tell (the gateway reconciles); the later one is delivered
+    assert (created, again) == (True, False)
+    reply = client.xreadgroup("trading_consumers@alpha", "g1", {stream_key(TRADING_COMMANDS): ">"}, count=10)
+    assert [message_id for message_id, _ in reply[0][1]] == [later]
+
+
+@pytest.mark.django_db
+def test_each_host_group_reads_every_command_and_one_host_reading_leaves_the_others_waiting():
+    # given
+    for host in ("alpha", "beta"):
+        ensure_host_group(TRADING_COMMANDS, trading_group(host))
+    sent = publish(TRADING_COMMANDS, type="bot_stop", payload={"bot_id": 1})
+    client, key = redis_client(), stream_key(TRADING_COMMANDS)
+
+    # when: alpha reads and acknowledges
+    reply = client.xreadgroup("trading_consumers@alpha", "g1", {key: ">"}, count=10)
+    client.xack(key, "trading_consumers@alpha", sent)
+
+    # then: beta's copy still waits for beta
+    assert [message_id for message_id, _ in reply[0][1]] == [sent]
+    groups = {info["name"]: info for info in client.xinfo_groups(key)}
+    assert groups["trading_consumers@alpha"]["lag"] == 0
+    assert groups["trading_consumers@beta"]["lag"] == 1
+
+
+@pytest.mark.django_db
+def test_the_single_group_of_an_older_version_is_removed_when_a_host_group_is_made():
+    client, key = redis_client(), stream_key(TRADING_COMMANDS)
+    client.xgroup_create(key, "trading_consumers", id="0", mkstream=True)
+
+    ensure_host_group(TRADING_COMMANDS, trading_group("alpha"))
+
+    assert [info["name"] for info in client.xinfo_groups(key)] == ["trading_consumers@alpha"]
+
+
+@pytest.mark.parametrize(("stream", "group"), [
+    (TRADING_COMMANDS, "trading_consumers"), (TRADING_COMMANDS, "trading_consumers@"),
+    (DATA_COMMANDS, "data_consumers@alpha"),
+])  # fmt: skip
+def test_only_a_per_host_stream_has_host_groups(stream, group):
+    with pytest.raises(bus.UnknownStream):
+        ensure_host_group(stream, group)
 
 
 @pytest.mark.django_db

@@ -10,7 +10,8 @@ from django.core.management.base import BaseCommand
 from bots.gateway import service
 from bots.handlers import gateway_registry
 from multibot.redis_client import wait_for_redis
-from streams.catalog import TRADING_CONSUMERS
+from streams.bus import ensure_host_group
+from streams.catalog import TRADING_COMMANDS, trading_group
 from streams.worker import StreamWorker
 
 
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         gateway = service.Gateway(stop_bots_on_exit=options["stop_bots_on_exit"])
         self.worker = StreamWorker(
             registry=gateway_registry(gateway),
-            group=TRADING_CONSUMERS,
+            group=trading_group(service.HOST),  # this host's own group: its commands wait for it
             consumer=options["consumer"],
             service_name=service.PRODUCER,
             block_ms=500,
@@ -39,6 +40,10 @@ class Command(BaseCommand):
         # Reconciling reports what it finds through Redis, which may be starting with us (`make run`)
         # or loading its data. Until then no bot is ours, so a signal may end us the default way.
         wait_for_redis(log=self.say)
+        # The host's group before the reconcile: what was asked before it exists is in the database, which
+        # the reconcile reads; whatever is asked after is delivered in it.
+        if ensure_host_group(TRADING_COMMANDS, self.worker.group):
+            self.say(f"gateway on {service.HOST}: created its command group {self.worker.group}")
         signal.signal(signal.SIGTERM, self.on_signal)
         signal.signal(signal.SIGINT, self.on_signal)
         report = gateway.reconcile()
