@@ -1,4 +1,5 @@
-"""A bot's own directory, ``MULTIBOT_HOME/bots/<id>/``: config, strategy copy, trades database, logs.
+"""A bot's own directory, ``MULTIBOT_BOTS_DIR/<id>/`` (default ``MULTIBOT_HOME/bots/``): config, strategy copy,
+trades database, logs.
 
 Nothing here is shared between bots: two bots never share a database or trade each other's
 positions. The config holds the bot's API credentials (and live keys), so the directory is 0700
@@ -63,7 +64,7 @@ class Workspace:
 
 
 def workspace_for(bot_id: int) -> Workspace:
-    return Workspace(Path(settings.HOME) / "bots" / str(bot_id))
+    return Workspace(Path(settings.BOTS["dir"]) / str(bot_id))
 
 
 def _replay_pairs(bot: Bot) -> list[str]:

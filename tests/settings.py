@@ -7,6 +7,7 @@ import tempfile
 
 # Tests own their Redis (started by tests/conftest.py) and never touch a shared one.
 os.environ.pop("REDIS_URL", None)
+os.environ.pop("MULTIBOT_BOTS_DIR", None)  # the bots directory follows the private home
 os.environ.setdefault("MULTIBOT_HOME", tempfile.mkdtemp(prefix="multibot-test-"))
 
 from multibot.settings import *  # noqa: F403

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import psutil
@@ -427,8 +426,9 @@ class Gateway:
     @staticmethod
     def bot_processes() -> dict[str, list[psutil.Process]]:
         """This machine's freqtrade processes of ours, by the bot config on their command line (the launch's
-        marker): exactly a bot's command line, "<python> -m freqtrade trade --config <bots dir>/<id>/config.json"."""
-        bots_dir = str(Path(settings.HOME) / "bots") + "/"
+        marker): exactly a bot's command line, "<python> -m freqtrade trade --config <bots dir>/<id>/config.json",
+        under this gateway's own bots directory (MULTIBOT_BOTS_DIR)."""
+        bots_dir = str(settings.BOTS["dir"]) + "/"
         found: dict[str, list[psutil.Process]] = {}
         for process in psutil.process_iter(["pid", "cmdline"]):
             args = process.info["cmdline"] or []
@@ -437,7 +437,7 @@ class Gateway:
         return found
 
     def kill_strays(self) -> list[int]:
-        """freqtrade processes of ours (their config is under MULTIBOT_HOME/bots/) that no bot owns now."""
+        """freqtrade processes of ours (their config is under MULTIBOT_BOTS_DIR) that no bot owns now."""
         owned = {child.pid for child in self.supervisor.running().values()}
         killed = []
         for processes in self.bot_processes().values():
