@@ -229,6 +229,9 @@ class HostCapacity(TypedDict):
     memory_available_mb: int
     cpus: int
     gateway_started_at: float
+    # The ports its bots' API servers take (its MULTIBOT_BOT_PORT_FIRST/LAST); 0, 0 from an older gateway.
+    api_port_first: NotRequired[int]
+    api_port_last: NotRequired[int]
 
 
 def build_gateway_heartbeat(
@@ -247,6 +250,7 @@ def read_host_capacity(payload: Mapping[str, Any]) -> HostCapacity:
         bot_slots=int(payload.get("bot_slots") or 0), memory_total_mb=int(payload.get("memory_total_mb") or 0),
         memory_available_mb=int(payload.get("memory_available_mb") or 0), cpus=int(payload.get("cpus") or 0),
         gateway_started_at=float(payload.get("gateway_started_at") or 0),
+        api_port_first=int(payload.get("api_port_first") or 0), api_port_last=int(payload.get("api_port_last") or 0),
     )  # fmt: skip
 
 

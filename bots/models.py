@@ -103,6 +103,9 @@ class Host(models.Model):
     memory_total_mb = models.PositiveIntegerField(default=0)
     memory_available_mb = models.PositiveIntegerField(default=0)
     cpus = models.PositiveIntegerField(default=0)
+    # The ports its bots' API servers take there (0, 0: not said, by a gateway older than this field).
+    api_port_first = models.PositiveIntegerField(default=0)
+    api_port_last = models.PositiveIntegerField(default=0)
     registered_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField()
     # The gateway process behind the heartbeats (a new one after each restart).

@@ -177,6 +177,8 @@ def bot_create(
                     ws_token=secrets.token_urlsafe(24),
                     **fields,
                 )
+                if host:  # pinned: its port from that host's range
+                    bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=host)
                 events.bot_created_event(actor=actor, bot=bot, changes=_public_changes(fields))
                 return bot
         except IntegrityError as exc:
@@ -234,6 +236,8 @@ def bot_update(
                 bot.save()
         except IntegrityError as exc:
             raise _name_taken(bot.name) from exc
+        if changed.get("host"):  # pinned: its port from that host's range
+            bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=bot.host)
         if changed.keys() & WALLET_FIELDS:
             from analytics.models import BotBalance
 
@@ -299,6 +303,29 @@ def _send_command(command: Command, payload: BotCommand | EmergencyStop) -> None
     outbox_put(TRADING_COMMANDS, type=command, payload=payload)
 
 
+def bot_port_on_host(*, bot_id: int, port: int, host: str) -> int:
+    """The bot's API port once it is placed on ``host``: kept when it lies in the range that host's gateway
+    registered, else the lowest port of that range no bot holds (ports are one pool across hosts, so a bot
+    keeps its port wherever it goes and no two bots ever share one). In the caller's transaction."""
+    from bots.models import Host
+
+    first, last = Host.objects.filter(name=host).values_list("api_port_first", "api_port_last").first() or (0, 0)
+    if not first or first <= port <= last:
+        return port
+    for _attempt in range(3):
+        held = set(Bot.objects.filter(api_port__range=(first, last)).values_list("api_port", flat=True))
+        free = next((candidate for candidate in range(first, last + 1) if candidate not in held), None)
+        if free is None:
+            raise UnavailableError(f"No free bot API port left in {host}'s range {first}-{last}.")
+        try:
+            with transaction.atomic():
+                Bot.objects.filter(pk=bot_id).update(api_port=free)
+            return free
+        except IntegrityError:
+            continue  # another placement took it meanwhile: pick again
+    raise UnavailableError(f"Could not take a bot API port in {host}'s range {first}-{last}; try again.")
+
+
 def place_bot() -> str:
     """The host a bot starting for the first time goes to: the live host with the most free slots (by
     name among equals); "" when no host is live yet, and then the first gateway to take it claims it."""
@@ -340,7 +367,9 @@ def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
         if not host and command.desired_state == DesiredState.RUNNING:
             # Only a bot still unplaced: a concurrent start (or a gateway's claim) that placed it wins.
             placed = place_bot()
-            if not (placed and Bot.objects.filter(pk=bot.pk, host="").update(host=placed)):
+            if placed and Bot.objects.filter(pk=bot.pk, host="").update(host=placed):
+                bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=placed)
+            else:
                 placed = ""
             host = Bot.objects.filter(pk=bot.pk).values_list("host", flat=True).first() or ""
         Bot.objects.filter(pk=bot.pk).update(desired_state=command.desired_state)
@@ -369,6 +398,7 @@ def bot_move(*, actor: Actor, bot: Bot, host: str) -> Bot:
             raise ConflictError(f"Bot {bot.name} is on {host} already.")
         moved_from = bot.host
         Bot.objects.filter(pk=bot.pk).update(host=host)
+        bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=host)
         events.bot_moved_event(actor=actor, bot=bot, from_host=moved_from, to_host=host)
         bot.host = host
     return bot
@@ -380,7 +410,7 @@ def fleet_command(*, actor: Actor, bots: Iterable[Bot], command: Command) -> lis
     for bot in bots:
         try:
             results.append(bot_command(actor=actor, bot=bot, command=command))
-        except ConflictError as exc:
+        except (ConflictError, UnavailableError) as exc:  # a full host's port range refuses only its bots
             results.append({"status": "refused", "bot_name": bot.name, "bot_id": bot.pk, "detail": exc.message})
     return results
 
@@ -508,6 +538,7 @@ def host_heartbeat_apply(*, host: str, at: float, capacity: HostCapacity) -> Non
     started = datetime.fromtimestamp(capacity["gateway_started_at"], UTC) if capacity["gateway_started_at"] else None
     fields = {"bot_slots": capacity["bot_slots"], "memory_total_mb": capacity["memory_total_mb"],
               "memory_available_mb": capacity["memory_available_mb"], "cpus": capacity["cpus"],
+              "api_port_first": capacity.get("api_port_first", 0), "api_port_last": capacity.get("api_port_last", 0),
               "gateway_started_at": started, "last_seen_at": seen}  # fmt: skip
     with transaction.atomic():
         row = Host.objects.select_for_update().filter(name=host).first()

@@ -52,6 +52,7 @@ from bots.gateway.supervisor import BotLaunch, Polled, Supervisor, is_our_proces
 from bots.gateway.trades import TradeCollector
 from bots.models import Bot
 from bots.selectors import LIFECYCLE_FIELDS
+from bots.services import bot_port_on_host
 from multibot.heartbeats import heartbeat_publish
 from streams.bus import announce, publish
 from streams.catalog import TRADING_STATUS
@@ -206,6 +207,7 @@ class Gateway:
             return bot.host == self.host
         if Bot.objects.filter(pk=bot.pk, host="").update(host=self.host):
             bot.host = self.host
+            bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=self.host)
             logger.info("bot %s: unplaced, claimed by %s", bot.pk, self.host)
             return True
         return Bot.objects.filter(pk=bot.pk, host=self.host).exists()
@@ -369,7 +371,8 @@ class Gateway:
         slots = settings.GATEWAY["bot_slots"] or max(1, memory.total // 1024**3)
         return HostCapacity(bot_slots=int(slots), memory_total_mb=memory.total // 1024**2,
                             memory_available_mb=memory.available // 1024**2, cpus=psutil.cpu_count() or 1,
-                            gateway_started_at=self.started_at)  # fmt: skip
+                            gateway_started_at=self.started_at, api_port_first=settings.BOTS["api_port_first"],
+                            api_port_last=settings.BOTS["api_port_last"])  # fmt: skip
 
     def collect_trades(self) -> bool:
         """Start a background round of trade collection when one is due; True if one started."""

@@ -21,7 +21,7 @@ from bots.commands import (
 )
 from bots.gateway.service import Gateway
 from bots.listeners import handle_gateway_heartbeat
-from bots.models import Bot
+from bots.models import Bot, Host
 from bots.services import bot_status_apply
 from multibot.redis_client import redis_client
 from strategies.library import install_builtin_strategies
@@ -251,3 +251,45 @@ def test_moving_is_for_superusers_and_an_unknown_bot_is_not_found(user, user_api
     assert user_api.post(f"/api/v1/bots/{bot.pk}/move", {"host": "beta"}, format="json").status_code == 403
     assert admin_api.post("/api/v1/bots/999999/move", {"host": "beta"}, format="json").status_code == 404
     assert host_of(bot) == ""
+
+
+# -- ports: each host its own range ---------------------------------------------------------------------
+def register_range(host: str, first: int, last: int) -> None:
+    register(host)
+    Host.objects.filter(name=host).update(api_port_first=first, api_port_last=last)
+
+
+def port_of(bot: Bot) -> int:
+    return Bot.objects.values_list("api_port", flat=True).get(pk=bot.pk)
+
+
+def test_a_bot_placed_on_a_host_takes_a_port_of_that_hosts_range_and_keeps_one_already_in_it(user, user_api):
+    # given: beta's bots listen on 28100-28101, and one port of it is taken
+    register_range("beta", 28100, 28101)
+    taken, bot, second, third = (make_bot(owner=user) for _ in range(4))
+    Bot.objects.filter(pk=taken.pk).update(api_port=28100, host="beta")
+
+    # when / then: the first start places it on beta, with beta's free port
+    assert start(user_api, bot)["host"] == "beta"
+    assert port_of(bot) == 28101
+    # a bot already in the range keeps its port; a bot for a full range is refused before anything changes
+    Bot.objects.filter(pk=taken.pk).update(api_port=28050)
+    Bot.objects.filter(pk=second.pk).update(api_port=28100)
+    assert start(user_api, second)["host"] == "beta" and port_of(second) == 28100
+    full = user_api.post(f"/api/v1/bots/{third.pk}/start")
+    assert full.status_code == 503
+    assert full.json()["detail"] == "No free bot API port left in beta's range 28100-28101."
+    assert host_of(third) == "" and not OutboxEntry.objects.filter(payload__bot_id=third.pk).exists()
+
+
+def test_the_heartbeat_registers_the_hosts_port_range(settings):
+    settings.BOTS = {**settings.BOTS, "api_port_first": 28200, "api_port_last": 28299}
+    settings.GATEWAY = {**settings.GATEWAY, "snapshot_seconds": 0}
+    gateway = Gateway(host="gamma")
+    try:
+        beat = gateway.heartbeat()
+    finally:
+        gateway.supervisor.shutdown()
+    assert beat is not None
+    handle_gateway_heartbeat(Envelope(type=Report.GATEWAY_HEARTBEAT, payload=dict(beat)))
+    assert Host.objects.values_list("api_port_first", "api_port_last").get(name="gamma") == (28200, 28299)
