@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from audit.models import AuditLog
 from audit.resources import (
     FLEET,
+    Kind,
     bot_resource,
     data_resource,
     job_resource,
+    resource,
     strategy_resource,
     stream_resource,
     user_resource,
@@ -394,6 +396,20 @@ def job_requeued_event(*, actor: Actor, job: Job, reason: str) -> AuditLog:
         resource=job_resource(job.pk),
         details={"kind": job.kind, "attempt": job.attempt, "reason": reason},
     )
+
+
+def jobs_pruned_event(
+    *, actor: Actor, job_ids: Sequence[int], finished_before: str, directories: int, freed_bytes: int
+) -> AuditLog:
+    """Finished jobs deleted (``job_ids``, may be none) with their directories on this host; ``directories``
+    counts those removed, left behind by jobs already gone included. ``finished_before``: the bound, ISO."""
+    return audit_record(
+        actor=actor,
+        action=Action.JOB_PRUNE,
+        resource=resource(Kind.JOB),
+        details={"job_ids": list(job_ids), "finished_before": finished_before, "directories": directories,
+                 "freed_bytes": freed_bytes},
+    )  # fmt: skip
 
 
 def hyperopt_applied_event(*, actor: Actor, job: Job, version: StrategyVersion, new_version: bool) -> AuditLog:

@@ -64,6 +64,8 @@ class AuditLog(models.Model):
         JOB_START = "job_start"
         JOB_FINISH = "job_finish"
         JOB_REQUEUE = "job_requeue"
+        # Finished jobs older than a bound deleted by an operator (rows and their files)
+        JOB_PRUNE = "job_prune"
         # A hyperopt's best parameters stored as a new version of its strategy
         HYPEROPT_APPLY = "hyperopt_apply"
         # A WebSocket ticket issued (POST /ws/ticket): who opened live updates, and from where

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,19 @@ class Actor:
     @classmethod
     def system(cls) -> Actor:
         return cls(user=None, ip_address=None, name="system")
+
+    @classmethod
+    def operator(cls, command: str) -> Actor:
+        """Someone on the server running ``manage.py <command>``: no account, named by the command and
+        the login it ran under (``manage.py bots stop (alice)``)."""
+        return cls(user=None, ip_address=None, name=f"manage.py {command} ({_login_name()})"[:150])
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container without a passwd entry)
+        return f"uid {os.getuid()}"
 
 
 def _valid_ip(raw: str | None) -> str | None:

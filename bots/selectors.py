@@ -45,13 +45,16 @@ def bot_by_id_or_name(*, user: User, key: str) -> Bot:
 
     Only ``LIFECYCLE_FIELDS`` are loaded, so an emergency stop reaches a bot whose row is broken elsewhere.
     """
-    bots = bot_lifecycle_list(user=user)
+    return _by_id_or_name(bot_lifecycle_list(user=user), key=key, own_id=user.pk)
+
+
+def _by_id_or_name(bots: QuerySet[Bot], *, key: str, own_id: int | None) -> Bot:
     # A number beyond 64 bits is no id (and would overflow the database driver): look it up as a name.
     found = bots.filter(pk=int(key)).first() if key.isascii() and key.isdigit() and int(key) < 2**63 else None
     if found is not None:
         return found
     named = list(bots.filter(name=key).order_by("id")[:20])
-    own = [bot for bot in named if bot.owner_id == user.pk]
+    own = [bot for bot in named if bot.owner_id == own_id]
     if len(own) == 1:
         return own[0]
     if len(named) == 1:
@@ -59,6 +62,42 @@ def bot_by_id_or_name(*, user: User, key: str) -> Bot:
     if not named:
         raise NotFoundError("Bot not found")
     raise ConflictError(f"{len(named)} bots are named {key!r}; use the bot's id.")
+
+
+# -- the operator's view: no account, the whole fleet (manage.py bots) ---------------------------------
+def bot_fleet_list(*, owner: User | None = None) -> QuerySet[Bot]:
+    """Every bot, or ``owner``'s, with only ``LIFECYCLE_FIELDS`` loaded (commands and emergency stops)."""
+    bots = Bot.objects.only(*LIFECYCLE_FIELDS)
+    return bots if owner is None else bots.filter(owner=owner)
+
+
+def bot_fleet_by_id_or_name(*, key: str, owner: User | None = None) -> Bot:
+    """By id, else by name, among every bot or ``owner``'s; a name several owners use is ambiguous."""
+    return _by_id_or_name(bot_fleet_list(owner=owner), key=key, own_id=None)
+
+
+_FLEET_ROW_FIELDS = ("id", "name", "owner__username", "status", "desired_state", "host", "pid", "started_at",
+                     "status_at")  # fmt: skip
+
+
+def bot_fleet_rows(*, owner: User | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    """One row per bot: id, name, owner, status, desired state, host, pid and since when its status holds
+    (its start while it has a process, else the gateway's last report of it). Plain columns only, so a
+    row broken in another column is listed too."""
+    from datetime import UTC, datetime
+
+    bots = Bot.objects.all() if owner is None else Bot.objects.filter(owner=owner)
+    if status:
+        bots = bots.filter(status=status)
+    rows = []
+    for row in bots.order_by("id").values(*_FLEET_ROW_FIELDS):
+        started, reported = row["started_at"], row["status_at"]
+        active = row["status"] in Bot.ACTIVE_STATUSES
+        since = started if active and started else (datetime.fromtimestamp(reported, UTC) if reported else None)
+        rows.append({"id": row["id"], "name": row["name"], "owner": row["owner__username"], "status": row["status"],
+                     "desired_state": row["desired_state"], "host": row["host"], "pid": row["pid"],
+                     "since": since})  # fmt: skip
+    return rows
 
 
 # -- live updates: read for the owner's group (realtime.broadcast routes by owner, not by request) -----

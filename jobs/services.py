@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +28,7 @@ from audit import events
 from audit.services import Actor
 from jobs.commands import (
     COMMAND_STREAMS,
+    FINISHED_STATUSES,
     Command,
     JobKind,
     JobProgress,
@@ -242,6 +245,95 @@ def jobs_reap(*, now: datetime | None = None) -> dict[str, int]:
         _publish_command(job_id, kind)
         done["republished"] += 1
     return done
+
+
+# -- pruning -----------------------------------------------------------------------------------------
+PRUNE_BATCH = 500
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass  # gone meanwhile
+    return total
+
+
+def _remove_trees(paths: list[Path]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+        if path.exists():  # left as a directory of no job: the next prune takes it
+            logger.warning("prune: %s could not be removed entirely", path)
+
+
+def _leftover_dirs(cutoff: datetime) -> list[Path]:
+    """Directories of the jobs directory named for a job that no longer exists, untouched since ``cutoff``
+    (a job pruned from another host leaves its attempt files on the worker that ran it). A fresh one may
+    belong to a job whose creation is not committed yet: it is never taken."""
+    root = Path(settings.JOBS["dir"])
+    if not root.is_dir():
+        return []
+    named = {int(entry.name): entry for entry in root.iterdir() if entry.name.isascii() and entry.name.isdigit()
+             and entry.is_dir() and not entry.is_symlink()}  # fmt: skip
+    ids = sorted(named)
+    existing: set[int] = set()
+    for start in range(0, len(ids), PRUNE_BATCH):
+        existing.update(Job.objects.filter(pk__in=ids[start : start + PRUNE_BATCH]).values_list("id", flat=True))
+    return [path for job_id, path in sorted(named.items())
+            if job_id not in existing and path.stat().st_mtime < cutoff.timestamp()]  # fmt: skip
+
+
+def jobs_prune(
+    *, actor: Actor, older_than: timedelta, dry_run: bool = False, now: datetime | None = None
+) -> dict[str, Any]:
+    """Delete the finished jobs (completed, failed, cancelled) that ended before ``now - older_than``:
+    their rows, their results with them, and their directories on this host. A queued or running job
+    is never touched. Directories left by jobs already gone (older than the bound too) go as well.
+
+    Rows go in batches, each in one transaction with its audit row; the files after it commits. Nothing
+    recorded when nothing goes. ``dry_run`` changes nothing and answers what would go.
+    """
+    if older_than <= timedelta(0):
+        raise InvalidInputError("older_than", "The age of the jobs to prune must be more than zero.")
+    cutoff = (now or timezone.now()) - older_than
+    finished_before = cutoff.isoformat()
+    old = Job.objects.filter(status__in=FINISHED_STATUSES).filter(
+        Q(finished_at__lt=cutoff) | Q(finished_at__isnull=True, created_at__lt=cutoff)
+    )
+    job_ids = list(old.order_by("id").values_list("id", flat=True))
+    leftovers = _leftover_dirs(cutoff)
+    answer: dict[str, Any] = {"finished_before": finished_before, "dry_run": dry_run, "job_ids": [],
+                              "directories": 0, "freed_bytes": 0}  # fmt: skip
+    if dry_run:
+        dirs = [path for path in map(job_dir, job_ids) if path.is_dir()] + leftovers
+        answer.update(job_ids=job_ids, directories=len(dirs), freed_bytes=sum(map(_tree_bytes, dirs)))
+        return answer
+    for start in range(0, len(job_ids), PRUNE_BATCH):
+        with transaction.atomic():
+            batch = Job.objects.select_for_update().filter(pk__in=job_ids[start:start + PRUNE_BATCH],
+                                                           status__in=FINISHED_STATUSES)  # fmt: skip
+            deleted = list(batch.order_by("id").values_list("id", flat=True))
+            Job.objects.filter(pk__in=deleted).delete()
+            dirs = [path for path in map(job_dir, deleted) if path.is_dir()]
+            freed = sum(map(_tree_bytes, dirs))
+            events.jobs_pruned_event(actor=actor, job_ids=deleted, finished_before=finished_before,
+                                     directories=len(dirs), freed_bytes=freed)  # fmt: skip
+            transaction.on_commit(lambda dirs=dirs: _remove_trees(dirs))
+        answer["job_ids"] += deleted
+        answer["directories"] += len(dirs)
+        answer["freed_bytes"] += freed
+    if leftovers:
+        freed = sum(map(_tree_bytes, leftovers))
+        with transaction.atomic():
+            events.jobs_pruned_event(actor=actor, job_ids=[], finished_before=finished_before,
+                                     directories=len(leftovers), freed_bytes=freed)  # fmt: skip
+            transaction.on_commit(lambda: _remove_trees(leftovers))
+        answer["directories"] += len(leftovers)
+        answer["freed_bytes"] += freed
+    return answer
 
 
 # -- backtests ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,8 +18,21 @@ from multibot.services.auth import revoke_all_sessions
 User = get_user_model()
 
 
+def password_generate() -> str:
+    """A password for an account whose creator gave none: shown to them once, stored only hashed."""
+    return secrets.token_urlsafe(18)
+
+
 def user_create(*, actor: Actor, username: str, password: str, email: str = "", full_name: str = "",
-                is_superuser: bool = False) -> Any:  # fmt: skip
+                is_superuser: bool = False, via: str = "") -> Any:  # fmt: skip
+    if not username:
+        raise InvalidInputError("username", "A username is required.")
+    for field, value in (("username", username), ("email", email)):
+        try:
+            # The model field's own validators: its length, a username's characters, an email's form.
+            User._meta.get_field(field).run_validators(value)
+        except DjangoValidationError as exc:
+            raise InvalidInputError(field, " ".join(exc.messages)) from exc
     candidate = User(username=username, email=email, full_name=full_name)
     try:
         validate_password(password, user=candidate)
@@ -31,7 +45,7 @@ def user_create(*, actor: Actor, username: str, password: str, email: str = "", 
             username=username, password=password, email=email, full_name=full_name,
             is_superuser=is_superuser, is_staff=is_superuser,
         )  # fmt: skip
-        events.user_created_event(actor=actor, user=user)
+        events.user_created_event(actor=actor, user=user, via=via)
     return user
 
 

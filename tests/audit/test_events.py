@@ -503,6 +503,15 @@ def a_job_requeued(w: World) -> tuple[AuditLog, Expected]:
     return row, Expected(Action.JOB_REQUEUE, f"job:{job.pk}", details, user=None)
 
 
+@case(events.jobs_pruned_event)
+def jobs_pruned(w: World) -> tuple[AuditLog, Expected]:
+    bound = "2026-11-01T00:00:00+00:00"
+    row = events.jobs_pruned_event(actor=Actor.operator("jobs prune"), job_ids=[3, 4], finished_before=bound,
+                                   directories=2, freed_bytes=4096)  # fmt: skip
+    details = {"job_ids": [3, 4], "finished_before": bound, "directories": 2, "freed_bytes": 4096}
+    return row, Expected(Action.JOB_PRUNE, "job", details, user=None)
+
+
 @case(events.hyperopt_applied_event)
 def a_hyperopt_applied(w: World) -> tuple[AuditLog, Expected]:
     from strategies.models import Strategy, StrategyVersion

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 import time
 
 from django.conf import settings
@@ -16,6 +15,7 @@ from audit.services import Actor
 from marketdata.services import demo_data_ensure
 from multibot.embedded_redis import EmbeddedRedis
 from multibot.env import env_str
+from multibot.services.users import password_generate
 
 
 class Command(BaseCommand):
@@ -52,7 +52,7 @@ class Command(BaseCommand):
         password = env_str("MULTIBOT_ADMIN_PASSWORD")
         generated = not password
         if generated:
-            password = secrets.token_urlsafe(18)
+            password = password_generate()
         with transaction.atomic():
             user = user_model.objects.create_superuser(username=username, password=password, email="")
             events.user_created_event(actor=Actor.system(), user=user, via="bootstrap")
