@@ -10,8 +10,10 @@ from django.core.management import CommandError, call_command
 
 from multibot.redis_client import redis_client
 from streams import health
-from streams.bus import ensure_groups, envelope, publish_many, stream_key
-from streams.catalog import CATALOG, DATA_COMMANDS, TRADING_COMMANDS, TRADING_CONSUMERS
+from streams.bus import ensure_host_group, envelope, publish_many, stream_key
+from streams.catalog import CATALOG, DATA_COMMANDS, TRADING_COMMANDS, trading_group
+
+TRADING_CONSUMERS = trading_group("alpha")  # host alpha's gateway's group
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +27,7 @@ def status(*args: str) -> str:
 @pytest.fixture
 def busy_bus() -> list[str]:
     """Ten trading commands, four of them read and not acknowledged; two dead letters of data commands."""
-    ensure_groups([TRADING_COMMANDS])
+    ensure_host_group(TRADING_COMMANDS, TRADING_CONSUMERS)
     ids = publish_many(TRADING_COMMANDS, [envelope(type="bot_start", payload={"bot_id": n}) for n in range(10)])
     redis_client().xreadgroup(TRADING_CONSUMERS, "c1", {stream_key(TRADING_COMMANDS): ">"}, count=4)
     for reason in ("value_error", "key_error"):
