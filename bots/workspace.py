@@ -22,7 +22,8 @@ from marketdata.replay_config import replay_exchange_section
 from marketdata.selectors import replay_market_pairs
 from marketdata.services import exchange_dir
 from multibot.files import write_private
-from strategies.library import StrategyCode, copy_strategy, strategy_code
+from multibot.manager_client import ManagerFetchError
+from strategies.library import StrategyCode, copy_strategy, strategy_code, version_code_ensure
 
 
 class WorkspaceError(Exception):
@@ -109,6 +110,12 @@ def prepare(bot: Bot) -> Workspace:
     code = strategy_code(bot.strategy_name, owner=bot.owner)
     if code is None:
         raise WorkspaceError(f"strategy {bot.strategy_name!r} is not in the strategy library")
+    if code.sha256 and not code.source.exists():
+        # A gateway on another machine than the manager's, where versions are stored: fetched, verified.
+        try:
+            version_code_ensure(code.sha256)
+        except ManagerFetchError as exc:
+            raise WorkspaceError(str(exc)) from exc
     workspace = workspace_for(bot.pk)
     for directory in (workspace.root, workspace.user_data, workspace.strategies, workspace.log.parent):
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -107,3 +107,27 @@ def test_freqtrade_accepts_the_config_of_a_bot_without_pairs_or_with_an_unlimite
 
     # then: freqtrade's own checks at start (StaticPairList needs pairs; the schema) pass
     validate_config_consistency(config)
+
+
+def test_a_gateway_on_another_machine_fetches_the_strategy_code_and_says_why_when_it_cannot(user, settings):
+    # given: the bot's strategy version is stored on the manager's disk, not on this host's
+    from strategies.library import strategy_code
+    from tests.support.processes import free_port
+
+    bot = make_bot(owner=user, strategy_name="SampleStrategy")
+    workspace.remove(bot.pk)  # an earlier test's bot of the same id
+    store_replay_markets()
+    code = strategy_code("SampleStrategy", owner=user)
+    assert code is not None and code.sha256
+    kept = code.source.read_bytes()
+    code.source.chmod(0o600)
+    code.source.unlink()
+    settings.MANAGER = {**settings.MANAGER, "url": f"http://127.0.0.1:{free_port()}"}  # nobody answers
+    try:
+        # when / then: the start's preparation fails with the reason, and writes no config
+        with pytest.raises(workspace.WorkspaceError, match="could not be fetched from the manager"):
+            workspace.prepare(bot)
+        assert not workspace.workspace_for(bot.pk).config.exists()
+    finally:
+        code.source.write_bytes(kept)
+        code.source.chmod(0o400)
