@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 from bots import workspace
 from bots.models import Bot
+from bots.selectors import runs_here
 
 
 def process_info(bot: Bot) -> dict[str, object]:
@@ -17,7 +17,7 @@ def process_info(bot: Bot) -> dict[str, object]:
 
     if not bot.pid:
         return {"pid": None, "status": "not_running"}
-    if bot.host and bot.host != socket.gethostname():
+    if not runs_here(bot):
         return {"pid": bot.pid, "status": bot.status, "host": bot.host, "detail": "runs on another host"}
     try:
         process = psutil.Process(bot.pid)

@@ -151,6 +151,12 @@ def bot_live_figures(*, bot_ids: list[int]) -> dict[int, dict[int, dict[str, Any
     return figures
 
 
+def runs_here(bot: Bot) -> bool:
+    """The bot's process and API are on this machine (unplaced, or placed on a host of this machine):
+    what this process may look up by pid or reach on 127.0.0.1."""
+    return not bot.host or bot.host == settings.GATEWAY["host"] or bot.host in settings.BOTS["local_hosts"]
+
+
 @dataclass(frozen=True)
 class HostState:
     """A registered host as placement and routing see it: live or not, and the slots its bots hold."""

@@ -375,6 +375,9 @@ BOTS = {
     # Where this host's gateway keeps its bots' directories (config, trades database, logs); its own per
     # gateway, so that two gateways on one machine never take each other's processes for strays.
     "dir": Path(env_str("MULTIBOT_BOTS_DIR", str(HOME / "bots"))).resolve(),
+    # Other bot hosts whose bots' APIs this machine reaches on 127.0.0.1 (gateways on this very machine
+    # under other names); this machine's own gateway host (MULTIBOT_GATEWAY_HOST) always is one.
+    "local_hosts": frozenset(env_list("MULTIBOT_LOCAL_BOT_HOSTS")),
     # Each bot's own freqtrade API server listens on 127.0.0.1 at a port from this range.
     "api_port_first": env_int("MULTIBOT_BOT_PORT_FIRST", 18100),
     "api_port_last": env_int("MULTIBOT_BOT_PORT_LAST", 18999),

@@ -293,3 +293,18 @@ def test_the_heartbeat_registers_the_hosts_port_range(settings):
     assert beat is not None
     handle_gateway_heartbeat(Envelope(type=Report.GATEWAY_HEARTBEAT, payload=dict(beat)))
     assert Host.objects.values_list("api_port_first", "api_port_last").get(name="gamma") == (28200, 28299)
+
+
+def test_a_bot_on_another_machine_is_not_looked_up_by_pid_here_unless_its_host_is_on_this_machine(
+    user, user_api, settings
+):
+    bot = make_bot(owner=user)
+    Bot.objects.filter(pk=bot.pk).update(host="beta", pid=1, status=BotStatus.RUNNING)  # pid 1: not ours
+
+    elsewhere = user_api.get(f"/api/v1/bots/{bot.pk}/process").json()
+    settings.BOTS = {**settings.BOTS, "local_hosts": frozenset({"beta"})}
+    here = user_api.get(f"/api/v1/bots/{bot.pk}/process").json()
+
+    assert elsewhere == {"bot_id": bot.pk, "bot_name": bot.name, "pid": 1, "status": "running", "host": "beta",
+                         "detail": "runs on another host"}  # fmt: skip
+    assert here == {"bot_id": bot.pk, "bot_name": bot.name, "pid": 1, "status": "not_running"}
