@@ -163,9 +163,14 @@ _COMMANDED = {202: BotCommandOutput, 409: _REFUSED}
 _BOT_KEY = OpenApiParameter("bot", str, OpenApiParameter.PATH, description="The bot's id, or its name.")
 
 
+_PLACEMENT_REFUSED = OpenApiResponse(ErrorOutput, description="host is given by a user who is not a superuser.")
+
+
 @extend_schema_view(
-    create=extend_schema(request=BotInputDoc),
-    partial_update=extend_schema(request=BotInputDoc, responses={200: BotSerializer, 409: _REFUSED}),
+    create=extend_schema(request=BotInputDoc, responses={201: BotSerializer, 403: _PLACEMENT_REFUSED}),
+    partial_update=extend_schema(
+        request=BotInputDoc, responses={200: BotSerializer, 403: _PLACEMENT_REFUSED, 409: _REFUSED}
+    ),
 )
 class BotViewSet(viewsets.ModelViewSet):
     serializer_class = BotSerializer
@@ -205,7 +210,8 @@ class BotViewSet(viewsets.ModelViewSet):
             actor=Actor.from_request(self.request), owner=self.request.user, **serializer.validated_data
         )
 
-    @extend_schema(request=BotInputDoc(partial=True), responses={200: BotSerializer, 409: _REFUSED})
+    @extend_schema(request=BotInputDoc(partial=True),
+                   responses={200: BotSerializer, 403: _PLACEMENT_REFUSED, 409: _REFUSED})  # fmt: skip
     def update(self, request: Request, *args: object, **kwargs: object) -> Response:
         # The API document updates with PUT and a partial body: PUT and PATCH both merge.
         kwargs["partial"] = True
