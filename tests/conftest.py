@@ -79,3 +79,14 @@ def committed_db(transactional_db: Any) -> Iterator[None]:
 def append_only_triggers(db: Any) -> None:
     """The audit triggers as migrations install them (a committed_db test may have lifted them)."""
     triggers.install(connection)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, skip what the SQLite run already proves the same way (``embedded_only``): the suite
+    runs on both in CI, and these are its slowest tests, which read no database-specific behaviour."""
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="embedded defaults only: the SQLite run covers it")
+    for item in items:
+        if item.get_closest_marker("embedded_only"):
+            item.add_marker(skip)

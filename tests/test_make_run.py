@@ -19,6 +19,9 @@ import pytest
 
 from tests.support.processes import ROOT, free_port, get, server_env, wait_for
 
+# make run is the embedded defaults whatever the suite runs on: SQLite and the embedded Redis.
+pytestmark = [pytest.mark.embedded_only]
+
 
 def _processes_using(home: str) -> list[psutil.Process]:
     found = []

@@ -16,7 +16,8 @@ from tests.factories import PASSWORD, make_bot, make_user
 # The trade collection tests' system: the replay exchange, and the gateway and listeners on the test database.
 replay_url, fleet, bots_started = trade_collection.replay_url, trade_collection.fleet, trade_collection.bots_started
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# The page in a browser: its data come from the API, tested on both databases.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.django_db(transaction=True)]
 
 RUNNING_WITHIN_MS = 120_000
 TRADE_WITHIN_MS = 120_000

@@ -12,7 +12,8 @@ from tests.analytics.test_apis import collect, ft_trade
 from tests.dashboard.conftest import log_in, new_page
 from tests.factories import PASSWORD, make_bot, make_user, store_replay_markets
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# The page in a browser: its data come from the API, tested on both databases.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.django_db(transaction=True)]
 
 
 def test_the_page_is_served_with_its_own_files_only(web):

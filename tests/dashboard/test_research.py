@@ -26,7 +26,8 @@ from tests.support.replay import stop
 # The job tests' stored candles and replay exchange, as fixtures of this module.
 __all__ = ["candle_sets", "history", "market", "replay_url"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# The page in a browser: its data come from the API, tested on both databases.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.django_db(transaction=True)]
 
 # The job tests' crossing averages with two hyperoptable parameters, uploaded as the user's own.
 SWING = TUNABLE.replace("class Tunable(IStrategy):", "class Swing(IStrategy):")
