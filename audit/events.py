@@ -276,6 +276,34 @@ def bot_passthrough_event(*, actor: Actor, bot: Bot, method: str, ft_path: str, 
     )
 
 
+# The ``via`` of logins to one bot's freqtrade API through the pass-through (FreqUI's token/login).
+FREQTRADE_TOKEN = "freqtrade_token"
+
+
+def bot_api_login_event(*, actor: Actor, bot: Bot) -> AuditLog:
+    """A login to one bot's freqtrade API (its token/login, answered by Multibot): tokens for that bot only.
+
+    A refused password is ``login_failed_event`` with ``via: freqtrade_token``, written by the check itself.
+    """
+    username = actor.user.get_username() if actor.user is not None else ""
+    return audit_record(
+        actor=actor,
+        action=Action.LOGIN,
+        resource=bot_resource(bot.pk),
+        details={"username": username, "bot_name": bot.name, "via": FREQTRADE_TOKEN},
+    )
+
+
+def bot_api_token_refreshed_event(*, actor: Actor, bot: Bot) -> AuditLog:
+    """A new access token for one bot's freqtrade API from its refresh token (which stays valid: not rotated)."""
+    return audit_record(
+        actor=actor,
+        action=Action.TOKEN_REFRESH,
+        resource=bot_resource(bot.pk),
+        details={"bot_name": bot.name, "via": FREQTRADE_TOKEN},
+    )
+
+
 # -- market data ---------------------------------------------------------------------------------------
 def candles_uploaded_event(
     *, actor: Actor, exchange: str, pair: str, timeframe: str, source: str, changes: Mapping[str, int]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 
@@ -151,6 +152,13 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:200]
     return str(body.get("detail", body) if isinstance(body, dict) else body)[:200]
+
+
+def message_socket_url(bot: Bot) -> str:
+    """The bot's own message WebSocket, opened with its ws_token: for the relay's use, never shown to anyone."""
+    if bot.ws_token is None:
+        raise FreqtradeApiError(f"the ws_token of bot {bot.name} cannot be decrypted (SECRET_KEY changed?)")
+    return f"ws://127.0.0.1:{bot.api_port}{API}/message/ws?{urlencode({'token': bot.ws_token})}"
 
 
 def client_for(bot: Bot, timeout: float = 5.0, *, deadline: float | None = None) -> FreqtradeClient:

@@ -1,39 +1,60 @@
 """/api/v1/bots/{id}/ft/<freqtrade path>: a bot's own freqtrade API, reached with Multibot credentials.
 
-The caller authenticates as a Multibot user (JWT, or HTTP Basic so that freqtrade-client works
-unchanged); the request goes on to the bot's API server on 127.0.0.1 with the bot's generated
-credentials, which never travel back: only a few response headers are passed on, and the bot's
-secrets are masked in any body that happens to contain them.
+The caller authenticates as a Multibot user: a Multibot JWT, HTTP Basic (so that freqtrade-client
+works unchanged), or an access token of this very bot from the pass-through's own freqtrade login.
+FreqUI logs in to a bot the way it logs in to freqtrade: ``POST .../ft/api/v1/token/login`` with
+HTTP Basic, then ``POST .../ft/api/v1/token/refresh`` with its refresh token as Bearer. Multibot
+answers both itself, in freqtrade's shapes, with tokens good for this bot and this user only
+(bots.ftauth), never with a freqtrade token. The bot's message WebSocket,
+``ws://.../ft/api/v1/message/ws?token=<access token>``, is relayed by realtime.consumers.BotMessageRelay.
+Pages of the configured FreqUI origins (MULTIBOT_FREQUI_ORIGINS) get CORS headers on these paths only.
+
+The request goes on to the bot's API server on 127.0.0.1 with the bot's generated credentials,
+which never travel back: only a few response headers are passed on, and the bot's secrets are
+masked in any body that happens to contain them.
 """
 
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from django.http import HttpResponse
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound
+from rest_framework import authentication, serializers
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from audit import events
 from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
+from bots import ftauth
 from bots.commands import BotStatus
 from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
 from bots.selectors import bot_list
 from multibot.authentication import BasicAuthentication, JWTAuthentication
-from multibot.errors import DomainError, ForbiddenError, NotFoundError, UnavailableError
+from multibot.errors import (
+    DomainError,
+    ForbiddenError,
+    NotFoundError,
+    UnauthorizedError,
+    UnavailableError,
+    as_api_exception,
+)
 from multibot.openapi import ErrorOutput
 
 FORWARDED_PREFIX = "api/v1/"
 # freqtrade's own token endpoints would sign freqtrade JWTs with the bot's jwt_secret_key: a
-# credential for the bot itself, usable without Multibot. Refused (see BotFreqtradeApi).
+# credential for the bot itself, usable without Multibot. Never forwarded: Multibot answers these
+# exact paths itself (BotFreqtradeLoginApi, BotFreqtradeRefreshApi); any other spelling is refused.
 TOKEN_PATHS = frozenset({"api/v1/token/login", "api/v1/token/refresh"})
 # What the caller's request may tell the bot. Never Authorization or Cookie: those are Multibot's.
 REQUEST_HEADERS = ("Content-Type", "Accept")
@@ -72,8 +93,9 @@ def forwarded_path(ft_path: str) -> str:
         raise NotFoundError("Only freqtrade API paths (api/v1/...) are forwarded")
     if posixpath.normpath(ft_path).rstrip("/") in TOKEN_PATHS:
         raise ForbiddenError(
-            "freqtrade tokens are not issued through Multibot: send your Multibot credentials "
-            "(HTTP Basic, or a Bearer token from /api/v1/auth/login/json) with every request"
+            "freqtrade's token endpoints are not forwarded: Multibot answers POST api/v1/token/login and "
+            "api/v1/token/refresh, spelled exactly so, with tokens for this bot; or send your Multibot "
+            "credentials (HTTP Basic, or a Bearer token from /api/v1/auth/login/json) with every request"
         )
     return quote(ft_path, safe="/:@!$&'()*+,;=~")
 
@@ -125,11 +147,166 @@ def forward(
     return answer
 
 
-_BOT_ANSWER = OpenApiResponse(OpenApiTypes.ANY, description="The bot's own answer, with its status and Content-Type.")
-
-
 def _multibot_refusal(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorOutput, description=description)
+
+
+# -- this bot's own tokens (bots.ftauth) ----------------------------------------------------------------
+def _bearer(request: Request) -> str | None:
+    parts = authentication.get_authorization_header(request).split()
+    if len(parts) != 2 or parts[0].lower() != b"bearer":
+        return None
+    try:
+        return parts[1].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _path_bot_id(request: Request) -> int:
+    return int(request.parser_context["kwargs"]["pk"])
+
+
+class BotAccessAuthentication(authentication.BaseAuthentication):
+    """An access token of the bot in the path, from its token/login or token/refresh.
+
+    Another Bearer token (a Multibot access token, or no JWT at all) is left to JWTAuthentication,
+    which refuses this kind everywhere: it opens one bot's freqtrade API and nothing else.
+    """
+
+    kind: type[ftauth.BotAccessToken | ftauth.BotRefreshToken] = ftauth.BotAccessToken
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        raw = _bearer(request)
+        if raw is None or ftauth.token_type_of(raw) != ftauth.BOT_ACCESS:
+            return None
+        return self._check(request, raw)
+
+    def _check(self, request: Request, raw: str) -> tuple[Any, Any]:
+        try:
+            return ftauth.bot_token_user(raw=raw, kind=self.kind, bot_id=_path_bot_id(request))
+        except UnauthorizedError as exc:
+            raise as_api_exception(exc) from exc
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class BotRefreshAuthentication(BotAccessAuthentication):
+    """A refresh token of the bot in the path, as FreqUI sends it to token/refresh; any other Bearer is refused."""
+
+    kind = ftauth.BotRefreshToken
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        raw = _bearer(request)
+        return None if raw is None else self._check(request, raw)
+
+
+class BotAccessScheme(OpenApiAuthenticationExtension):
+    target_class = "bots.passthrough.BotAccessAuthentication"
+    name = "botAccessToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        description = "An access token of this bot, from its .../ft/api/v1/token/login or token/refresh."
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": description}
+
+
+class BotRefreshScheme(OpenApiAuthenticationExtension):
+    target_class = "bots.passthrough.BotRefreshAuthentication"
+    name = "botRefreshToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        description = "The refresh token of this bot, from its .../ft/api/v1/token/login."
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": description}
+
+
+class BotTokensOutput(serializers.Serializer):
+    """freqtrade's AccessAndRefreshToken."""
+
+    access_token = serializers.CharField(help_text="Bearer token for this bot's freqtrade API and message WebSocket.")
+    refresh_token = serializers.CharField(help_text="Renews the access token at token/refresh; it is not rotated.")
+
+    class Meta:
+        ref_name = "BotFreqtradeTokens"
+
+
+class BotAccessTokenOutput(serializers.Serializer):
+    """freqtrade's AccessToken."""
+
+    access_token = serializers.CharField(help_text="Bearer token for this bot's freqtrade API and message WebSocket.")
+
+    class Meta:
+        ref_name = "BotFreqtradeAccessToken"
+
+
+_LOGIN_DESCRIPTION = """freqtrade's token login, answered by Multibot: what FreqUI sends to a bot it is given the URL
+`<server>/api/v1/bots/{id}/ft` of (any body, ignored; FreqUI's is `{}`). HTTP Basic with a Multibot username and
+password, under the lockout of Multibot's own login. The tokens are Multibot's, for this bot and this user only:
+Bearer on `.../ft/api/v1/...` and as `?token=` on the bot's message WebSocket
+`ws(s)://<server>/api/v1/bots/{id}/ft/api/v1/message/ws`; the rest of the API refuses them. They stop working when the
+account is deactivated, its sessions are ended, or the bot is no longer the user's."""
+
+_REFRESH_DESCRIPTION = """freqtrade's token refresh, answered by Multibot: the refresh token from this bot's token/login
+as Bearer (any body, ignored). A new access token; the refresh token stays as it is, as freqtrade's does."""
+
+
+class _BotTokenApi(APIView):
+    """One of freqtrade's token endpoints of a bot, answered here; never forwarded (TOKEN_PATHS)."""
+
+    http_method_names = ["post"]
+    parser_classes: list[type] = []  # FreqUI posts {}; nothing is read from the body
+    rate_scopes = ("login",)
+    audit_resource = Kind.BOT
+
+
+@extend_schema(
+    summary="Log in to one bot's freqtrade API (FreqUI)",
+    description=_LOGIN_DESCRIPTION,
+    request=None,
+    responses={
+        200: BotTokensOutput,
+        401: _multibot_refusal("No credentials, or an incorrect username or password (freqtrade's answer)."),
+        404: _multibot_refusal("No such bot of yours."),
+        503: _multibot_refusal("Logins are paused: the failed-login counts (Redis) do not answer."),
+    },
+)
+class BotFreqtradeLoginApi(_BotTokenApi):
+    # A Multibot user's password, as FreqUI sends it; a refused one is audited as a login to a bot.
+    authentication_classes = [BasicAuthentication]
+    basic_auth_via = events.FREQTRADE_TOKEN
+    audit_action = AuditLog.Action.LOGIN
+
+    def post(self, request: Request, pk: int) -> Response:
+        tokens = ftauth.bot_api_login(actor=Actor.from_request(request), bot_id=pk)
+        return Response(tokens.as_response())
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        if isinstance(exc, AuthenticationFailed):
+            # As freqtrade answers a wrong password: no challenge, which would make a browser open its own
+            # password dialog over FreqUI's. Missing credentials keep theirs (Basic), as freqtrade's do.
+            response.headers.pop("WWW-Authenticate", None)
+        return response
+
+
+@extend_schema(
+    summary="Renew the access token of one bot's freqtrade API (FreqUI)",
+    description=_REFRESH_DESCRIPTION,
+    request=None,
+    responses={
+        200: BotAccessTokenOutput,
+        401: _multibot_refusal("No refresh token of this bot, or it is expired or revoked."),
+    },
+)
+class BotFreqtradeRefreshApi(_BotTokenApi):
+    authentication_classes = [BotRefreshAuthentication]
+    audit_action = AuditLog.Action.TOKEN_REFRESH
+
+    def post(self, request: Request, pk: int) -> Response:
+        return Response({"access_token": ftauth.bot_api_refresh(actor=Actor.from_request(request), bot_id=pk)})
+
+
+# -- any other freqtrade call ------------------------------------------------------------------------------
+_BOT_ANSWER = OpenApiResponse(OpenApiTypes.ANY, description="The bot's own answer, with its status and Content-Type.")
 
 
 @extend_schema(
@@ -142,7 +319,8 @@ def _multibot_refusal(description: str) -> OpenApiResponse:
     responses={
         (200, "*/*"): _BOT_ANSWER,
         ("default", "*/*"): _BOT_ANSWER,
-        403: _multibot_refusal("Not allowed: freqtrade's own token endpoints are not forwarded."),
+        403: _multibot_refusal("Not allowed: freqtrade's token endpoints are not forwarded (Multibot answers "
+                               "api/v1/token/login and api/v1/token/refresh, spelled exactly so)."),
         404: _multibot_refusal("No such bot of yours, or not a freqtrade API path (api/v1/...)."),
         502: _multibot_refusal("The bot refused Multibot's credentials: restart it."),
         503: _multibot_refusal("The bot is not running or not reachable."),
@@ -152,13 +330,13 @@ def _multibot_refusal(description: str) -> OpenApiResponse:
 class BotFreqtradeApi(APIView):
     """Any freqtrade API call on one of the user's bots: ``/api/v1/bots/7/ft/api/v1/profit``.
 
-    freqtrade's token endpoints answer 403 with an explanation rather than 404: the path exists
-    on the bot, and a client that tries it (FreqUI logs in this way) should learn what to do
-    instead. What it must not get is a freqtrade token: a credential for the bot itself, which
-    no ownership check, audit row or account deactivation of Multibot would govern.
+    freqtrade's ``api/v1/token/login`` and ``api/v1/token/refresh`` are operations of their own,
+    answered by Multibot; another spelling of their paths (``token/login/``) is refused here with a
+    403 that says what to do. What a caller must never get is a freqtrade token: a credential for
+    the bot itself, which no ownership check, audit row or account deactivation of Multibot would govern.
     """
 
-    authentication_classes = [JWTAuthentication, BasicAuthentication]
+    authentication_classes = [BotAccessAuthentication, JWTAuthentication, BasicAuthentication]
     http_method_names = ["get", "post", "put", "patch", "delete"]
     parser_classes: list[type] = []  # the body goes on as bytes, unparsed
     audit_action = AuditLog.Action.BOT_FT_PASSTHROUGH

@@ -1,4 +1,4 @@
-"""ASGI entry point: HTTP through Django with bounded bodies; WebSocket ``/ws`` through the Origin check."""
+"""ASGI entry point: HTTP through Django with bounded bodies; WebSockets through realtime.routing (Origin checked)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,10 @@ class BasicAuthentication(authentication.BasicAuthentication):
         # The Django request: asking the DRF request for its user here would re-enter authentication.
         django_request = getattr(request, "_request", request)
         actor = Actor.from_request(django_request) if django_request is not None else Actor(user=None, ip_address=None)
+        # What a refused password's audit row says the credentials came with: the view may say (a bot's token/login).
+        view = (getattr(request, "parser_context", None) or {}).get("view")
+        via = getattr(view, "basic_auth_via", "http_basic")
         try:
-            return auth.check_credentials(actor=actor, username=userid, password=password), None
+            return auth.check_credentials(actor=actor, username=userid, password=password, via=via), None
         except (UnauthorizedError, TooManyAttemptsError) as exc:
             raise as_api_exception(exc) from exc

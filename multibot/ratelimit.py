@@ -24,7 +24,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.tokens import UntypedToken
 
 from multibot.errors import API_PREFIX, error_response
 from multibot.redis_client import redis_key, request_redis
@@ -35,6 +35,9 @@ _PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 # Scopes with a budget of their own per address, instead of the "user" or "anon" one: health checks,
 # logins, and the requests of this project's other hosts (a worker fetching candles is not a visitor).
 _OWN_BUDGET = ("health", "login", "internal")
+# Tokens that name the caller whose "user" budget a request spends: Multibot's access tokens, and the
+# access tokens of one bot's freqtrade API (bots.ftauth) that FreqUI sends through the pass-through.
+_CALLER_TOKEN_TYPES = frozenset({"access", "bot_access"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def client_ip(request: HttpRequest) -> str:
 
 
 def _caller(request: HttpRequest) -> str | None:
-    """Who is calling, without a database: the user of a valid access token, or the account named
+    """Who is calling, without a database: the user of a valid access token (a bot's too), or the account named
     by HTTP Basic (freqtrade's client uses it) together with the IP, so a stranger naming someone
     else's account spends only their own address's budget."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
@@ -75,9 +78,12 @@ def _caller(request: HttpRequest) -> str | None:
     if kind != "Bearer" or not raw:
         return None
     try:
-        return str(AccessToken(raw.strip())["user_id"])
-    except (TokenError, KeyError):
+        token = UntypedToken(raw.strip())
+    except TokenError:
         return None
+    if token.get("token_type") not in _CALLER_TOKEN_TYPES or not token.get("user_id"):
+        return None
+    return str(token["user_id"])
 
 
 def hit(scopes: list[tuple[str, str]]) -> list[Window]:

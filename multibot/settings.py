@@ -192,6 +192,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "corsheaders",
     "multibot",
     "audit",
     "bots",
@@ -207,6 +208,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # First of ours: a preflight is answered before the rate limits count it, and every answer of the
+    # pass-through (a 401 or a 429 included) carries the headers a FreqUI page needs to read it.
+    "corsheaders.middleware.CorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "multibot.errors.ApiErrorMiddleware",
     "audit.middleware.AuditMiddleware",
@@ -265,6 +269,19 @@ X_FRAME_OPTIONS = "DENY"
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# -- FreqUI --------------------------------------------------------------------------------------
+# Pages of these origins (FreqUI served from elsewhere: "http://127.0.0.1:3000,https://ui.example")
+# may call the bots' freqtrade pass-through (/api/v1/bots/<id>/ft/...) and open its message WebSocket;
+# nothing else of the API answers them with CORS headers. Empty: none.
+FREQUI_ORIGINS = env_list("MULTIBOT_FREQUI_ORIGINS", [])
+CORS_ALLOWED_ORIGINS = FREQUI_ORIGINS
+CORS_URLS_REGEX = r"^/api/v1/bots/\d+/ft/"
+CORS_ALLOW_METHODS = ("DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT")
+# What FreqUI sends: its token (or Basic at login) and JSON bodies.
+CORS_ALLOW_HEADERS = ("authorization", "content-type")
+# As freqtrade's own API server allows FreqUI (its CORS_origins with allow_credentials).
+CORS_ALLOW_CREDENTIALS = True
 
 # -- REST API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -11,7 +11,7 @@ from rest_framework.routers import DefaultRouter
 from analytics import apis as analytics
 from audit.apis import AuditLogApi
 from bots.apis import BotEmergencyStopApi, BotMoveApi, BotProcessApi, BotViewSet, EmergencyStopAllApi, HostListApi
-from bots.passthrough import BotFreqtradeApi
+from bots.passthrough import BotFreqtradeApi, BotFreqtradeLoginApi, BotFreqtradeRefreshApi
 from dashboard.views import dashboard_page
 from jobs import apis as jobs
 from marketdata import apis as marketdata
@@ -111,7 +111,10 @@ api_v1 = [
     path("bots/<text:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
     path("bots/<text:bot>/move", BotMoveApi.as_view(), name="bot-move"),
     path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),
-    # Before the router: everything under a bot's ft/ goes on to that bot's own freqtrade API.
+    # Before the router: everything under a bot's ft/ goes on to that bot's own freqtrade API, but
+    # freqtrade's token login and refresh, which Multibot answers (FreqUI logs in with them).
+    path("bots/<int:pk>/ft/api/v1/token/login", BotFreqtradeLoginApi.as_view(), name="bot-freqtrade-login"),
+    path("bots/<int:pk>/ft/api/v1/token/refresh", BotFreqtradeRefreshApi.as_view(), name="bot-freqtrade-refresh"),
     path("bots/<int:pk>/ft/<path:ft_path>", BotFreqtradeApi.as_view(), name="bot-freqtrade-api"),
     path("", include(router.urls)),
 ]

@@ -19,6 +19,12 @@ TICKET_PREFIX = "ticket."
 # Closed by the server: the client fell behind (its queue overflowed); its session was ended meanwhile.
 CLOSE_TOO_SLOW = 4008
 CLOSE_REVOKED = 4003
+# A bot's relayed message socket: refused before the handshake completes, as freqtrade refuses a bad
+# token (a server answers such a handshake with HTTP 403); the bot not reachable now (try again
+# later); the bot's socket ended otherwise than normally.
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_TRY_AGAIN_LATER = 1013
+CLOSE_BOT_ERROR = 1011
 
 
 class Event(StrEnum):

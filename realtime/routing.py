@@ -1,4 +1,4 @@
-"""The WebSocket routes: ``/ws``, behind the Origin check."""
+"""The WebSocket routes, each behind the Origin check: ``/ws``, and each bot's relayed message WebSocket."""
 
 from __future__ import annotations
 
@@ -7,15 +7,20 @@ from channels.security.websocket import WebsocketDenier
 from django.urls import path, re_path
 
 from realtime.auth import OriginCheck
-from realtime.consumers import RealtimeConsumer
+from realtime.consumers import BotMessageRelay, RealtimeConsumer
+
+realtime = OriginCheck(RealtimeConsumer.as_asgi())
 
 websocket_urlpatterns = [
-    path("ws", RealtimeConsumer.as_asgi()),
-    path("ws/", RealtimeConsumer.as_asgi()),
+    path("ws", realtime),
+    path("ws/", realtime),
+    # Where FreqUI looks for a bot's socket under the bot's URL (``<server>/api/v1/bots/7/ft``); FreqUI
+    # pages of other origins (settings.FREQUI_ORIGINS) may open it.
+    path("api/v1/bots/<int:pk>/ft/api/v1/message/ws", OriginCheck(BotMessageRelay.as_asgi(), frequi=True)),
     # Any other path: the handshake is refused (403), rather than the router raising.
     re_path(r"", WebsocketDenier.as_asgi()),
 ]
 
 
-def websocket_application() -> OriginCheck:
-    return OriginCheck(URLRouter(websocket_urlpatterns))
+def websocket_application() -> URLRouter:
+    return URLRouter(websocket_urlpatterns)

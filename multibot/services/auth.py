@@ -164,11 +164,11 @@ def login(*, actor: Actor, username: str, password: str) -> tuple[Any, TokenPair
     return user, tokens
 
 
-def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
+def check_credentials(*, actor: Actor, username: str, password: str, via: str = "http_basic") -> Any:
     """A username and password sent with a request (HTTP Basic): the user, under login's lockout.
 
     No tokens are issued. A failure counts towards the lockout and is audited like a failed login
-    (``via: http_basic``); a success is not audited, since it happens on every request.
+    (``via``: how they came); a success is not audited here, since it happens on every request.
     """
     lockout = _Lockout.of(username=username, address=actor.ip_address)
     locked = lockout.refusal()
@@ -179,7 +179,7 @@ def check_credentials(*, actor: Actor, username: str, password: str) -> Any:
         lockout.count_failure()
         known = User.objects.filter(username=username).first()
         inactive = known is not None and not known.is_active and known.check_password(password)
-        events.login_failed_event(actor=actor, username=username, account=known, via="http_basic",
+        events.login_failed_event(actor=actor, username=username, account=known, via=via,
                                   reason="inactive_user" if inactive else "bad_credentials")  # fmt: skip
         raise UnauthorizedError("Incorrect username or password")
     lockout.count_success()

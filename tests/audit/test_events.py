@@ -364,6 +364,20 @@ def strays_killed(w: World) -> tuple[AuditLog, Expected]:
     return row, Expected(Action.BOT_STRAY_KILL, "bots", {"pids": [4242, 4343]}, user=None)
 
 
+@case(events.bot_api_login_event)
+def a_login_to_a_bots_freqtrade_api(w: World) -> tuple[AuditLog, Expected]:
+    row = events.bot_api_login_event(actor=w.actor, bot=w.bot)
+    return row, Expected(
+        Action.LOGIN, f"bot:{w.bot.pk}", {"username": w.user.username, "bot_name": "alpha", "via": "freqtrade_token"}
+    )
+
+
+@case(events.bot_api_token_refreshed_event)
+def a_bots_freqtrade_token_refreshed(w: World) -> tuple[AuditLog, Expected]:
+    row = events.bot_api_token_refreshed_event(actor=w.actor, bot=w.bot)
+    return row, Expected(Action.TOKEN_REFRESH, f"bot:{w.bot.pk}", {"bot_name": "alpha", "via": "freqtrade_token"})
+
+
 @case(events.bot_passthrough_event)
 def a_call_a_bot_accepted(w: World) -> tuple[AuditLog, Expected]:
     row = events.bot_passthrough_event(actor=w.actor, bot=w.bot, method="POST", ft_path="/api/v1/stop", status_code=200)

@@ -1,7 +1,6 @@
 """/api/v1/bots/{id}/ft/...: a real freqtrade dry-run bot on the replay exchange, reached through Multibot.
 
-One bot process serves the module. It was started from ``workspace.prepare`` of a bot made by
-``make_bot`` in a transaction that was then rolled back; each test's own bot row (owned by that
+One bot process serves the module (tests/bots/conftest.py); each test's own bot row (owned by that
 test's user) carries the port and credentials of that process, as the gateway would have left it.
 """
 
@@ -11,15 +10,10 @@ import base64
 import json
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from django.conf import settings as django_settings
-from django.db import transaction
-from django.test import override_settings
 from freqtrade_client import FtRestClient
 
 from audit.models import AuditLog
@@ -27,63 +21,12 @@ from bots import workspace
 from bots.ftclient import FreqtradeApiError, FreqtradeClient, client_for
 from bots.models import Bot
 from strategies.library import install_builtin_strategies
-from tests.factories import PASSWORD, make_bot, make_user
-from tests.support.market import store_history
+from tests.factories import PASSWORD, make_bot
 from tests.support.processes import database_url, free_port, server_env, uvicorn_server
-from tests.support.replay import freqtrade_bot, replay_exchange
+from tests.support.replay import freqtrade_bot
+from tests.support.running_bot import BotProcess, settings_for
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass(frozen=True)
-class BotProcess:
-    """A running freqtrade bot and the API credentials its config holds."""
-
-    api_port: int
-    api_username: str
-    api_password: str
-    jwt_secret_key: str
-    ws_token: str
-
-    @classmethod
-    def credentials_of(cls, source: Bot | BotProcess) -> dict[str, Any]:
-        return {name: getattr(source, name) for name in cls.__dataclass_fields__}
-
-    @property
-    def secrets(self) -> list[str]:
-        return [self.api_username, self.api_password, self.jwt_secret_key, self.ws_token]
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """This module's MULTIBOT_HOME for market data and bot workspaces (no other test's gateway looks here)."""
-    return tmp_path_factory.mktemp("passthrough-home")
-
-
-@pytest.fixture(scope="module")
-def replay_url(home: Path) -> Iterator[str]:
-    store_history(home / "data" / "replay")
-    with replay_exchange(home) as url:
-        yield url
-
-
-def _settings_for(home: Path, replay_url: str, market_home: Path | None = None) -> dict[str, Any]:
-    """Bot workspaces and the strategy library under ``home``; the market is the replay exchange's."""
-    market = {**django_settings.MARKETDATA, "dir": (market_home or home) / "data"}
-    return {"HOME": home, "REPLAY_EXCHANGE_URL": replay_url, "MARKETDATA": market}
-
-
-@pytest.fixture(scope="module")
-def bot_process(home: Path, replay_url: str, django_db_setup: Any, django_db_blocker: Any) -> Iterator[BotProcess]:
-    # The settings fixture is per test: this module-wide process uses override_settings instead.
-    with override_settings(**_settings_for(home, replay_url)), django_db_blocker.unblock(), transaction.atomic():
-        install_builtin_strategies()
-        bot = make_bot(owner=make_user(), timeframe="5m")
-        prepared = workspace.prepare(bot)
-        running = BotProcess(**BotProcess.credentials_of(bot))
-        transaction.set_rollback(True)
-    with freqtrade_bot(prepared, running.api_port):
-        yield running
 
 
 @pytest.fixture
@@ -276,23 +219,23 @@ def test_only_freqtrades_api_paths_are_forwarded(user_api, bot):
         assert response.json() == {"detail": "Only freqtrade API paths (api/v1/...) are forwarded"}
 
 
-def test_freqtrades_token_endpoints_are_refused(user_api, api, user, bot, bot_process):
+def test_freqtrades_token_endpoints_are_never_forwarded(user_api, api, user, bot, bot_process):
     # given: the bot itself would hand out tokens to its own credentials
     direct = httpx.post(f"http://127.0.0.1:{bot.api_port}/api/v1/token/login",
                         auth=(bot_process.api_username, bot_process.api_password), timeout=5)  # fmt: skip
     assert direct.status_code == 200 and "access_token" in direct.json()
 
-    # when
+    # when: their paths spelled otherwise than the two Multibot answers itself (tests/bots/test_frequi_passthrough.py)
     answers = [
-        user_api.post(ft(bot, "api/v1/token/login")),
-        api.post(ft(bot, "api/v1/token/login"), **basic(user.username, PASSWORD)),
         user_api.post(ft(bot, "api/v1/token/refresh/")),
+        api.post(ft(bot, "api/v1/token/login/"), **basic(user.username, PASSWORD)),
+        user_api.post(ft(bot, "api/v1//token/login")),
     ]
 
     # then
     for response in answers:
         assert response.status_code == 403
-        assert "Multibot credentials" in response.json()["detail"]
+        assert "token endpoints are not forwarded" in response.json()["detail"]
         assert "access_token" not in response.content.decode()
 
 
@@ -317,7 +260,7 @@ def test_an_unresponsive_bot_is_503_at_once_without_a_call(user_api, bot):
 
 def test_a_bot_whose_process_ended_is_503(settings, tmp_path, replay_url, home, user, user_api):
     # given: a bot of its own, started from its workspace
-    for name, value in _settings_for(tmp_path, replay_url, market_home=home).items():
+    for name, value in settings_for(tmp_path, replay_url, market_home=home).items():
         setattr(settings, name, value)
     install_builtin_strategies()
     bot = make_bot(owner=user, timeframe="5m")
