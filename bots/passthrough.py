@@ -39,7 +39,7 @@ from bots import ftauth
 from bots.commands import BotStatus
 from bots.ftclient import FreqtradeApiError, client_for
 from bots.models import Bot
-from bots.selectors import bot_list
+from bots.selectors import bot_list, runs_here
 from multibot.authentication import BasicAuthentication, JWTAuthentication
 from multibot.errors import (
     DomainError,
@@ -125,6 +125,9 @@ def forward(
         # Its API has stopped answering the gateway's probes: a call would wait out the whole timeout.
         raise BotUnreachableError(f"Bot {bot.name} is unresponsive: its API has stopped answering; "
                                   "it is restarted if that lasts")  # fmt: skip
+    if not runs_here(bot):
+        # Its API listens on its own machine's 127.0.0.1: here that port is someone else's, never told its credentials.
+        raise BotUnreachableError(f"Bot {bot.name} runs on host {bot.host}: its API is reachable on that machine only.")
     try:
         with client_for(bot, timeout=TIMEOUT_SECONDS) as client:
             response = client.request(method, f"{path}?{query}" if query else path, content=body or None,

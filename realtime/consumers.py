@@ -24,6 +24,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from bots.ftclient import FreqtradeApiError, message_socket_url
 from bots.models import Bot
+from bots.selectors import runs_here
 from realtime import auth
 from realtime.protocol import (
     CLOSE_BOT_ERROR,
@@ -230,8 +231,8 @@ class BotMessageRelay(AsyncWebsocketConsumer):
 
     async def _open_upstream(self, bot: Bot) -> ClientConnection | None:
         # As the REST pass-through: a bot Multibot believes stopped, or whose API is silent, gets no call.
-        if bot.status not in Bot.ACTIVE_STATUSES or bot.status == Bot.Status.UNRESPONSIVE:
-            return None
+        if bot.status not in Bot.ACTIVE_STATUSES or bot.status == Bot.Status.UNRESPONSIVE or not runs_here(bot):
+            return None  # not running, or its API is on another machine's 127.0.0.1
         try:
             return await connect(message_socket_url(bot), open_timeout=UPSTREAM_OPEN_SECONDS, max_size=MAX_FRAME_BYTES,
                                  proxy=None, logger=_upstream_logger)  # fmt: skip

@@ -258,6 +258,20 @@ def test_an_unresponsive_bot_is_503_at_once_without_a_call(user_api, bot):
     assert response.json()["detail"].startswith(f"Bot {bot.name} is unresponsive: its API has stopped answering")
 
 
+def test_a_bot_on_another_machine_is_503_and_nothing_on_this_machine_is_sent_its_credentials(user_api, bot):
+    # given: the record places it on beta, whose 127.0.0.1 is not this machine's (the live bot here would answer)
+    host = Bot.objects.values_list("host", flat=True).get(pk=bot.pk)
+    Bot.objects.filter(pk=bot.pk).update(host="beta")
+    try:
+        response = user_api.get(ft(bot, "api/v1/ping"))
+    finally:
+        Bot.objects.filter(pk=bot.pk).update(host=host)
+
+    assert response.status_code == 503
+    detail = f"Bot {bot.name} runs on host beta: its API is reachable on that machine only."
+    assert response.json() == {"detail": detail}
+
+
 def test_a_bot_whose_process_ended_is_503(settings, tmp_path, replay_url, home, user, user_api):
     # given: a bot of its own, started from its workspace
     for name, value in settings_for(tmp_path, replay_url, market_home=home).items():
