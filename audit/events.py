@@ -15,6 +15,7 @@ from audit.resources import (
     Kind,
     bot_resource,
     data_resource,
+    freqai_model_resource,
     job_resource,
     resource,
     strategy_resource,
@@ -25,6 +26,7 @@ from audit.services import Actor, audit_record
 
 if TYPE_CHECKING:
     from bots.models import Bot
+    from freqai.models import FreqaiModel
     from jobs.models import Job
     from multibot.models import User
     from strategies.models import StrategyVersion
@@ -455,6 +457,23 @@ def hyperopt_applied_event(*, actor: Actor, job: Job, version: StrategyVersion, 
             "loss": ((job.results or {}).get("best_result") or {}).get("loss"),
         },
     )
+
+
+# -- FreqAI models ------------------------------------------------------------------------------------
+def freqai_model_created_event(*, actor: Actor, model: FreqaiModel, parameters: Mapping[str, Any]) -> AuditLog:
+    return audit_record(actor=actor, action=Action.FREQAI_MODEL_CREATE, resource=freqai_model_resource(model.pk),
+                        details={"name": model.name, "parameters": dict(parameters)})  # fmt: skip
+
+
+def freqai_model_updated_event(*, actor: Actor, model: FreqaiModel, changed: Mapping[str, Any]) -> AuditLog:
+    """``changed``: each field given, with its new value."""
+    return audit_record(actor=actor, action=Action.FREQAI_MODEL_UPDATE, resource=freqai_model_resource(model.pk),
+                        details={"name": model.name, "changed": dict(changed)})  # fmt: skip
+
+
+def freqai_model_deleted_event(*, actor: Actor, model_id: int, name: str, versions: int) -> AuditLog:
+    return audit_record(actor=actor, action=Action.FREQAI_MODEL_DELETE, resource=freqai_model_resource(model_id),
+                        details={"name": name, "versions": versions})  # fmt: skip
 
 
 # -- live updates -------------------------------------------------------------------------------------

@@ -66,6 +66,9 @@ class AuditLog(models.Model):
         JOB_REQUEUE = "job_requeue"
         # Finished jobs older than a bound deleted by an operator (rows and their files)
         JOB_PRUNE = "job_prune"
+        FREQAI_MODEL_CREATE = "freqai_model_create"
+        FREQAI_MODEL_UPDATE = "freqai_model_update"
+        FREQAI_MODEL_DELETE = "freqai_model_delete"
         # A hyperopt's best parameters stored as a new version of its strategy
         HYPEROPT_APPLY = "hyperopt_apply"
         # A WebSocket ticket issued (POST /ws/ticket): who opened live updates, and from where

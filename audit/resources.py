@@ -13,6 +13,7 @@ class Kind(StrEnum):
     DATA = "data"
     STRATEGY = "strategy"
     JOB = "job"
+    FREQAI_MODEL = "freqai_model"
 
 
 def resource(kind: str, *keys: object) -> str:
@@ -34,6 +35,10 @@ def stream_resource(name: str) -> str:
 
 def job_resource(job_id: int) -> str:
     return resource(Kind.JOB, job_id)
+
+
+def freqai_model_resource(model_id: int) -> str:
+    return resource(Kind.FREQAI_MODEL, model_id)
 
 
 def data_resource(*, exchange: str, pair: str, timeframe: str) -> str:

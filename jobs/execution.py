@@ -39,7 +39,8 @@ def job_execute(*, job_id: int) -> str:
     job = services.job_claim(job_id=job_id, host=worker_host())
     if job is None:
         return "not_claimed"
-    runners = {JobKind.BACKTEST: _run_backtest, JobKind.HYPEROPT: _run_hyperopt}
+    runners = {JobKind.BACKTEST: _run_backtest, JobKind.HYPEROPT: _run_hyperopt,
+               JobKind.FREQAI_TRAINING: _run_freqai_training}  # fmt: skip
     run = runners.get(JobKind(job.kind))
     try:
         if run is None:
@@ -49,11 +50,17 @@ def job_execute(*, job_id: int) -> str:
         logger.exception("job %s failed", job.pk)
         status, results, error, tail = JobStatus.FAILED, None, f"{type(exc).__name__}: {exc}", None
     finished = services.job_finish(job_id=job.pk, attempt=job.attempt, status=status, results=results, error=error,
-                                   log_tail=tail)  # fmt: skip
+                                   log_tail=tail, then=_finishers().get(JobKind(job.kind)))  # fmt: skip
     if finished is not None:
         _report(job, Report.JOB_RESULT, build_job_result(job_id=job.pk, attempt=job.attempt, status=status,
                                                          error=error, at=time.time()))  # fmt: skip
     return str(status) if finished is not None else "superseded"
+
+
+def _finishers() -> dict[JobKind, Callable[[Job], None]]:
+    from freqai.services import training_version_finish
+
+    return {JobKind.FREQAI_TRAINING: lambda job: training_version_finish(job=job)}
 
 
 def _report(job: Job, kind: Report, payload: dict) -> None:
@@ -173,3 +180,43 @@ def _run_hyperopt(job: Job) -> tuple[JobStatus, dict | None, str, str]:
     if found["best_result"] is None:
         return JobStatus.FAILED, found, "freqtrade wrote no epoch", tail
     return JobStatus.COMPLETED, found, "", tail
+
+
+def _run_freqai_training(job: Job) -> tuple[JobStatus, dict | None, str, str]:
+    """FreqAI's sliding-window training (freqtrade backtesting --freqaimodel); on success its model directory
+    is copied whole into the model's version directory (freqai.training.move_into_place)."""
+    from freqai import training
+    from freqai.services import model_dir
+    from marketdata.fetch import ensure_candles
+    from marketdata.replay_config import replay_exchange_section
+
+    parameters: dict[str, Any] = job.parameters
+    directory = attempt_dir(job)
+    strategy = services.job_input_ensure(job=job) / parameters["strategy_file"]
+    pairs = list(dict.fromkeys([*parameters["pairs"], *parameters["include_corr_pairlist"]]))
+    # The whitelist is what is trained and traded; FreqAI loads the correlated pairs of the market itself.
+    section = replay_exchange_section(parameters["pairs"])
+    training.prepare(directory, parameters, strategy_file=strategy, exchange_section=section)
+    ensure_candles(pairs=pairs, timeframes=list(dict.fromkeys([parameters["timeframe"],
+                                                               *parameters["include_timeframes"]])))  # fmt: skip
+    datadir = Path(settings.MARKETDATA["dir"]) / "replay"
+    outcome = _process(job, training.command(directory, parameters, datadir=datadir), directory).run()
+    tail = "\n".join(outcome.log_tail)
+    if not outcome.succeeded:
+        status, error = _ended(outcome)
+        return status, None, error, tail
+    found = backtest.results_json(directory)
+    models = training.models_dir(directory, parameters)
+    if not found.exists() or not training.is_complete(models, parameters["pairs"]):
+        return JobStatus.FAILED, None, "freqtrade wrote no result file or an incomplete model directory", tail
+    results = json.loads(found.read_text())
+    placed = training.artifacts(models, parameters["pairs"])
+    metrics = training.metrics(results, results.get("accuracy") or {"accuracy": None, "scored": 0, "method": ""})
+    target = model_dir(parameters["model_id"]) / str(parameters["version"])
+    relative = str(target.relative_to(settings.HOME))
+    manifest = {"model_id": parameters["model_id"], "version": parameters["version"],
+                "identifier": parameters["identifier"], "metrics": metrics, **placed}  # fmt: skip
+    training.move_into_place(models, target, manifest)
+    summary = {"summary": results.get("summary"), "accuracy": results.get("accuracy"), "metrics": metrics,
+               "artifacts": {"dir": relative, **placed}, "result_file": results.get("result_file")}  # fmt: skip
+    return JobStatus.COMPLETED, summary, "", tail

@@ -14,7 +14,7 @@ from streams.worker import HandlerRegistry
 
 registry = HandlerRegistry()
 # The kinds a worker runs today.
-RUNNABLE_KINDS = (JobKind.BACKTEST, JobKind.HYPEROPT)
+RUNNABLE_KINDS = (JobKind.BACKTEST, JobKind.HYPEROPT, JobKind.FREQAI_TRAINING)
 
 
 def handle_job_run(envelope: Envelope) -> None:

@@ -40,6 +40,8 @@ from multibot.errors import ConflictError, InvalidInputError, NotFoundError
 from strategies.library import StrategyCode, copy_strategy, strategy_code
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from multibot.models import User
     from strategies.models import StrategyVersion
 
@@ -175,6 +177,7 @@ def job_finish(
     results: dict[str, Any] | None = None,
     error: str = "",
     log_tail: str | None = None,
+    then: Callable[[Job], None] | None = None,
 ) -> Job | None:
     """End the running attempt; None when it is no longer running (reaped, or finished before)."""
     fields: dict[str, Any] = {"status": status, "finished_at": timezone.now(), "error": error[:10_000],
@@ -189,6 +192,8 @@ def job_finish(
         if not Job.objects.filter(pk=job_id, attempt=attempt, status=JobStatus.RUNNING).update(**fields):
             return None
         job = Job.objects.get(pk=job_id)
+        if then is not None:  # what the job's kind records of its end, in the same transaction
+            then(job)
         events.job_finished_event(actor=Actor.system(), job=job)
     return job
 

@@ -13,6 +13,7 @@ from audit.apis import AuditLogApi
 from bots.apis import BotEmergencyStopApi, BotMoveApi, BotProcessApi, BotViewSet, EmergencyStopAllApi, HostListApi
 from bots.passthrough import BotFreqtradeApi, BotFreqtradeLoginApi, BotFreqtradeRefreshApi
 from dashboard.views import dashboard_page
+from freqai import apis as freqai
 from jobs import apis as jobs
 from marketdata import apis as marketdata
 from multibot.apis import auth, monitoring
@@ -91,6 +92,11 @@ api_v1 = [
     path("analytics/portfolio", analytics.PortfolioApi.as_view(), name="analytics-portfolio"),
     path("analytics/profit", analytics.ProfitApi.as_view(), name="analytics-profit"),
     path("analytics/trades", analytics.TradeListApi.as_view(), name="analytics-trades"),
+    path("freqai/models/", freqai.ModelListApi.as_view(), name="freqai-models"),
+    path("freqai/models", freqai.ModelListApi.as_view()),
+    path("freqai/models/<text:pk>", freqai.ModelDetailApi.as_view(), name="freqai-model"),
+    path("freqai/models/<text:pk>/train", freqai.ModelTrainApi.as_view(), name="freqai-model-train"),
+    path("freqai/models/<text:pk>/status", freqai.ModelStatusApi.as_view(), name="freqai-model-status"),
     path("jobs/", jobs.JobListApi.as_view(), name="jobs"),
     path("jobs", jobs.JobListApi.as_view()),
     path("jobs/<text:pk>", jobs.JobDetailApi.as_view(), name="job"),
