@@ -526,6 +526,35 @@ def jobs_pruned(w: World) -> tuple[AuditLog, Expected]:
     return row, Expected(Action.JOB_PRUNE, "job", details, user=None)
 
 
+def _freqai_model(w: World) -> Any:
+    from freqai.models import FreqaiModel
+
+    return FreqaiModel.objects.create(owner=w.user, name="lgbm", model_type="LightGBMRegressor",
+                                      strategy_name="FreqaiExampleStrategy")  # fmt: skip
+
+
+@case(events.freqai_model_created_event)
+def a_freqai_model_created(w: World) -> tuple[AuditLog, Expected]:
+    model = _freqai_model(w)
+    row = events.freqai_model_created_event(actor=w.actor, model=model, parameters={"model_type": "LightGBMRegressor"})
+    details = {"name": "lgbm", "parameters": {"model_type": "LightGBMRegressor"}}
+    return row, Expected(Action.FREQAI_MODEL_CREATE, f"freqai_model:{model.pk}", details)
+
+
+@case(events.freqai_model_updated_event)
+def a_freqai_model_updated(w: World) -> tuple[AuditLog, Expected]:
+    model = _freqai_model(w)
+    row = events.freqai_model_updated_event(actor=w.actor, model=model, changed={"train_period_days": 14})
+    details = {"name": "lgbm", "changed": {"train_period_days": 14}}
+    return row, Expected(Action.FREQAI_MODEL_UPDATE, f"freqai_model:{model.pk}", details)
+
+
+@case(events.freqai_model_deleted_event)
+def a_freqai_model_deleted(w: World) -> tuple[AuditLog, Expected]:
+    row = events.freqai_model_deleted_event(actor=w.actor, model_id=7, name="lgbm", versions=2)
+    return row, Expected(Action.FREQAI_MODEL_DELETE, "freqai_model:7", {"name": "lgbm", "versions": 2})
+
+
 @case(events.hyperopt_applied_event)
 def a_hyperopt_applied(w: World) -> tuple[AuditLog, Expected]:
     from strategies.models import Strategy, StrategyVersion

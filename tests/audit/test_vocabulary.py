@@ -152,6 +152,7 @@ def test_every_url_pattern_and_mutating_method_is_filed_under_a_member():
         Action.JOB_CREATE,
         Action.JOB_CANCEL,
         Action.HYPEROPT_APPLY,
+        Action.FREQAI_MODEL_CREATE,
         Action.WS_TICKET,
         Action.API_REQUEST,
     }
