@@ -1,4 +1,4 @@
-"""Python client of the Multibot management server: ``Client`` (blocking) and ``AsyncClient`` (asyncio); see README.md."""
+"""Python client of the Multibot management server: ``Client`` (blocking) and ``AsyncClient`` (asyncio)."""
 
 from multibot_client.aio import AsyncClient
 from multibot_client.client import DEFAULT_URL, Client
