@@ -132,6 +132,7 @@ class EventStream:
         try:
             socket = sync_connect(self.url, subprotocols=self._credentials(refresh), open_timeout=OPEN_TIMEOUT,
                                   max_size=None)  # fmt: skip
+            socket.__enter__()  # the form websockets asks for (closed by close(), not by a with block)
         except InvalidStatus as exc:
             if exc.response.status_code == 403 and not refresh:
                 return self._connect(refresh=True)  # an access token expired on the way: once more, refreshed
