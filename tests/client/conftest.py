@@ -53,7 +53,9 @@ def _clean_redis(redis_server: EmbeddedRedis) -> None:
 
 
 @pytest.fixture(scope="package")
-def system(redis_server: EmbeddedRedis, replay_url: str, django_db_setup: Any, django_db_blocker: Any) -> Iterator[System]:
+def system(
+    redis_server: EmbeddedRedis, replay_url: str, django_db_setup: Any, django_db_blocker: Any
+) -> Iterator[System]:
     redis_client().flushdb()
     with django_db_blocker.unblock():
         env = server_env(DJANGO_SETTINGS_MODULE="tests.settings", DATABASE_URL=database_url(),

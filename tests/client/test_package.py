@@ -37,8 +37,10 @@ def _operations() -> set[tuple[str, str]]:
 
 
 def _calls(name: str, build: Any) -> list[endpoints.Call[Any]]:
-    required = [parameter.name for parameter in inspect.signature(build).parameters.values()
-                if parameter.default is inspect.Parameter.empty and parameter.kind is not parameter.VAR_KEYWORD]  # fmt: skip
+    parameters = inspect.signature(build).parameters.values()
+    empty = inspect.Parameter.empty
+    required = [parameter.name for parameter in parameters
+                if parameter.default is empty and parameter.kind is not parameter.VAR_KEYWORD]  # fmt: skip
     if name == "ft":
         return [build(1, method, "profit") for method in ("GET", "POST", "PUT", "PATCH", "DELETE")]
     return [build(**{parameter: SAMPLES[parameter] for parameter in required})]
