@@ -15,18 +15,26 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-# An access token this close to its expiry is refreshed before it is sent.
+# An access token this close to its expiry (or a tenth of its lifetime, if shorter) is refreshed before it is sent.
 EXPIRY_MARGIN_SECONDS = 5.0
 
 
-def _jwt_expiry(token: str) -> float | None:
-    """The ``exp`` claim of a JWT, read without checking its signature (the server checks it)."""
+def _jwt_times(token: str) -> tuple[float | None, float | None]:
+    """The ``iat`` and ``exp`` claims of a JWT, read without checking its signature (the server checks it)."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None
+    except (IndexError, ValueError, TypeError):
+        return None, None
+    if not isinstance(claims, dict):
+        return None, None
+    times = []
+    for name in ("iat", "exp"):
+        try:
+            times.append(float(claims[name]))
+        except (KeyError, TypeError, ValueError):
+            times.append(None)
+    return times[0], times[1]
 
 
 @dataclass(frozen=True)
@@ -34,25 +42,35 @@ class Tokens:
     access_token: str
     refresh_token: str | None = None
     expires_at: float | None = None  # epoch seconds; None: unknown (then only a 401 tells)
+    issued_at: float | None = None
 
     @classmethod
     def from_answer(cls, answer: Mapping[str, Any]) -> Tokens:
         """From a login or refresh answer (``access_token``, ``refresh_token``, ``expires_in``)."""
         access = str(answer["access_token"])
-        expires_at = _jwt_expiry(access)
+        issued_at, expires_at = _jwt_times(access)
         if expires_at is None and answer.get("expires_in") is not None:
-            expires_at = time.time() + float(answer["expires_in"])
-        return cls(access_token=access, refresh_token=answer.get("refresh_token"), expires_at=expires_at)
+            issued_at, expires_at = time.time(), time.time() + float(answer["expires_in"])
+        return cls(access_token=access, refresh_token=answer.get("refresh_token"), expires_at=expires_at,
+                   issued_at=issued_at)  # fmt: skip
 
     @classmethod
     def of(cls, access_token: str, refresh_token: str | None = None) -> Tokens:
-        return cls(access_token=access_token, refresh_token=refresh_token, expires_at=_jwt_expiry(access_token))
+        issued_at, expires_at = _jwt_times(access_token)
+        return cls(access_token=access_token, refresh_token=refresh_token, expires_at=expires_at, issued_at=issued_at)
 
-    def expired(self, margin: float = EXPIRY_MARGIN_SECONDS) -> bool:
-        return self.expires_at is not None and time.time() >= self.expires_at - margin
+    def expired(self) -> bool:
+        """Expired, or about to: within EXPIRY_MARGIN_SECONDS (or a tenth of its lifetime) of its end."""
+        if self.expires_at is None:
+            return False
+        margin = EXPIRY_MARGIN_SECONDS
+        if self.issued_at is not None:
+            margin = min(margin, max(0.0, self.expires_at - self.issued_at) / 10)
+        return time.time() >= self.expires_at - margin
 
     def as_dict(self) -> dict[str, Any]:
-        return {"access_token": self.access_token, "refresh_token": self.refresh_token, "expires_at": self.expires_at}
+        return {"access_token": self.access_token, "refresh_token": self.refresh_token,
+                "expires_at": self.expires_at, "issued_at": self.issued_at}  # fmt: skip
 
 
 class TokenStore(Protocol):

@@ -64,9 +64,15 @@ def system(
     processes = [subprocess.Popen([sys.executable, "manage.py", command], cwd=ROOT, env=env)
                  for command in ("run_listeners", "run_gateway")]  # fmt: skip
     try:
-        with celery_worker(worker_env(replay_url, MULTIBOT_RATE_LIMITS=RATE_LIMITS), name="client"), \
+        with celery_worker(worker_env(replay_url, MULTIBOT_RATE_LIMITS=RATE_LIMITS), name="client") as worker, \
              uvicorn_server(env) as url:  # fmt: skip
-            yield System(url=url, env=env)
+            try:
+                yield System(url=url, env=env)
+            finally:
+                # All told to stop at once, then each waited for: one after the other takes three times as long.
+                for process in processes:
+                    process.terminate()
+                os.killpg(worker.pid, signal.SIGTERM)
     finally:
         for process in processes:
             stop(process)

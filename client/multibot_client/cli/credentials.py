@@ -72,7 +72,7 @@ class FileTokenStore:
         if not content or content.get("url") != self.url or not content.get("access_token"):
             return None
         return Tokens(access_token=content["access_token"], refresh_token=content.get("refresh_token"),
-                      expires_at=content.get("expires_at"))  # fmt: skip
+                      expires_at=content.get("expires_at"), issued_at=content.get("issued_at"))  # fmt: skip
 
     def save(self, tokens: Tokens | None, *, username: str | None = None) -> None:
         if tokens is None:

@@ -14,13 +14,16 @@ from multibot_client.cli.app import Session, cli, common_options, session
 from multibot_client.cli.output import CliError, Exit, Output, cell_text, percent
 from multibot_client.client import Client
 
+# Of a job that failed: the end of its freqtrade log, where the reason usually is.
+FAILED_LOG_LINES = 15
+
 
 class JobProgress:
     """A job's progress on stderr: a rich progress bar on a terminal, a line per change elsewhere (logs, CI)."""
 
     def __init__(self, output: Output, label: str) -> None:
         self.console, self.label = output.err, label
-        self.live = self.console.is_terminal
+        self.live = self.console.is_interactive
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.last_line = ""
@@ -37,7 +40,8 @@ class JobProgress:
 
     def update(self, job: t.Job) -> None:
         done = max(0.0, min(100.0, float(job.get("progress") or 0) * 100))
-        state = job["status"] + (f" · {job['step']}" if job.get("step") else "")
+        step = job.get("step") or ""
+        state = job["status"] if step in ("", job["status"]) else f"{job['status']} · {step}"
         if self.progress is not None and self.task is not None:
             self.progress.update(self.task, completed=done, state=state)
             return
@@ -63,10 +67,14 @@ def _watch(client: Client, output: Output, task_id: str, label: str) -> t.Job:
     return job
 
 
-def _failed(current: Session, kind: str, result: dict[str, Any]) -> None:
-    """A job that did not complete: its answer (with --json), then an exit code of 1 and why."""
+def _failed(current: Session, client: Client, kind: str, result: dict[str, Any]) -> None:
+    """A job that did not complete: its answer (with --json; else the end of its log), then exit code 1 and why."""
     if current.as_json:
         current.output.json(result)
+    else:
+        tail = client.job_logs(result["task_id"])["logs"][-FAILED_LOG_LINES:]
+        if tail:
+            click.echo("The last lines of its log:\n" + "\n".join(tail), err=True)
     reason = result.get("error") or "no reason given"
     details = {"task_id": result["task_id"], "status": result["status"]}
     raise CliError(f"{kind} {result['task_id']} {result['status']}: {reason}", code=Exit.API_ERROR,
@@ -164,7 +172,7 @@ def backtest(strategy: str, no_wait: bool, **fields: Any) -> None:
     _watch(client, output, started["task_id"], f"backtest {started['task_id']} {strategy}")
     result = client.backtest_result(started["task_id"])
     if result["status"] != "completed":
-        _failed(current, "Backtest", dict(result))
+        _failed(current, client, "Backtest", dict(result))
     output.json(result) if output.as_json else show_backtest(output, result)
 
 
@@ -191,7 +199,7 @@ def hyperopt(strategy: str, no_wait: bool, apply: bool, **fields: Any) -> None:
     _watch(client, output, started["task_id"], f"hyperopt {started['task_id']} {strategy}")
     result = client.hyperopt_result(started["task_id"])
     if result["status"] != "completed":
-        _failed(current, "Hyperopt", dict(result))
+        _failed(current, client, "Hyperopt", dict(result))
     applied = client.hyperopt_apply(started["task_id"]) if apply else None
     if output.as_json:
         output.json({**result, "applied": applied} if apply else result)

@@ -85,9 +85,9 @@ def events(types: tuple[str, ...]) -> None:
     stream = current.client().events(types or None)
     try:
         with stream:
-            if not output.as_json:
-                chosen = ", ".join(types) if types else "all events"
-                output.err.print(f"Listening for {chosen} on {current.server_url} (Ctrl-C to stop)", markup=False)
+            # On stderr in every mode: a script knows from it that the socket is open.
+            chosen = ", ".join(types) if types else "all events"
+            click.echo(f"Listening for {chosen} on {current.server_url} (Ctrl-C to stop)", err=True)
             for event in stream:
                 if output.as_json:
                     click.echo(json.dumps({"type": event.type, "data": event.data, "at": event.at}, default=str))
