@@ -265,11 +265,11 @@ def test_a_failed_backtest_exits_1_and_says_why(client, market, logged_in, confi
 
 def test_a_hyperopt_runs_and_its_best_parameters_are_applied(client, market, logged_in, config_dir):
     client.strategy_upload(TUNABLE.encode(), filename="tunable.py")
-    result = invoke(config_dir, "hyperopt", "Tunable", "--timerange", timerange(1), "-p", "BTC/USDT", "--epochs", "3",
+    result = invoke(config_dir, "hyperopt", "Tunable", "--timerange", timerange(1), "-p", "BTC/USDT", "--epochs", "2",
                     "--spaces", "buy", "--random-state", "1", "--apply", "--json")  # fmt: skip
     assert result.exit_code == 0, result.output
     answer = json.loads(result.stdout)
-    assert (answer["status"], answer["epochs_done"], answer["epochs_total"]) == ("completed", 3, 3)
+    assert (answer["status"], answer["epochs_done"], answer["epochs_total"]) == ("completed", 2, 2)
     assert answer["applied"]["status"] == "applied" and answer["applied"]["strategy_name"] == "Tunable"
     detail = client.strategy_get("Tunable")
     assert detail["current_version"] == answer["applied"]["sha256"]

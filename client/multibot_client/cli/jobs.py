@@ -43,7 +43,7 @@ class JobProgress:
         step = job.get("step") or ""
         state = job["status"] if step in ("", job["status"]) else f"{job['status']} · {step}"
         if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, completed=done, state=state)
+            self.progress.update(self.task, completed=done, state=state, refresh=True)  # every state drawn
             return
         line = f"{self.label}: {state} {done:.0f}%"
         if line != self.last_line:
