@@ -248,18 +248,18 @@ def emergency_stop_all(force_exit: bool = False) -> Call[t.EmergencyStopAnswer]:
     return Call("POST", "emergency/stop-all", json={"force_exit": force_exit})
 
 
-def ft(
-    bot_id: int, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = _NO_BODY
-) -> Call[Any]:
+def ft(bot_id: int, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None) -> Call[Any]:
     """Any call of the bot's own freqtrade API: ``ft(7, "GET", "profit")`` is its ``/api/v1/profit``.
 
-    Its JSON answer (or text) is returned; its error statuses raise like the server's own.
+    ``json`` is the body (None: no body). Its JSON answer (or text) is returned; its error statuses
+    raise like the server's own.
     """
     ft_path = path.lstrip("/")
     if not ft_path.startswith("api/v1/"):
         ft_path = "api/v1/" + ft_path
     return Call(method.upper(), f"bots/{_segment(bot_id)}/ft/{quote(ft_path, safe='/')}",
-                params=_query(**(params or {})), json=json, parse=_json_or_text)  # fmt: skip
+                params=_query(**(params or {})), json=_NO_BODY if json is None else json,
+                parse=_json_or_text)  # fmt: skip
 
 
 def hosts() -> Call[t.HostList]:

@@ -189,6 +189,8 @@ def test_a_bot_is_created_run_read_and_killed_through_the_client(system, client,
         assert process["pid"] == running.data["pid"] and process["memory_usage_mb"] > 0
         assert client.ft(bot["id"], "GET", "ping") == {"status": "pong"}
         assert client.ft(bot["id"], "GET", "/api/v1/show_config")["strategy"] == crossing
+        assert client.ft(bot["id"], "GET", "trades", params={"limit": 5})["trades"] == []
+        assert "ETH/USDT" in client.ft(bot["id"], "POST", "blacklist", json={"blacklist": ["ETH/USDT"]})["blacklist"]
         assert client.ft(bot["id"], "POST", "stopentry")["status"]
         with pytest.raises(NotFound) as not_freqtrades:
             client.ft(bot["id"], "GET", "api/v1/no-such-path")
