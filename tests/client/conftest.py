@@ -20,10 +20,11 @@ import pytest
 from django.conf import settings
 
 from multibot.embedded_redis import EmbeddedRedis
+from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client, request_redis_reset
 from tests.factories import PASSWORD, make_user
 from tests.jobs.conftest import CROSSING, candle_sets, celery_worker, history, market, replay_url, worker_env
-from tests.support.processes import ROOT, database_url, server_env, uvicorn_server
+from tests.support.processes import ROOT, database_url, server_env, uvicorn_server, wait_for
 from tests.support.replay import stop
 
 CLIENT_ROOT = ROOT / "client"
@@ -67,6 +68,9 @@ def system(
         with celery_worker(worker_env(replay_url, MULTIBOT_RATE_LIMITS=RATE_LIMITS), name="client") as worker, \
              uvicorn_server(env) as url:  # fmt: skip
             try:
+                # Their consumer groups exist before any test publishes what they should read.
+                for component in ("listeners", "gateway"):
+                    wait_for(lambda: heartbeat_list(component=component), 60, f"a {component} heartbeat")  # noqa: B023
                 yield System(url=url, env=env)
             finally:
                 # All told to stop at once, then each waited for: one after the other takes three times as long.
