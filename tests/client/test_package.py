@@ -55,7 +55,7 @@ def test_the_clients_version_is_the_apis():
     assert multibot_client.__version__ == settings.SPECTACULAR_SETTINGS["VERSION"]
     project = tomllib.loads((CLIENT_ROOT / "pyproject.toml").read_text())
     assert project["project"]["dynamic"] == ["version"]
-    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "multibot_client.__version__"}
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "multibot_client.version.__version__"}
 
 
 def test_the_package_names_itself_its_script_and_only_light_dependencies():
