@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from multibot_client.cli.credentials import FileTokenStore, config_dir
+from multibot_client.cli.credentials import FileTokenStore, config_dir, read_session
 from multibot_client.cli.output import CliError, Exit, Output
 from multibot_client.client import DEFAULT_URL, Client
 from multibot_client.errors import MultibotError
@@ -33,7 +33,7 @@ class Session:
     def server_url(self) -> str:
         if self.url:
             return self.url.rstrip("/")
-        stored = FileTokenStore(config_dir(), url=DEFAULT_URL).read() or {}
+        stored = read_session(config_dir()) or {}
         return str(stored.get("url") or DEFAULT_URL).rstrip("/")
 
     @property
@@ -44,8 +44,8 @@ class Session:
         """A client with the stored session (``login=False``: without one, for logging in)."""
         store = self.store
         if login and store.load() is None:
-            stored = store.read()
-            elsewhere = f" (the stored session is for {stored['url']})" if stored and stored.get("url") else ""
+            stored_url = (store.read() or {}).get("url")
+            elsewhere = f" (the stored session is for {stored_url})" if stored_url and stored_url != store.url else ""
             raise CliError(f"Not logged in to {store.url}{elsewhere}: run `multibot login`", code=Exit.AUTH,
                            as_json=self.as_json)  # fmt: skip
         client = Client(store.url, store=store) if login else Client(store.url)

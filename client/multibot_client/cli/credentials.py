@@ -52,20 +52,24 @@ def _write_private(path: Path, text: str) -> None:
         raise
 
 
+def read_session(directory: Path) -> dict[str, Any] | None:
+    """What ``credentials.json`` holds (whichever server it names); None when there is none, or it is unreadable."""
+    try:
+        content = json.loads((directory / FILE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
 class FileTokenStore:
     """The tokens of one server, kept in ``credentials.json`` (a TokenStore)."""
 
     def __init__(self, directory: Path, *, url: str) -> None:
-        self.path = directory / FILE_NAME
+        self.directory, self.path = directory, directory / FILE_NAME
         self.url = url.rstrip("/")
 
     def read(self) -> dict[str, Any] | None:
-        """The file's content, whichever server it names; None when there is none (or it is unreadable)."""
-        try:
-            content = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return content if isinstance(content, dict) else None
+        return read_session(self.directory)
 
     def load(self) -> Tokens | None:
         content = self.read()

@@ -58,11 +58,15 @@ class JobProgress:
 def _watch(client: Client, output: Output, task_id: str, label: str) -> t.Job:
     """Follow the job to its end, showing its progress (not with --json); the finished job."""
     job: t.Job | None = None
-    if output.as_json:
-        return client.job_wait(task_id)
-    with JobProgress(output, label) as progress:
-        for job in client.job_watch(task_id):
-            progress.update(job)
+    try:
+        if output.as_json:
+            return client.job_wait(task_id)
+        with JobProgress(output, label) as progress:
+            for job in client.job_watch(task_id):
+                progress.update(job)
+    except KeyboardInterrupt:
+        raise CliError(f"Stopped watching; job {task_id} goes on (`multibot jobs cancel {task_id}` ends it).",
+                       as_json=output.as_json) from None  # fmt: skip
     assert job is not None
     return job
 
