@@ -137,9 +137,11 @@ class AsyncClient:
         return AsyncEventStream(ws_url(self.url), credentials, types, reconnect=reconnect)
 
     async def job_watch(
-        self, job_id: int | str, *, events: bool = True, poll_seconds: float = JOB_POLL_SECONDS
-    ) -> AsyncIterator[t.Job]:
+        self, job_id: int | str, *, events: bool = True, poll_seconds: float = JOB_POLL_SECONDS,
+        timeout: float | None = None,
+    ) -> AsyncIterator[t.Job]:  # fmt: skip
         """The job each time it moves, ending with its finished state: see ``Client.job_watch``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         stream: AsyncEventStream | None = None
         if events:
             try:
@@ -151,8 +153,12 @@ class AsyncClient:
             yield job
             last_read = time.monotonic()
             while job["status"] not in t.FINISHED_JOB_STATUSES:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:g} seconds")
                 interval = poll_seconds if stream is not None else min(poll_seconds, 1.0)
                 wait = max(0.0, last_read + interval - time.monotonic())
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
                 seen = job
                 if stream is not None:
                     try:
@@ -177,17 +183,11 @@ class AsyncClient:
 
     async def job_wait(self, job_id: int | str, *, timeout: float | None = None, events: bool = True) -> t.Job:
         """The job once it has finished; TimeoutError after ``timeout`` seconds."""
-        poll = JOB_POLL_SECONDS if timeout is None else max(0.5, min(JOB_POLL_SECONDS, timeout / 4))
-
-        async def finished() -> t.Job:
-            last: t.Job | None = None
-            async for job in self.job_watch(job_id, events=events, poll_seconds=poll):
-                last = job
-            assert last is not None
-            return last
-
-        async with asyncio.timeout(timeout):
-            return await finished()
+        last: t.Job | None = None
+        async for job in self.job_watch(job_id, events=events, timeout=timeout):
+            last = job
+        assert last is not None
+        return last
 
     # -- the connection --------------------------------------------------------------------------
     async def close(self) -> None:

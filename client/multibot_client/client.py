@@ -183,13 +183,16 @@ class Client:
         return EventStream(ws_url(self.url), credentials, types, reconnect=reconnect)
 
     def job_watch(
-        self, job_id: int | str, *, events: bool = True, poll_seconds: float = JOB_POLL_SECONDS
-    ) -> Iterator[t.Job]:
+        self, job_id: int | str, *, events: bool = True, poll_seconds: float = JOB_POLL_SECONDS,
+        timeout: float | None = None,
+    ) -> Iterator[t.Job]:  # fmt: skip
         """The job each time it moves (status, progress, step), ending with its finished state.
 
         Progress comes from ``job_progress`` events; the job is also read every ``poll_seconds`` (and
-        only read, every second, when ``events`` is off or the socket cannot open).
+        only read, every second, when ``events`` is off or the socket cannot open). TimeoutError when
+        it has not finished within ``timeout`` seconds.
         """
+        deadline = None if timeout is None else time.monotonic() + timeout
         stream: EventStream | None = None
         if events:
             try:
@@ -201,8 +204,12 @@ class Client:
             yield job
             last_read = time.monotonic()
             while job["status"] not in t.FINISHED_JOB_STATUSES:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:g} seconds")
                 interval = poll_seconds if stream is not None else min(poll_seconds, 1.0)
                 wait = max(0.0, last_read + interval - time.monotonic())
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
                 seen = job
                 if stream is not None:
                     try:
@@ -227,14 +234,11 @@ class Client:
 
     def job_wait(self, job_id: int | str, *, timeout: float | None = None, events: bool = True) -> t.Job:
         """The job once it has finished (completed, failed or cancelled); TimeoutError after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        poll = JOB_POLL_SECONDS if timeout is None else max(0.5, min(JOB_POLL_SECONDS, timeout / 4))
-        job: t.Job | None = None
-        for job in self.job_watch(job_id, events=events, poll_seconds=poll):
-            if deadline is not None and time.monotonic() > deadline and job["status"] not in t.FINISHED_JOB_STATUSES:
-                raise TimeoutError(f"job {job_id} is still {job['status']} after {timeout:g} seconds")
-        assert job is not None
-        return job
+        last: t.Job | None = None
+        for job in self.job_watch(job_id, events=events, timeout=timeout):
+            last = job
+        assert last is not None
+        return last
 
     # -- the connection --------------------------------------------------------------------------
     def close(self) -> None:

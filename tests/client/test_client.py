@@ -234,6 +234,8 @@ def test_strategies_and_hyperopt_jobs_through_the_client(system, client, market,
     window = timerange(1)
     started = client.hyperopt_start("Tunable", timerange=window, epochs=5, pairs=["BTC/USDT"], spaces=["buy"])
     assert (started["status"], started["strategy_name"]) == ("optimization_started", "Tunable")
+    with pytest.raises(TimeoutError, match="is still"):
+        client.job_wait(started["task_id"], timeout=0.5)
     cancelled = client.job_cancel(started["task_id"])
     assert cancelled["status"] in ("cancelled", "cancel_requested")
     finished = client.job_wait(started["task_id"], timeout=60)
