@@ -34,10 +34,6 @@ from multibot_client.cli import cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# Crossing whose signals fail: a backtest of it starts, then freqtrade fails.
-BROKEN = CROSSING.replace("class Crossing(IStrategy):", "class Broken(IStrategy):").replace(
-    "        up = (", '        raise RuntimeError("the entry signal is broken")\n        up = ('
-)
 CSV = (
     "date,open,high,low,close,volume\n2025-01-01 00:00:00,1.0,1.2,0.9,1.1,10\n2025-01-01 00:05:00,1.1,1.3,1.0,1.2,12\n"
 )
@@ -250,17 +246,19 @@ def test_a_backtest_shows_a_live_progress_bar_then_its_results(client, market, l
     assert invoke(config_dir, "jobs", "logs", task_id).stdout.splitlines() == client.job_logs(task_id)["logs"]
 
 
-def test_a_failed_backtest_exits_1_and_says_why(client, market, logged_in, config_dir):
-    client.strategy_upload(BROKEN.encode(), filename="broken.py")
-    result = invoke(config_dir, "backtest", "Broken", "--timerange", timerange(1), "-p", "BTC/USDT")
+def test_a_failed_hyperopt_exits_1_and_says_why(client, market, crossing, logged_in, config_dir):
+    # when: a hyperopt of the buy space of a strategy without buy parameters (freqtrade refuses it)
+    result = invoke(config_dir, "hyperopt", crossing, "--timerange", timerange(1), "-p", "BTC/USDT", "--epochs", "2",
+                    "--spaces", "buy")  # fmt: skip
+
+    # then: exit 1, the server's reason, and the end of freqtrade's log
     assert result.exit_code == 1
-    # (not a terminal: a line per change instead of a bar)
-    assert re.search(r"^backtest \d+ Broken: (queued|running)\b.* 0%$", result.stderr, re.M)
-    # the server's reason, and the end of freqtrade's log (where the strategy's exception is)
+    assert re.search(r"^hyperopt \d+ Crossing: (queued|running)\b.* 0%$", result.stderr, re.M)  # not a terminal: lines
     [error] = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
-    task_id = re.match(r"Error: Backtest (\d+) failed: freqtrade exited with 1", error)[1]
-    assert "RuntimeError: the entry signal is broken" in result.stderr
-    assert client.job_get(task_id)["status"] == "failed"
+    said = re.match(r"Error: Hyperopt (\d+) failed: freqtrade exited with 2: .* The 'buy' space is included", error)
+    assert said, error
+    assert "The last lines of its log:" in result.stderr
+    assert client.job_get(said[1])["status"] == "failed"
 
 
 def test_a_hyperopt_runs_and_its_best_parameters_are_applied(client, market, logged_in, config_dir):
