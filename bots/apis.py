@@ -201,7 +201,8 @@ class BotViewSet(viewsets.ModelViewSet):
             raise NotFound("Bot not found") from None
 
     def _placement_by_superusers_only(self, serializer: BotSerializer) -> None:
-        if "host" in serializer.validated_data and not self.request.user.is_superuser:
+        current = serializer.instance.host if serializer.instance is not None else ""
+        if serializer.validated_data.get("host", current) != current and not self.request.user.is_superuser:
             raise ForbiddenError("Only a superuser places bots on hosts; leave host out and its first start places it.")
 
     def perform_create(self, serializer: BotSerializer) -> None:

@@ -228,6 +228,10 @@ def bot_update(
         if bot.is_active:
             raise ConflictError("The bot is running; stop it before changing its configuration.")
         changed = {field: value for field, value in given.items() if value is not KEEP and getattr(bot, field) != value}
+        if "host" in changed and bot.desired_state == DesiredState.RUNNING:
+            # Its start may be in its old host's hands right now: a bot changes host only while it stays stopped.
+            where = bot.host or "its first host"
+            raise ConflictError(f"Bot {bot.name} is to run on {where}; stop it before moving it.")
         for field, value in changed.items():
             setattr(bot, field, value)
         bot_validate(bot=bot, changed=list(changed))
@@ -303,13 +307,15 @@ def _send_command(command: Command, payload: BotCommand | EmergencyStop) -> None
     outbox_put(TRADING_COMMANDS, type=command, payload=payload)
 
 
-def bot_port_on_host(*, bot_id: int, port: int, host: str) -> int:
+def bot_port_on_host(*, bot_id: int, port: int, host: str, port_range: tuple[int, int] | None = None) -> int:
     """The bot's API port once it is placed on ``host``: kept when it lies in the range that host's gateway
-    registered, else the lowest port of that range no bot holds (ports are one pool across hosts, so a bot
-    keeps its port wherever it goes and no two bots ever share one). In the caller's transaction."""
+    registered (or ``port_range``, the gateway's own), else the lowest port of that range no bot holds (ports
+    are one pool across hosts, so no two bots ever share one). In the caller's transaction."""
     from bots.models import Host
 
-    first, last = Host.objects.filter(name=host).values_list("api_port_first", "api_port_last").first() or (0, 0)
+    first, last = port_range or (
+        Host.objects.filter(name=host).values_list("api_port_first", "api_port_last").first() or (0, 0)
+    )
     if not first or first <= port <= last:
         return port
     for _attempt in range(3):
@@ -363,8 +369,9 @@ def bot_command(*, actor: Actor, bot: Bot, command: Command) -> dict[str, Any]:
         raise ConflictError(problem)
     payload = build_bot_command(bot_id=bot.pk, requested_by=actor.name or getattr(actor.user, "username", ""))
     with transaction.atomic():
-        host, placed = bot.host, ""
-        if not host and command.desired_state == DesiredState.RUNNING:
+        host, placed = Bot.objects.filter(pk=bot.pk).values_list("host", flat=True).first() or "", ""
+        # Only a bot with no process anywhere is placed (a row older than placement may have one elsewhere).
+        if not host and command.desired_state == DesiredState.RUNNING and not bot.pid and not bot.is_active:
             # Only a bot still unplaced: a concurrent start (or a gateway's claim) that placed it wins.
             placed = place_bot()
             if placed and Bot.objects.filter(pk=bot.pk, host="").update(host=placed):

@@ -331,8 +331,13 @@ class StreamWorker:
         claim_idle_ms: int | None = None,
         retry_delay_ms: int | None = None,
         max_deliveries: int | None = None,
+        on_missed: Callable[[str], object] | None = None,
     ) -> None:
         conf = settings.STREAMS
+        # Called with a stream's name when this consumer's own per-host group missed entries for good: made
+        # again (Redis lost its data) or its unread entries trimmed while nobody read them. The consumer
+        # catches up from the truth elsewhere (the gateway: from the database's desired states).
+        self.on_missed = on_missed
         self.registry = registry
         self.group, self.consumer = group, consumer
         self.streams = streams or streams_of_group(group)
@@ -418,7 +423,9 @@ class StreamWorker:
         ensure_groups(self.streams)
         for name in self.streams:
             if self.group not in stream_config(name).consumer_groups:  # a host's own group
-                ensure_host_group(name, self.group)
+                missed = ensure_host_group(name, self.group) or self._unread_trimmed(name)
+                if missed and self.on_missed is not None:
+                    self.on_missed(name)
         self._start_keepalive()
         if self._held:
             # Back from a Redis outage with entries in hand: step() handles them from memory, since
@@ -426,6 +433,30 @@ class StreamWorker:
             self._retry_due.update(dict.fromkeys(self._names, 0.0))
             return StepResult()
         return self.drain_pending()
+
+    def _unread_trimmed(self, name: str) -> bool:
+        """Entries this group never read were trimmed (MAXLEN) while it was away: its place is before the
+        stream's first entry, with entries lost in between (as far as Redis's counts tell; when they cannot,
+        the gap itself is the sign, and a needless catch-up costs nothing)."""
+        key = stream_key(name)
+        try:
+            info = self.client.xinfo_stream(key)
+        except redis.ResponseError:
+            return False  # no such stream yet
+        first, length = (info.get("first-entry") or [None])[0], int(info["length"])
+        for group in self.client.xinfo_groups(key):
+            if group["name"] != self.group or not first:
+                continue
+            last = group.get("last-delivered-id") or "0-0"
+            if _entry_id(last) >= _entry_id(first):
+                return False
+            lag, read, added = group.get("lag"), group.get("entries-read"), info.get("entries-added")
+            if lag is not None and int(lag) > length:
+                return True
+            if read is not None and added is not None:
+                return int(added) - int(read) > length
+            return lag is None if last == "0-0" else True  # a group that never read: lost only if uncounted
+        return False
 
     def close(self) -> None:
         self._stopping.set()
@@ -812,6 +843,11 @@ class StreamWorker:
                     self.client.xclaim(key, self.group, self.consumer, 0, ids, justid=True)
                 except redis.RedisError:
                     logger.warning("keepalive of %d entries on %s failed", len(ids), self._names.get(key))
+
+
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 def describe_entry(fields: dict[str, str]) -> dict[str, Any]:

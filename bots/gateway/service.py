@@ -23,7 +23,7 @@ from typing import Any, ParamSpec, TypeVar
 import psutil
 import redis
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Q
 
 from audit import events
@@ -53,6 +53,7 @@ from bots.gateway.trades import TradeCollector
 from bots.models import Bot
 from bots.selectors import LIFECYCLE_FIELDS
 from bots.services import bot_port_on_host
+from multibot.errors import UnavailableError
 from multibot.heartbeats import heartbeat_publish
 from streams.bus import announce, publish
 from streams.catalog import TRADING_STATUS
@@ -202,15 +203,27 @@ class Gateway:
 
     def _claim(self, bot: Bot) -> bool:
         """The bot is this host's to start: placed here, or unplaced and now claimed (one UPDATE, so of two
-        gateways that see the same start of an unplaced bot only one takes it)."""
+        gateways that see the same start of an unplaced bot only one takes it). An unplaced row that names a
+        process is claimed only by the machine that process runs on; one with no process takes a port of
+        this host's range with the claim, in one transaction (no port in the range left: not claimed)."""
         if bot.host:
             return bot.host == self.host
-        if Bot.objects.filter(pk=bot.pk, host="").update(host=self.host):
-            bot.host = self.host
-            bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=self.host)
-            logger.info("bot %s: unplaced, claimed by %s", bot.pk, self.host)
-            return True
-        return Bot.objects.filter(pk=bot.pk, host=self.host).exists()
+        if bot.pid and not self._here(bot):
+            return False  # a row older than placement whose process runs on another machine
+        own_range = (settings.BOTS["api_port_first"], settings.BOTS["api_port_last"])
+        try:
+            with transaction.atomic():
+                if not Bot.objects.filter(pk=bot.pk, host="").update(host=self.host):
+                    return Bot.objects.filter(pk=bot.pk, host=self.host).exists()
+                if not bot.pid:  # a live process keeps the port it listens on
+                    bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=self.host,
+                                                    port_range=own_range)  # fmt: skip
+        except UnavailableError as exc:
+            self._report_status(bot.pk, BotStatus.ERROR, str(exc))
+            return False
+        bot.host = self.host
+        logger.info("bot %s: unplaced, claimed by %s", bot.pk, self.host)
+        return True
 
     def _lifecycle_bot(self, bot_id: int) -> Bot | None:
         """The bot with only what stopping it needs, if it lives here."""
@@ -239,7 +252,11 @@ class Gateway:
         return self.supervisor.stop(bot.pk)
 
     def bot_restart(self, command: BotCommand) -> Future[str]:
-        """Stop, then start again once stopped (on the stopper's thread); the future holds the start's outcome."""
+        """Stop, then start again once stopped (on the stopper's thread); the future holds the start's outcome.
+        An unplaced bot with no process has nothing to stop: its restart is a start (which claims it)."""
+        unplaced = Bot.objects.filter(pk=command["bot_id"], host="", pid__isnull=True).exists()
+        if unplaced and command["bot_id"] not in self.supervisor.running():
+            return _done(self._start_by_id(command["bot_id"], reason="restart of a stopped bot"))
         bot = self._lifecycle_bot(command["bot_id"])
         if bot is None:
             return _done("not_here")
@@ -385,7 +402,7 @@ class Gateway:
         # Bots that are (or should be) running here, and unplaced bots that should run (claimed first);
         # a stopped or errored bot is left as it is.
         expected = (
-            Bot.objects.filter(Q(host=self.host) | Q(host="", desired_state=DesiredState.RUNNING))
+            Bot.objects.filter(Q(host=self.host) | Q(host=""))
             .filter(Q(status__in=ACTIVE_STATUSES) | Q(desired_state=DesiredState.RUNNING))
             .only(*LIFECYCLE_FIELDS)
         )
@@ -406,6 +423,26 @@ class Gateway:
                 report["marked"].append(bot.pk)
         report["killed"] = self.kill_strays()
         logger.info("gateway reconciled: %s", report)
+        return report
+
+    def converge(self, *, reason: str) -> dict[str, list[int]]:
+        """This host's bots made what the database wants, for commands this host never read: its group was made
+        again (Redis lost its data) or its unread commands were trimmed while it was away. What the bots should
+        be is in the database; a bot already on its way (a restart due, a start after its stop) is left to it."""
+        report: dict[str, list[int]] = {"started": [], "stopped": []}
+        running = self.supervisor.running()
+        with self._start_after_stop_lock:
+            queued = set(self._start_after_stop)
+        for bot in Bot.objects.filter(host=self.host).only(*LIFECYCLE_FIELDS):
+            child = running.get(bot.pk)
+            if bot.desired_state == DesiredState.STOPPED and child is not None and not child.stopping:
+                self.supervisor.stop(bot.pk)
+                report["stopped"].append(bot.pk)
+            elif (bot.desired_state == DesiredState.RUNNING and child is None and bot.pk not in queued
+                  and bot.pk not in self.supervisor.pending_restarts and bot.status != BotStatus.ERROR):  # fmt: skip
+                self._start_by_id(bot.pk, reason=reason)
+                report["started"].append(bot.pk)
+        logger.warning("gateway converged with the database (%s): %s", reason, report)
         return report
 
     def _adopt(self, launch: BotLaunch, bot: Bot, processes: list[psutil.Process]) -> bool:

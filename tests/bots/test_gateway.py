@@ -514,3 +514,47 @@ def _gateway_beating(pid: int) -> bool:
 
     # The first heartbeat comes after reconciliation: the new gateway has adopted or restarted.
     return any(beat["instance"].endswith(f":{pid}") for beat in heartbeat_list(component="gateway"))
+
+
+def test_converging_makes_this_hosts_bots_what_the_database_wants_and_leaves_other_hosts_alone(gateways, user):
+    # given: on this host, a bot that should run but has no process (its start was never read), and a
+    # running bot that should be stopped (its stop was never read); on beta, a bot that should run
+    gateway = gateways()
+    missed_start, missed_stop, elsewhere = wanted(user), wanted(user), wanted(user)
+    Bot.objects.filter(pk__in=[missed_start.pk, missed_stop.pk]).update(host=HOST)
+    Bot.objects.filter(pk=elsewhere.pk).update(host="beta")
+    handle(gateway, Command.START, build_bot_command(bot_id=missed_stop.pk))
+    poll_until(gateway, lambda _: missed_stop.pk in gateway.supervisor.running())
+    Bot.objects.filter(pk=missed_stop.pk).update(desired_state=DesiredState.STOPPED)
+
+    # when
+    report = gateway.converge(reason="test")
+
+    # then
+    assert report == {"started": [missed_start.pk], "stopped": [missed_stop.pk]}
+    poll_until(gateway, lambda _: missed_stop.pk not in gateway.supervisor.running())
+    assert set(gateway.supervisor.running()) == {missed_start.pk}
+    assert elsewhere.pk not in gateway.supervisor.running()
+    # and once true, converging again changes nothing
+    assert gateway.converge(reason="test") == {"started": [], "stopped": []}
+
+
+def test_an_unplaced_row_whose_process_runs_on_another_machine_is_not_claimed(gateways, user):
+    bot = wanted(user)
+    Bot.objects.filter(pk=bot.pk).update(status=BotStatus.RUNNING, pid=1, pid_create_time=1.0)  # not ours here
+    gateway = gateways()
+
+    assert gateway.bot_start(build_bot_command(bot_id=bot.pk)) == "another_host"
+    assert Bot.objects.values_list("host", flat=True).get(pk=bot.pk) == ""
+    assert gateway.supervisor.running() == {}
+
+
+def test_a_restart_of_an_unplaced_stopped_bot_starts_it_on_the_host_that_claims_it(gateways, user):
+    bot = wanted(user)
+    gateway = gateways()
+
+    outcome = gateway.bot_restart(build_bot_command(bot_id=bot.pk)).result(timeout=10)
+
+    assert outcome == "started"
+    assert Bot.objects.values_list("host", flat=True).get(pk=bot.pk) == HOST
+    assert bot.pk in gateway.supervisor.running()

@@ -308,3 +308,21 @@ def test_a_bot_on_another_machine_is_not_looked_up_by_pid_here_unless_its_host_i
     assert elsewhere == {"bot_id": bot.pk, "bot_name": bot.name, "pid": 1, "status": "running", "host": "beta",
                          "detail": "runs on another host"}  # fmt: skip
     assert here == {"bot_id": bot.pk, "bot_name": bot.name, "pid": 1, "status": "not_running"}
+
+
+def test_a_bot_to_run_keeps_its_host_until_it_is_stopped_and_a_user_may_send_back_the_host_it_has(
+    user, user_api, superuser, admin_api
+):
+    register("alpha")
+    register("beta")
+    bot = make_bot(owner=user)
+    Bot.objects.filter(pk=bot.pk).update(host="alpha", desired_state=DesiredState.RUNNING)
+
+    moving = admin_api.patch(f"/api/v1/bots/{bot.pk}/", {"host": "beta"}, format="json")
+    Bot.objects.filter(pk=bot.pk).update(desired_state=DesiredState.STOPPED)
+    unchanged = user_api.patch(f"/api/v1/bots/{bot.pk}/", {"host": "alpha", "max_open_trades": 4}, format="json")
+
+    assert moving.status_code == 409
+    assert moving.json()["detail"] == f"Bot {bot.name} is to run on alpha; stop it before moving it."
+    assert unchanged.status_code == 200, unchanged.content
+    assert host_of(bot) == "alpha"

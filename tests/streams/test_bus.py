@@ -401,3 +401,38 @@ def test_a_directly_built_envelope_keeps_its_request_id_and_time():
     assert fields["request_id"] == "req-direct"
     assert fields["produced_at"] == "1234.5"
     assert entry_id
+
+
+@pytest.mark.django_db
+def test_a_host_consumer_hears_when_its_group_missed_commands_for_good():
+    from streams.worker import HandlerRegistry, StreamWorker
+
+    group, key, client = trading_group("alpha"), stream_key(TRADING_COMMANDS), redis_client()
+    missed: list[str] = []
+
+    def worker() -> StreamWorker:
+        return StreamWorker(registry=HandlerRegistry(), group=group, consumer="g1", block_ms=0, on_missed=missed.append)
+
+    # given: the group exists and has read everything: nothing missed
+    ensure_host_group(TRADING_COMMANDS, group)
+    publish(TRADING_COMMANDS, type="bot_start", payload={"bot_id": 1})
+    first = worker()
+    first.prepare()
+    first.step()
+    first.close()
+    assert missed == []
+
+    # when: Redis lost the group (its data), then: made again at the end, and said
+    client.xgroup_destroy(key, group)
+    again = worker()
+    again.prepare()
+    again.close()
+    assert missed == [TRADING_COMMANDS]
+
+    # when: commands it never read were trimmed while it was away, then: said as well
+    publish_many(TRADING_COMMANDS, [envelope(type="bot_stop", payload={"bot_id": n}) for n in range(5)])
+    client.xtrim(key, maxlen=2, approximate=False)
+    trimmed = worker()
+    trimmed.prepare()
+    trimmed.close()
+    assert missed == [TRADING_COMMANDS, TRADING_COMMANDS]

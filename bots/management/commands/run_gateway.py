@@ -36,6 +36,9 @@ class Command(BaseCommand):
             consumer=options["consumer"],
             service_name=service.PRODUCER,
             block_ms=500,
+            # Commands this host will never read (its group made again, or trimmed while it was away):
+            # what they asked for is in the database.
+            on_missed=lambda stream: gateway.converge(reason=f"commands on {stream} missed"),
         )
         # Reconciling reports what it finds through Redis, which may be starting with us (`make run`)
         # or loading its data. Until then no bot is ours, so a signal may end us the default way.
