@@ -93,7 +93,7 @@ class AsyncClient:
 
     async def _request(self, call: Call[Any], tokens: Tokens | None) -> httpx.Response:
         try:
-            return await self._http.request(**call.request_arguments(), headers=bearer(tokens))
+            return await self._http.request(**call.request_arguments(), headers={**bearer(tokens), **call.headers})
         except httpx.TransportError as exc:
             raise transport_failure(self.url, exc) from exc
 
@@ -226,6 +226,16 @@ class AsyncClient:
     emergency_stop_all = _async(api.emergency_stop_all)
     ft = _async(api.ft)
     hosts = _async(api.hosts)
+    bot_move = _async(api.bot_move)
+    ft_token_login = _async(api.ft_token_login)
+    ft_token_refresh = _async(api.ft_token_refresh)
+    freqai_models_list = _async(api.freqai_models_list)
+    freqai_model_get = _async(api.freqai_model_get)
+    freqai_model_create = _async(api.freqai_model_create)
+    freqai_model_update = _async(api.freqai_model_update)
+    freqai_model_delete = _async(api.freqai_model_delete)
+    freqai_model_train = _async(api.freqai_model_train)
+    freqai_model_status = _async(api.freqai_model_status)
     strategies_list = _async(api.strategies_list)
     strategy_upload = _async(api.strategy_upload)
     strategy_get = _async(api.strategy_get)

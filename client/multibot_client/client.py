@@ -137,7 +137,7 @@ class Client:
 
     def _request(self, call: Call[Any], tokens: Tokens | None) -> httpx.Response:
         try:
-            return self._http.request(**call.request_arguments(), headers=bearer(tokens))
+            return self._http.request(**call.request_arguments(), headers={**bearer(tokens), **call.headers})
         except httpx.TransportError as exc:
             raise transport_failure(self.url, exc) from exc
 
@@ -277,6 +277,16 @@ class Client:
     emergency_stop_all = _sync(api.emergency_stop_all)
     ft = _sync(api.ft)
     hosts = _sync(api.hosts)
+    bot_move = _sync(api.bot_move)
+    ft_token_login = _sync(api.ft_token_login)
+    ft_token_refresh = _sync(api.ft_token_refresh)
+    freqai_models_list = _sync(api.freqai_models_list)
+    freqai_model_get = _sync(api.freqai_model_get)
+    freqai_model_create = _sync(api.freqai_model_create)
+    freqai_model_update = _sync(api.freqai_model_update)
+    freqai_model_delete = _sync(api.freqai_model_delete)
+    freqai_model_train = _sync(api.freqai_model_train)
+    freqai_model_status = _sync(api.freqai_model_status)
     strategies_list = _sync(api.strategies_list)
     strategy_upload = _sync(api.strategy_upload)
     strategy_get = _sync(api.strategy_get)

@@ -7,6 +7,7 @@ Paths are relative to ``/api/v1/`` and spelled as the API's schema spells them.
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Call(Generic[T]):
     data: Mapping[str, str] | None = None
     files: Mapping[str, tuple[str, bytes, str]] | None = None
     auth: bool = True  # send (and refresh) the access token
+    headers: Mapping[str, str] = field(default_factory=dict)  # the call's own (freqtrade's token login)
     accept: tuple[int, ...] = ()  # error statuses whose body is still the answer (health's 503)
     parse: Callable[[httpx.Response], T] = _json
 
@@ -265,6 +267,61 @@ def ft(bot_id: int, method: str, path: str, *, params: Mapping[str, Any] | None 
 def hosts() -> Call[t.HostList]:
     """The bot hosts, their capacity, bots and health (superusers)."""
     return Call("GET", "hosts/")
+
+
+def bot_move(bot: int | str, host: str) -> Call[t.Bot]:
+    """Place a stopped bot (by id or name) on another registered host (superusers); its next start runs there."""
+    return Call("POST", f"bots/{_segment(bot)}/move", json={"host": host})
+
+
+def ft_token_login(bot_id: int, username: str, password: str) -> Call[dict[str, str]]:
+    """freqtrade's token login for one bot, as FreqUI sends it (HTTP Basic with a Multibot account): tokens
+    valid for that bot's ``/ft/`` API only."""
+    credentials = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return Call("POST", f"bots/{_segment(bot_id)}/ft/api/v1/token/login", json={}, auth=False,
+                headers={"Authorization": f"Basic {credentials}"})  # fmt: skip
+
+
+def ft_token_refresh(bot_id: int, refresh_token: str) -> Call[dict[str, str]]:
+    """freqtrade's token refresh for one bot: a new access token from ``ft_token_login``'s refresh token."""
+    return Call("POST", f"bots/{_segment(bot_id)}/ft/api/v1/token/refresh", json={}, auth=False,
+                headers={"Authorization": f"Bearer {refresh_token}"})  # fmt: skip
+
+
+# -- freqai --------------------------------------------------------------------------------------
+def freqai_models_list() -> Call[Any]:
+    """Your FreqAI models."""
+    return Call("GET", "freqai/models/")
+
+
+def freqai_model_get(model_id: int) -> Call[dict[str, Any]]:
+    return Call("GET", f"freqai/models/{_segment(model_id)}")
+
+
+def freqai_model_create(name: str, model_type: str, strategy_name: str, **fields: Any) -> Call[dict[str, Any]]:
+    """A new model: ``model_type`` one of freqtrade's FreqAI model classes, ``fields`` its feature and training
+    parameters (the server's defaults for those left out)."""
+    return Call("POST", "freqai/models/", json={"name": name, "model_type": model_type,
+                                                "strategy_name": strategy_name, **fields})  # fmt: skip
+
+
+def freqai_model_update(model_id: int, **fields: Any) -> Call[dict[str, Any]]:
+    return Call("PATCH", f"freqai/models/{_segment(model_id)}", json=fields)
+
+
+def freqai_model_delete(model_id: int) -> Call[None]:
+    """Deletes the model and its artifacts (a Conflict while it trains)."""
+    return Call("DELETE", f"freqai/models/{_segment(model_id)}", parse=_nothing)
+
+
+def freqai_model_train(model_id: int, *, timerange: str | None = None) -> Call[dict[str, Any]]:
+    """Starts a training job (a new version of the model); follow it with ``job_watch(task_id)``."""
+    return Call("POST", f"freqai/models/{_segment(model_id)}/train", json=_body(timerange=timerange))
+
+
+def freqai_model_status(model_id: int) -> Call[dict[str, Any]]:
+    """Status, progress, trained pairs and windows, artifacts, metrics and versions."""
+    return Call("GET", f"freqai/models/{_segment(model_id)}/status")
 
 
 # -- strategies ----------------------------------------------------------------------------------

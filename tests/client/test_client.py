@@ -161,7 +161,7 @@ def _drain(events: Any, seconds: float) -> None:
 
 
 # -- bots ------------------------------------------------------------------------------------------
-def test_a_bot_is_created_run_read_and_killed_through_the_client(system, client, admin, market, crossing):
+def test_a_bot_is_created_run_read_and_killed_through_the_client(system, client, account, admin, market, crossing):
     # given: a bot, edited while stopped
     bot = client.bot_create("runner", crossing, stake_amount=50, pair_whitelist=["BTC/USDT"], timeframe="5m")
     assert (bot["status"], bot["dry_run"], bot["exchange"]) == ("stopped", True, "replay")
@@ -174,6 +174,7 @@ def test_a_bot_is_created_run_read_and_killed_through_the_client(system, client,
     with client.events(["bot_status_update"]) as events:
         # when: started (a restart starts a stopped bot)
         answer = client.bot_restart(bot["id"])
+        placed = answer.pop("host")  # the gateway's host, or "" before its first heartbeat (then it claims it)
         assert answer == {"status": "restart_command_sent", "bot_name": "runner", "bot_id": bot["id"]}
 
         # then: the gateway's news of it arrives as an event, and the bot answers through its pass-through
@@ -198,6 +199,12 @@ def test_a_bot_is_created_run_read_and_killed_through_the_client(system, client,
         assert any("freqtrade" in line.lower() for line in client.bot_logs(bot["id"], lines=50)["logs"])
         hosts = admin.hosts()["hosts"]
         assert any(placed["id"] == bot["id"] for host in hosts for placed in host["bots"])
+        # FreqUI's login through the client: tokens for this bot's /ft/ API only
+        tokens = client.ft_token_login(bot["id"], account.username, PASSWORD)
+        assert set(tokens) == {"access_token", "refresh_token"}
+        assert set(client.ft_token_refresh(bot["id"], tokens["refresh_token"])) == {"access_token"}
+        with pytest.raises(Conflict, match="stop it before moving it"):
+            admin.bot_move(bot["id"], placed or client.bot_get(bot["id"])["host"])
 
         # when: killed by name: the bot stops, and the fleet commands then find nothing to stop
         killed = client.bot_emergency_stop("runner")
@@ -215,6 +222,19 @@ def test_a_bot_is_created_run_read_and_killed_through_the_client(system, client,
     with pytest.raises(NotFound):
         client.bot_get(bot["id"])
     assert client.bots_restart_all() == {"results": [], "total": 0}
+
+
+def test_freqai_models_answer_through_the_client_with_the_apis_errors(client):
+    assert client.freqai_models_list() == []  # a new user's
+    with pytest.raises(ValidationError) as refused:
+        client.freqai_model_create("m1", "NoSuchRegressor", "FreqaiExampleStrategy")
+    assert any(error["loc"][-1] == "model_type" for error in refused.value.errors)
+    for call in (client.freqai_model_get, client.freqai_model_status, client.freqai_model_train,
+                 client.freqai_model_delete):  # fmt: skip
+        with pytest.raises(NotFound):
+            call(987654)
+    with pytest.raises(NotFound):
+        client.freqai_model_update(987654, description="x")
 
 
 # -- strategies and jobs ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from multibot_client import AsyncClient, Client, endpoints
 SAME_AS_ANOTHER = {
     ("POST", "/api/v1/auth/login"): "the form login: Client.login uses its JSON twin, auth/login/json",
     ("PUT", "/api/v1/bots/{id}/"): "PUT merges like PATCH on this API: Client.bot_update sends PATCH",
+    ("PUT", "/api/v1/freqai/models/{id}"): "PUT merges like PATCH: Client.freqai_model_update sends PATCH",
 }
 # The login, refresh and logout requests, sent by Client.login, the refresh of tokens, Client.logout.
 SESSION_CALLS = {"auth_login", "auth_refresh", "auth_logout"}
@@ -27,6 +28,7 @@ SAMPLES: dict[str, Any] = {
     "bot_id": 1, "bot": "bot1", "user_id": 1, "job_id": 1, "task_id": 1, "task_ids": [1, 2], "name": "Crossing",
     "username": "alice", "password": "secret", "refresh_token": "token", "strategy_name": "Crossing",
     "file": b"data", "pair": "BTC/USDT", "timeframe": "5m", "timerange": "20250101-20250102", "path": "profit",
+    "host": "beta", "model_id": 1, "model_type": "LightGBMRegressor",
 }  # fmt: skip
 
 
