@@ -32,7 +32,8 @@ from tests.support.processes import ROOT, free_port, wait_for
 from multibot_client import Client  # isort: skip - importable once tests/client/conftest.py put client/ on the path
 from multibot_client.cli import cli
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# The client and its command line against the running system: the server behind them is tested on both databases.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.django_db(transaction=True)]
 
 CSV = (
     "date,open,high,low,close,volume\n2025-01-01 00:00:00,1.0,1.2,0.9,1.1,10\n2025-01-01 00:05:00,1.1,1.3,1.0,1.2,12\n"

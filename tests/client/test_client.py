@@ -21,7 +21,8 @@ from multibot_client import (  # isort: skip - importable once tests/client/conf
     ServerUnreachable, Tokens, ValidationError,
 )  # fmt: skip
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# The client and its command line against the running system: the server behind them is tested on both databases.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.django_db(transaction=True)]
 
 EVENT_WAIT = 30
 
