@@ -334,9 +334,15 @@ def bot_port_on_host(*, bot_id: int, port: int, host: str, port_range: tuple[int
 
 def place_bot() -> str:
     """The host a bot starting for the first time goes to: the live host with the most free slots (by
-    name among equals); "" when no host is live yet, and then the first gateway to take it claims it."""
+    name among equals); "" when no host is live yet, and then the first gateway to take it claims it.
+
+    In the caller's transaction, which holds the hosts' rows until it commits: two first starts at once
+    (two web workers) are placed one after the other, the second seeing the slot the first took.
+    """
+    from bots.models import Host
     from bots.selectors import host_states
 
+    list(Host.objects.select_for_update().order_by("name").values_list("pk", flat=True))
     live = [state for state in host_states().values() if state.live]
     return min(live, key=lambda state: (-state.free_slots, state.name)).name if live else ""
 

@@ -234,20 +234,22 @@ def ensure_groups(streams: Iterable[str] | None = None) -> list[tuple[str, str]]
     return created
 
 
-def ensure_host_group(name: str, group: str) -> bool:
+def ensure_host_group(name: str, group: str, *, after: str = "$") -> bool:
     """Create a host's own group on a stream routed per host, if it has none yet; True if created.
 
-    Created at the stream's end ("$"): the entries before it are not this host's to read (what they
-    asked for is in the database, which the host's consumer reconciles with when it starts, after
-    this). A group of the stream's prefix alone, left by a version that read every host's commands
-    in one group, is removed: nobody reads it any more and its lag would only grow.
+    Made for the first time, at the stream's end ("$"): the entries before it are not this host's to
+    read (what they asked for is in the database, which the host's consumer reconciles with when it
+    starts, after this). Made again by a consumer that finds it gone (a Redis that lost its data), at
+    ``after``, the last entry it read: what was published since is delivered, what it had read is not.
+    A group of the stream's prefix alone, left by a version that read every host's commands in one
+    group, is removed: nobody reads it any more and its lag would only grow.
     """
     config = stream_config(name)
     if not config.has_group(group) or group in config.consumer_groups:
         raise UnknownStream(f"{name} has no per-host consumer group {group!r}")
     client, key = redis_client(), stream_key(name)
     try:
-        client.xgroup_create(key, group, id="$", mkstream=True)
+        client.xgroup_create(key, group, id=after, mkstream=True)
         created = True
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):

@@ -317,6 +317,11 @@ class _InFlight:
         return deadline is not None and time.monotonic() > deadline
 
 
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
 class StreamWorker:
     def __init__(
         self,
@@ -352,6 +357,8 @@ class StreamWorker:
         self.max_deliveries = max_deliveries or conf["max_deliveries"]
         self.client = redis_client()
         self._names = {stream_key(name): name for name in self.streams}
+        # Per host group's stream: the newest entry this consumer has read (or its group had, at start).
+        self._read_up_to: dict[str, str] = {}
         self._retry_due: dict[str, float] = {}
         # Entries in hand when an outage began, per stream key, with the delivery count each had.
         self._held: dict[str, tuple[list[tuple[str, Any]], dict[str, int]]] = {}
@@ -423,8 +430,13 @@ class StreamWorker:
         ensure_groups(self.streams)
         for name in self.streams:
             if self.group not in stream_config(name).consumer_groups:  # a host's own group
-                missed = ensure_host_group(name, self.group) or self._unread_trimmed(name)
-                if missed and self.on_missed is not None:
+                # Made again after the last entry read, if it is gone: a Redis that lost its data gets
+                # new entries (the outbox relays what waited) before this consumer finds out, and a
+                # group made at the stream's end would skip them.
+                made = ensure_host_group(name, self.group, after=self._read_up_to.get(name, "$"))
+                self._read_up_to.setdefault(name, self._last_delivered(name))
+                # What was lost for good with Redis's data, or trimmed while nobody read: caught up elsewhere.
+                if (made or self._unread_trimmed(name)) and self.on_missed is not None:
                     self.on_missed(name)
         self._start_keepalive()
         if self._held:
@@ -564,8 +576,14 @@ class StreamWorker:
         return {item["message_id"]: int(item["times_delivered"]) for item in pending}
 
     # -- handling --------------------------------------------------------------------------------
+    def _last_delivered(self, name: str) -> str:
+        groups = self.client.xinfo_groups(stream_key(name))
+        return next((info["last-delivered-id"] for info in groups if info["name"] == self.group), "0-0")
+
     def _handle(self, key: str, entries: list[tuple[str, Any]], deliveries: dict[str, int] | None) -> StepResult:
         name = self._names[key]
+        if name in self._read_up_to and entries:
+            self._read_up_to[name] = max(self._read_up_to[name], *(entry_id for entry_id, _ in entries), key=_entry_id)
         result = StepResult(read=len(entries))
         acks: list[str] = []
         lost: list[str] = []

@@ -7,8 +7,13 @@ import tempfile
 
 # Tests own their Redis (started by tests/conftest.py) and never touch a shared one.
 os.environ.pop("REDIS_URL", None)
-os.environ.pop("MULTIBOT_BOTS_DIR", None)  # the bots directory follows the private home
 os.environ.setdefault("MULTIBOT_HOME", tempfile.mkdtemp(prefix="multibot-test-"))
+# The bots directory follows the private home: one the shell names elsewhere is dropped, one under the home
+# kept (a gateway a test starts as another host, with its own bots directory, tests/support/fleet.py).
+if not os.path.realpath(os.environ.get("MULTIBOT_BOTS_DIR", "/")).startswith(
+    os.path.realpath(os.environ["MULTIBOT_HOME"]) + os.sep
+):
+    os.environ.pop("MULTIBOT_BOTS_DIR", None)
 
 from multibot.settings import *  # noqa: F403
 from multibot.settings import DATABASES, HOME

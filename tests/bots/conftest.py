@@ -1,4 +1,7 @@
-"""Module fixtures of the pass-through tests: one real freqtrade dry-run bot on the replay exchange per module.
+"""Fixtures of the bot tests that run real processes: the replay exchange; one real freqtrade dry-run bot per
+module for the pass-through tests; whole systems (gateways, listeners) for the fault and host tests.
+
+The pass-through tests' bot:
 
 The bot was started from ``workspace.prepare`` of a bot made by ``make_bot`` in a transaction that
 was then rolled back; a test's own bot row (owned by that test's user) carries the port and
@@ -7,7 +10,7 @@ credentials of that process, as the gateway would have left it (``BotProcess.cre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +20,10 @@ from django.db import transaction
 from django.test import override_settings
 
 from bots import workspace
-from strategies.library import install_builtin_strategies
+from strategies.library import install_builtin_strategies, library_dir
 from tests.factories import make_bot, make_user
+from tests.support.fleet import System
+from tests.support.freqtrade import ALWAYS_IN
 from tests.support.market import store_history
 from tests.support.processes import free_port
 from tests.support.replay import freqtrade_bot, replay_exchange
@@ -57,3 +62,21 @@ def bot_process(home: Path, replay_url: str, django_db_setup: Any, django_db_blo
         transaction.set_rollback(True)
     with freqtrade_bot(prepared, running.api_port):
         yield running
+
+
+@pytest.fixture
+def systems(replay_url: str, committed_db: None, tmp_path: Path) -> Iterator[Callable[..., System]]:
+    """Starts a System (tests/support/fleet.py) with the AlwaysIn strategy in the library; each one closed
+    after the test, its bots killed."""
+    (library_dir() / "always_in.py").write_text(ALWAYS_IN)
+    started: list[System] = []
+
+    def start(**options: Any) -> System:
+        started.append(System(replay_url, tmp_path, **options))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for system in started:
+            system.close()

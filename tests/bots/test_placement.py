@@ -3,12 +3,15 @@ own bots' commands; superusers pin and move bots; commands and emergency stops s
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from audit.models import AuditLog
+from audit.services import Actor
 from bots.commands import (
     BotStatus,
     Command,
@@ -22,7 +25,7 @@ from bots.commands import (
 from bots.gateway.service import Gateway
 from bots.listeners import handle_gateway_heartbeat
 from bots.models import Bot, Host
-from bots.services import bot_status_apply
+from bots.services import bot_command, bot_status_apply
 from multibot.redis_client import redis_client
 from strategies.library import install_builtin_strategies
 from streams.bus import Envelope, stream_key
@@ -91,6 +94,35 @@ def test_equal_hosts_fill_evenly_and_a_placed_bot_keeps_its_host(user, user_api)
     Bot.objects.filter(pk=bots[0].pk).update(desired_state=DesiredState.STOPPED)
     register("gamma", slots=40)
     assert start(user_api, bots[0])["host"] == "alpha"
+
+
+def test_two_first_starts_at_once_spread_as_two_in_turn_do(committed_db, user):
+    # given: two hosts of one slot each, and two bots never placed
+    register("alpha", slots=1)
+    register("beta", slots=1)
+    first, second = make_bot(owner=user), make_bot(owner=user)
+    actor = Actor(user=user, ip_address="127.0.0.1")
+    placed: dict[str, str] = {}
+    second_done = threading.Event()
+
+    def start_second() -> None:
+        try:
+            placed["second"] = bot_command(actor=actor, bot=second, command=Command.START)["host"]
+        finally:
+            second_done.set()
+            connection.close()
+
+    # when: the second start is made while the first one's transaction is still open (two web workers)
+    with transaction.atomic():
+        placed["first"] = bot_command(actor=actor, bot=first, command=Command.START)["host"]
+        thread = threading.Thread(target=start_second)
+        thread.start()
+        second_done.wait(1)  # it finishes without the first's placement, or waits for it
+    thread.join(30)
+
+    # then: the second saw the first's host taken
+    assert placed == {"first": "alpha", "second": "beta"}
+    assert [host_of(first), host_of(second)] == ["alpha", "beta"]
 
 
 def test_with_no_live_host_a_start_leaves_the_bot_unplaced_and_the_first_gateway_claims_it(user, user_api):

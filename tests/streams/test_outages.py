@@ -18,16 +18,17 @@ from contextlib import contextmanager
 from itertools import cycle
 
 import pytest
+import redis
 from django.db import DatabaseError, connection
 
 from bots.commands import BotStatus
 from bots.models import Bot
 from multibot.heartbeats import heartbeat_list
 from multibot.redis_client import redis_client
-from streams.bus import Envelope, publish, stream_key
-from streams.catalog import DATA_COMMANDS, LISTENERS, SYSTEM_EVENTS, TRADING_STATUS
+from streams.bus import Envelope, ensure_host_group, publish, stream_key
+from streams.catalog import DATA_COMMANDS, LISTENERS, SYSTEM_EVENTS, TRADING_COMMANDS, TRADING_STATUS, trading_group
 from streams.models import ProcessedEnvelope
-from streams.worker import StreamWorker, outage_of
+from streams.worker import HandlerRegistry, StreamWorker, outage_of
 from tests.factories import make_bot, make_user
 from tests.support.processes import ROOT, database_url, server_env, wait_for
 
@@ -140,6 +141,33 @@ def test_a_worker_stopped_during_an_outage_hands_its_entries_back_uncounted(regi
     # then: its first delivery still
     assert drained.processed == 1 and drained.dead == 0
     assert seen == [1, 1]
+
+
+@pytest.mark.django_db
+def test_a_host_group_lost_with_redis_data_is_made_again_after_what_its_host_read_so_no_command_is_skipped():
+    # given: host alpha's consumer, which has read one command
+    registry, seen = HandlerRegistry(), []
+    registry.handles(TRADING_COMMANDS, "bot_start", atomic=False)(lambda envelope: seen.append(envelope.payload))
+    ensure_host_group(TRADING_COMMANDS, trading_group("alpha"))
+    alpha = StreamWorker(registry=registry, group=trading_group("alpha"), consumer="gateway@alpha", block_ms=0)
+    alpha.prepare()
+    publish(TRADING_COMMANDS, type="bot_start", payload={"bot_id": 1})
+    assert alpha.step().processed == 1
+    # when: Redis loses its data (a restart without persistence), and a command is published (the outbox
+    # relays what waited) before the consumer finds its group gone and makes it again, as run() does
+    redis_client().flushdb()
+    time.sleep(0.002)  # a restart takes longer than the millisecond that entry ids count in
+    publish(TRADING_COMMANDS, type="bot_start", payload={"bot_id": 2})
+    with pytest.raises(redis.ResponseError, match="NOGROUP"):
+        alpha.step()
+    try:
+        alpha.prepare()
+        alpha.step()
+    finally:
+        alpha.close()
+
+    # then: the command published meanwhile is delivered, not skipped by a group made at the stream's end
+    assert seen == [{"bot_id": 1}, {"bot_id": 2}]
 
 
 # -- a real fault under run_listeners ------------------------------------------------------------
