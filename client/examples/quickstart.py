@@ -42,10 +42,10 @@ def main(url: str, username: str, password: str, timerange: str | None = None) -
         job = client.backtest_start("SampleStrategy", timerange=timerange, pairs=["BTC/USDT"], timeframe="5m")
         print(f"backtest {job['task_id']} of SampleStrategy on {timerange}")
         for state in client.job_watch(job["task_id"]):
-            print(f"  {state['status']:<10} {round(state['progress'] or 0):3d}%  {state.get('step') or ''}")
+            print(f"  {state['status']:<10} {(state['progress'] or 0) * 100:3.0f}%  {state.get('step') or ''}")
         result = client.backtest_result(job["task_id"])
         summary = result.get("summary") or {}
-        print(f"trades {summary.get('total_trades')}, profit {summary.get('profit_total_abs')} "
+        print(f"trades {summary.get('total_trades')}, profit {summary.get('profit_total_abs', 0):.4f} "
               f"{summary.get('stake_currency', '')}, max drawdown {summary.get('max_drawdown_account')}")  # fmt: skip
 
         print(client.bot_stop(bot["id"])["status"])
