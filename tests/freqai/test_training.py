@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from freqai.artifacts import ArtifactsError, install_live, pair_models
 from freqai.models import FreqaiModelVersion
 from jobs import execution
 from jobs.commands import JobStatus
@@ -42,7 +45,7 @@ def train(api, model_id: int) -> Job:
 
 
 def test_a_training_completes_with_real_artifacts_and_metrics(
-    market, freqai_strategy, user_api, django_capture_on_commit_callbacks
+    market, freqai_strategy, user_api, django_capture_on_commit_callbacks, tmp_path
 ):
     # given
     model_id = tiny_model(user_api)
@@ -77,6 +80,20 @@ def test_a_training_completes_with_real_artifacts_and_metrics(
     assert listed["backtest_results"]["accuracy"] == metrics["accuracy"]
     assert status["training_seconds"] > 0
     print(f"training took {seconds:.1f} s")
+
+    # each pair's newest window, as a live bot's FreqAI would load it from a copy
+    newest = pair_models(directory)
+    assert list(newest) == ["BTC/USDT"] and newest["BTC/USDT"].trained_timestamp == max(
+        int(datetime.fromisoformat(window["trained_until"]).timestamp()) for window in status["windows"]
+    )
+    assert "%-day_of_week" in newest["BTC/USDT"].features() and newest["BTC/USDT"].labels() == ["&-s_close"]
+    target = tmp_path / "user_data" / "models" / "model-copy"
+    installed = install_live(directory, target, pairs=["BTC/USDT"])["BTC/USDT"]
+    recorded = json.loads((target / "pair_dictionary.json").read_text())["BTC/USDT"]
+    assert recorded["data_path"] == str(installed.directory) and installed.directory.parent == target
+    assert (installed.directory / f"{installed.model_filename}_model.joblib").is_file()
+    with pytest.raises(ArtifactsError, match="no model for ETH/USDT"):
+        install_live(directory, target, pairs=["ETH/USDT"])
 
     # and deleting the model removes its artifacts
     with django_capture_on_commit_callbacks(execute=True):
