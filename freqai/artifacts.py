@@ -90,3 +90,16 @@ def install_live(artifacts: Path, target: Path, *, pairs: list[str]) -> dict[str
         shutil.rmtree(target)
     os.rename(staging, target)
     return installed
+
+
+def confidence(do_predict: float | None, dissimilarity: float | None, threshold: float) -> float | None:
+    """How much a prediction can be trusted, 0..1, from FreqAI's own outlier verdicts on its candle:
+    0 when FreqAI set ``do_predict`` to anything but 1 (an outlier, or no model); else
+    ``1 - DI / DI_threshold`` floored at 0, the dissimilarity index being how far the candle's features lie
+    from the training data's (0: like the training data; the threshold: an outlier). None when FreqAI
+    computed no dissimilarity index (``DI_threshold`` 0)."""
+    if do_predict is None or dissimilarity is None or threshold <= 0:
+        return None if do_predict == 1 or do_predict is None else 0.0
+    if do_predict != 1:
+        return 0.0
+    return round(max(0.0, 1.0 - float(dissimilarity) / threshold), 6)
