@@ -471,9 +471,19 @@ def freqai_model_updated_event(*, actor: Actor, model: FreqaiModel, changed: Map
                         details={"name": model.name, "changed": dict(changed)})  # fmt: skip
 
 
-def freqai_model_deleted_event(*, actor: Actor, model_id: int, name: str, versions: int) -> AuditLog:
+def freqai_model_deleted_event(*, actor: Actor, model_id: int, name: str, versions: int,
+                               detached_bots: Sequence[str] = ()) -> AuditLog:  # fmt: skip
+    """``detached_bots``: the stopped bots that used the model and now have none."""
     return audit_record(actor=actor, action=Action.FREQAI_MODEL_DELETE, resource=freqai_model_resource(model_id),
-                        details={"name": name, "versions": versions})  # fmt: skip
+                        details={"name": name, "versions": versions, "detached_bots": list(detached_bots)})  # fmt: skip
+
+
+def bot_model_reloaded_event(*, actor: Actor, bot: Bot, model_id: int, from_version: int | None,
+                             to_version: int, restarted: bool) -> AuditLog:  # fmt: skip
+    """A bot pinned to its model's newest ready version; ``restarted``: it was running, and a restart was sent."""
+    return audit_record(actor=actor, action=Action.BOT_RELOAD_MODEL, resource=bot_resource(bot.pk),
+                        details={"bot_name": bot.name, "model_id": model_id, "from_version": from_version,
+                                 "to_version": to_version, "restarted": restarted})  # fmt: skip
 
 
 # -- live updates -------------------------------------------------------------------------------------

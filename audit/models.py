@@ -69,6 +69,8 @@ class AuditLog(models.Model):
         FREQAI_MODEL_CREATE = "freqai_model_create"
         FREQAI_MODEL_UPDATE = "freqai_model_update"
         FREQAI_MODEL_DELETE = "freqai_model_delete"
+        # A bot pinned to its model's newest ready version (POST /bots/{bot}/reload-model)
+        BOT_RELOAD_MODEL = "bot_reload_model"
         # A hyperopt's best parameters stored as a new version of its strategy
         HYPEROPT_APPLY = "hyperopt_apply"
         # A WebSocket ticket issued (POST /ws/ticket): who opened live updates, and from where

@@ -26,8 +26,9 @@ from audit.services import Actor
 from bots import services, validation, workspace
 from bots.commands import Command, DesiredState
 from bots.models import Bot
+from bots.predictions import bot_prediction
 from bots.processes import process_info
-from bots.selectors import bot_by_id_or_name, bot_lifecycle_list, bot_list, host_list
+from bots.selectors import bot_by_id_or_name, bot_full_by_id_or_name, bot_lifecycle_list, bot_list, host_list
 from bots.serializers import STATUS_HELP, BotSerializer, TextField
 from marketdata import vocabulary
 from multibot.errors import ForbiddenError, QueryValidationError
@@ -324,6 +325,92 @@ class BotEmergencyStopApi(APIView):
         found = bot_by_id_or_name(user=request.user, key=bot)
         return Response(services.bot_command(actor=Actor.from_request(request), bot=found, command=Command.KILL),
                         status=202)  # fmt: skip
+
+
+class PredictionsQuery(serializers.Serializer):
+    pair = TextField(required=False, max_length=40, help_text="One of the bot's pairs (default: its first).")
+    timeframe = serializers.ChoiceField(choices=validation.TIMEFRAMES, required=False,
+                                        help_text="The bot's timeframe, when given.")  # fmt: skip
+    strategy = TextField(required=False, max_length=100, help_text="The bot's strategy, when given.")
+
+
+class PredictionOutput(serializers.Serializer):
+    prediction = serializers.FloatField(allow_null=True, help_text="The model's first target on the latest candle.")
+    targets = serializers.DictField(child=serializers.FloatField(allow_null=True),
+                                    help_text="Every target the model predicts (its &-prefixed columns).")  # fmt: skip
+    confidence = serializers.FloatField(allow_null=True, help_text=(
+        "0..1: 0 when FreqAI flagged the candle an outlier (do_predict not 1), else 1 - DI / DI_threshold."
+    ))  # fmt: skip
+    do_predict = serializers.FloatField(allow_null=True)
+    DI_values = serializers.FloatField(allow_null=True, help_text="FreqAI's dissimilarity index of the candle.")
+    features_used = serializers.ListField(child=serializers.CharField())
+
+
+class PredictionParametersOutput(serializers.Serializer):
+    pair = serializers.CharField()
+    timeframe = serializers.CharField()
+    strategy = serializers.CharField()
+
+
+class BotPredictionsOutput(serializers.Serializer):
+    status = serializers.CharField()
+    bot_name = serializers.CharField()
+    bot_id = serializers.IntegerField()
+    model_id = serializers.IntegerField()
+    model_version = serializers.IntegerField(help_text="The version the bot's process runs.")
+    model_path = serializers.CharField(help_text="The model file it predicts with, relative to MULTIBOT_HOME.")
+    trained_timestamp = serializers.IntegerField(help_text="The end of that model's training data (epoch seconds).")
+    candle_date = serializers.CharField(allow_null=True)
+    predictions = PredictionOutput()
+    parameters = PredictionParametersOutput()
+
+
+class ReloadModelOutput(serializers.Serializer):
+    status = serializers.CharField(help_text="model_reloaded")
+    bot_name = serializers.CharField()
+    bot_id = serializers.IntegerField()
+    model_id = serializers.IntegerField()
+    model_version = serializers.IntegerField(help_text="The version the bot is pinned to now: the newest ready one.")
+    previous_version = serializers.IntegerField(allow_null=True)
+    reload_time = serializers.DateTimeField()
+    restart = BotCommandOutput(allow_null=True, help_text="The restart sent when the bot runs (or is to); else null.")
+
+
+_NOT_NOW = OpenApiResponse(ErrorOutput, description="The bot runs no FreqAI model, or is not running.")
+_ELSEWHERE = OpenApiResponse(ErrorOutput, description="The bot runs on another host (or its API did not answer).")
+
+
+_PREDICTIONS = {200: BotPredictionsOutput, 409: _NOT_NOW, 422: ValidationErrorOutput, 503: _ELSEWHERE}
+
+
+@extend_schema(parameters=[_BOT_KEY, PredictionsQuery], responses=_PREDICTIONS)
+class BotPredictionsApi(APIView):
+    """GET /bots/{id or name}/predictions: what the bot's FreqAI model predicted on its latest candle."""
+
+    def get(self, request: Request, bot: str) -> Response:
+        query = PredictionsQuery(data=request.query_params)
+        if not query.is_valid():
+            raise QueryValidationError(query.errors)
+        found = bot_full_by_id_or_name(user=request.user, key=bot)
+        return Response(bot_prediction(bot=found, **query.validated_data))
+
+
+_NO_MODEL = OpenApiResponse(ErrorOutput, description="The bot runs no FreqAI model, or it has no ready version.")
+
+
+@extend_schema(parameters=[_BOT_KEY], request=None,
+               responses={202: ReloadModelOutput, 200: ReloadModelOutput, 409: _NO_MODEL})  # fmt: skip
+class BotReloadModelApi(APIView):
+    """POST /bots/{id or name}/reload-model: the bot takes its model's newest ready version; a running bot is
+    restarted on it (202), a stopped one starts on it next time (200)."""
+
+    audit_action = AuditLog.Action.BOT_RELOAD_MODEL
+    audit_resource = Kind.BOT
+
+    def post(self, request: Request, bot: str) -> Response:
+        found = bot_by_id_or_name(user=request.user, key=bot)
+        outcome = services.bot_model_reload(actor=Actor.from_request(request), bot=found)
+        return Response(outcome, status=202 if outcome["restart"] else 200)
 
 
 class EmergencyInput(serializers.Serializer):

@@ -142,6 +142,11 @@ class FreqtradeClient:
     def forceexit(self, trade_id: int | str = "all") -> dict[str, Any]:
         return self._call("POST", "forceexit", json={"tradeid": str(trade_id)})
 
+    def pair_candles(self, pair: str, timeframe: str, limit: int = 5) -> dict[str, Any]:
+        """The newest ``limit`` analysed candles of a pair: ``columns`` (every column of the strategy's
+        dataframe, FreqAI's predictions among them) and ``data`` (rows, oldest first)."""
+        return self._call("GET", "pair_candles", params={"pair": pair, "timeframe": timeframe, "limit": limit})
+
     def show_config(self) -> dict[str, Any]:
         return self._call("GET", "show_config")
 

@@ -30,6 +30,9 @@ class BotSpec:
     max_open_trades: int
     dry_run: bool
     dry_run_wallet: float
+    # A FreqAI bot: freqtrade's model class and its ``freqai`` section (None: no FreqAI).
+    freqaimodel: str = ""
+    freqai: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,13 @@ class BotPaths:
 
 
 def render_config(spec: BotSpec, api: BotApi, paths: BotPaths) -> dict[str, Any]:
+    config = _render(spec, api, paths)
+    if spec.freqai is not None:
+        config.update(freqaimodel=spec.freqaimodel, freqai=spec.freqai)
+    return config
+
+
+def _render(spec: BotSpec, api: BotApi, paths: BotPaths) -> dict[str, Any]:
     return {
         "bot_name": spec.name,
         "initial_state": "running",

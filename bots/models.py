@@ -26,6 +26,10 @@ class Bot(models.Model):
     pair_whitelist = models.JSONField(default=list, blank=True)
     max_open_trades = models.IntegerField(default=3)
     dry_run = models.BooleanField(default=True)
+    # The FreqAI model the bot runs, and the version of it (pinned on attach and by reload-model).
+    freqai_model = models.ForeignKey("freqai.FreqaiModel", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="running_bots")  # fmt: skip
+    freqai_version = models.PositiveIntegerField(null=True, blank=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.STOPPED, db_index=True)
     # What the user asked for: the gateway restarts a crashed bot only while this is RUNNING.

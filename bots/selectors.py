@@ -64,6 +64,11 @@ def _by_id_or_name(bots: QuerySet[Bot], *, key: str, own_id: int | None) -> Bot:
     raise ConflictError(f"{len(named)} bots are named {key!r}; use the bot's id.")
 
 
+def bot_full_by_id_or_name(*, user: User, key: str) -> Bot:
+    """As ``bot_by_id_or_name``, with the whole row (its configuration, its FreqAI model)."""
+    return _by_id_or_name(bot_list(user=user), key=key, own_id=user.pk)
+
+
 # -- the operator's view: no account, the whole fleet (manage.py bots) ---------------------------------
 def bot_fleet_list(*, owner: User | None = None) -> QuerySet[Bot]:
     """Every bot, or ``owner``'s, with only ``LIFECYCLE_FIELDS`` loaded (commands and emergency stops)."""

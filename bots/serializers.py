@@ -82,6 +82,13 @@ class BotSerializer(serializers.ModelSerializer):
     host = TextField(required=False, allow_blank=True, max_length=255, help_text=(
         "The host the bot runs on: placed by its first start (the live host with the most free slots) and kept "
         "until it is moved. Superusers may set it to pin the bot to a registered host; \"\" unpins it."))  # fmt: skip
+    freqai_model_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**53 - 1,
+                                               help_text=(
+        "Your FreqAI model the bot runs (its strategy, timeframe and trained pairs), pinned to its newest ready "
+        "version; null: none. Changed only while the bot is stopped."))  # fmt: skip
+    freqai_version = serializers.IntegerField(read_only=True, allow_null=True, help_text=(
+        "The version of the model the bot runs (POST /bots/{bot}/reload-model takes the newest ready one)."
+    ))  # fmt: skip
 
     class Meta:
         model = Bot
@@ -90,7 +97,7 @@ class BotSerializer(serializers.ModelSerializer):
             "timeframe", "pair_whitelist", "max_open_trades", "dry_run",
             "status", "pid", "total_trades", "profitable_trades", "total_profit",
             "exchange_key", "exchange_secret", "has_exchange_keys", "host", "gateway_seen_at", "api_answered_at",
-            "created_at", "updated_at",
+            "freqai_model_id", "freqai_version", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["id", "status", "pid", "total_trades", "profitable_trades", "gateway_seen_at",
                             "api_answered_at", "created_at", "updated_at"]  # fmt: skip

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from audit import events
 from audit.services import Actor
@@ -43,6 +44,7 @@ from multibot.errors import ConflictError, InvalidInputError, UnavailableError
 from streams.catalog import TRADING_COMMANDS
 
 if TYPE_CHECKING:
+    from freqai.models import FreqaiModel, FreqaiModelVersion
     from multibot.models import User
 
 _SECRET_FIELDS = frozenset({"exchange_key", "exchange_secret"})
@@ -125,6 +127,14 @@ def _jsonable(name: str, value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _model_as_id(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields as an audit row tells them: the model by its id."""
+    if "freqai_model" not in fields:
+        return fields
+    model = fields["freqai_model"]
+    return {**{k: v for k, v in fields.items() if k != "freqai_model"}, "freqai_model_id": model and model.pk}
+
+
 def _check_host(host: str) -> None:
     """A bot is pinned only to a host whose gateway has registered it (or to none: "")."""
     from bots.models import Host
@@ -135,6 +145,41 @@ def _check_host(host: str) -> None:
 
 def _stake(amount: Decimal | int | None) -> Decimal | None:
     return None if amount is None else Decimal(amount)
+
+
+def _owned_model(model_id: int, *, owner: User) -> FreqaiModel:
+    """``owner``'s model with a ready version; another user's model is no model of theirs."""
+    from freqai.models import FreqaiModel
+
+    model = FreqaiModel.objects.filter(pk=model_id, owner=owner).first()
+    if model is None:
+        raise InvalidInputError("freqai_model_id", f"You have no FreqAI model {model_id}.")
+    return model
+
+
+def newest_ready_version(model: FreqaiModel) -> FreqaiModelVersion | None:
+    return model.versions.filter(ready_at__isnull=False).order_by("-version").first()
+
+
+def _check_model(bot: Bot, model: FreqaiModel, version_number: int | None) -> None:
+    """A bot runs a model only as it was trained: its strategy, its timeframe, pairs it has a model of."""
+    version = model.versions.filter(version=version_number, ready_at__isnull=False).first()
+    if version is None:
+        raise InvalidInputError("freqai_model_id", f"Model {model.name!r} has no ready version; train it first.")
+    if bot.strategy_name != model.strategy_name:
+        raise InvalidInputError("strategy_name", f"Model {model.name!r} runs strategy {model.strategy_name!r}, "
+                                f"the bot {bot.strategy_name!r}.")  # fmt: skip
+    if bot.timeframe != model.timeframe:
+        raise InvalidInputError("timeframe", f"Model {model.name!r} is trained on {model.timeframe} candles, "
+                                f"the bot trades {bot.timeframe}.")  # fmt: skip
+    if not bot.pair_whitelist:
+        raise InvalidInputError("pair_whitelist", "A bot with a FreqAI model lists its pairs (the model's "
+                                f"trained pairs: {', '.join(version.pairs)}).")  # fmt: skip
+    untrained = [pair for pair in bot.pair_whitelist if pair not in version.pairs]
+    if untrained:
+        trained = ", ".join(version.pairs)
+        raise InvalidInputError("pair_whitelist", f"Version {version.version} of model {model.name!r} has no "
+                                f"model of {', '.join(untrained)}; it is trained on {trained}.")  # fmt: skip
 
 
 def bot_create(
@@ -153,10 +198,16 @@ def bot_create(
     exchange_key: str = "",
     exchange_secret: str = "",
     host: str = "",
+    freqai_model_id: int | None = None,
 ) -> Bot:
     """A new stopped bot of ``owner``. ``stake_amount`` None is "unlimited"; no pairs on the replay
     exchange means every stored pair of the stake currency (resolved at each start). ``host`` pins it
-    to a registered host; "" lets its first start place it."""
+    to a registered host; "" lets its first start place it. ``freqai_model_id``: the owner's FreqAI model
+    it runs, pinned to its newest ready version (no pairs given: that version's pairs)."""
+    model = None if freqai_model_id is None else _owned_model(freqai_model_id, owner=owner)
+    ready = None if model is None else newest_ready_version(model)
+    if model is not None and not pair_whitelist and ready is not None:
+        pair_whitelist = ready.pairs
     fields: dict[str, Any] = {
         "name": name, "strategy_name": strategy_name, "exchange": exchange, "stake_currency": stake_currency,
         "stake_amount": _stake(stake_amount), "timeframe": timeframe, "pair_whitelist": list(pair_whitelist),
@@ -165,6 +216,9 @@ def bot_create(
     }  # fmt: skip
     _check_host(host)
     bot_validate(bot=Bot(owner=owner, **fields), changed=list(fields))
+    if model is not None:
+        _check_model(Bot(owner=owner, **fields), model, None if ready is None else ready.version)
+        fields.update(freqai_model=model, freqai_version=ready.version if ready else None)
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -179,7 +233,7 @@ def bot_create(
                 )
                 if host:  # pinned: its port from that host's range
                     bot.api_port = bot_port_on_host(bot_id=bot.pk, port=bot.api_port, host=host)
-                events.bot_created_event(actor=actor, bot=bot, changes=_public_changes(fields))
+                events.bot_created_event(actor=actor, bot=bot, changes=_public_changes(_model_as_id(fields)))
                 return bot
         except IntegrityError as exc:
             # The constraint is the one check of name uniqueness; the read only says which one failed.
@@ -191,6 +245,8 @@ def bot_create(
     raise AssertionError("unreachable")
 
 
+# A change to one of these is checked against the bot's FreqAI model: it runs only as the model was trained.
+_MODEL_FIELDS = frozenset({"freqai_model", "strategy_name", "timeframe", "pair_whitelist"})
 # A change to one of these makes the bot's last-read wallet another wallet's.
 WALLET_FIELDS = frozenset({"dry_run", "stake_currency", "exchange"})
 
@@ -211,9 +267,11 @@ def bot_update(
     exchange_key: str | Keep = KEEP,
     exchange_secret: str | Keep = KEEP,
     host: str | Keep = KEEP,
+    freqai_model_id: int | Keep | None = KEEP,
 ) -> Bot:
     """Change a stopped bot; the bot is checked as it would become, and a left-out keyword is kept.
-    ``host``: pin it to a registered host, or "" to let its next start place it."""
+    ``host``: pin it to a registered host, or "" to let its next start place it. ``freqai_model_id``: its
+    owner's FreqAI model it runs (pinned to the newest ready version), None: none."""
     given: dict[str, Any] = {
         "name": name, "strategy_name": strategy_name, "exchange": exchange, "stake_currency": stake_currency,
         "stake_amount": stake_amount if stake_amount is KEEP else _stake(stake_amount), "timeframe": timeframe,
@@ -228,6 +286,12 @@ def bot_update(
         if bot.is_active:
             raise ConflictError("The bot is running; stop it before changing its configuration.")
         changed = {field: value for field, value in given.items() if value is not KEEP and getattr(bot, field) != value}
+        if freqai_model_id is not KEEP and freqai_model_id != bot.freqai_model_id:
+            model = None if freqai_model_id is None else _owned_model(freqai_model_id, owner=bot.owner)
+            ready = None if model is None else newest_ready_version(model)
+            changed.update(freqai_model=model, freqai_version=None if ready is None else ready.version)
+            if bot.desired_state == DesiredState.RUNNING:
+                raise ConflictError(f"Bot {bot.name} is to run; stop it before changing its FreqAI model.")
         if "host" in changed and bot.desired_state == DesiredState.RUNNING:
             # Its start may be in its old host's hands right now: a bot changes host only while it stays stopped.
             where = bot.host or "its first host"
@@ -235,6 +299,8 @@ def bot_update(
         for field, value in changed.items():
             setattr(bot, field, value)
         bot_validate(bot=bot, changed=list(changed))
+        if bot.freqai_model_id is not None and changed.keys() & _MODEL_FIELDS:
+            _check_model(bot, bot.freqai_model, bot.freqai_version)
         try:
             with transaction.atomic():
                 bot.save()
@@ -247,8 +313,29 @@ def bot_update(
 
             # The wallet last read belongs to the old market or mode: it must not be counted in the new one.
             BotBalance.objects.filter(bot=bot).delete()
-        events.bot_updated_event(actor=actor, bot=bot, changes=_public_changes(changed))
+        events.bot_updated_event(actor=actor, bot=bot, changes=_public_changes(_model_as_id(changed)))
     return bot
+
+
+def bot_model_reload(*, actor: Actor, bot: Bot) -> dict[str, Any]:
+    """Pin the bot to its model's newest ready version; a bot that runs (or is to) is restarted on it
+    through its gateway (which prepares its directory again: the new version's files and identifier)."""
+    with transaction.atomic():
+        bot = Bot.objects.select_for_update().only(*LIFECYCLE_FIELDS, "freqai_model", "freqai_version").get(pk=bot.pk)
+        if bot.freqai_model_id is None:
+            raise ConflictError(f"Bot {bot.name} runs no FreqAI model; set freqai_model_id first.")
+        ready = newest_ready_version(bot.freqai_model)
+        if ready is None:
+            raise ConflictError(f"Model {bot.freqai_model.name!r} has no ready version; train it first.")
+        previous = bot.freqai_version
+        Bot.objects.filter(pk=bot.pk).update(freqai_version=ready.version)
+        running = bot.is_active or bot.desired_state == DesiredState.RUNNING
+        events.bot_model_reloaded_event(actor=actor, bot=bot, model_id=bot.freqai_model_id, from_version=previous,
+                                        to_version=ready.version, restarted=running)  # fmt: skip
+        restart = bot_command(actor=actor, bot=bot, command=Command.RESTART) if running else None
+    return {"status": "model_reloaded", "bot_name": bot.name, "bot_id": bot.pk, "model_id": bot.freqai_model_id,
+            "model_version": ready.version, "previous_version": previous, "reload_time": timezone.now(),
+            "restart": restart}  # fmt: skip
 
 
 def bot_delete(*, actor: Actor, bot: Bot) -> bool:

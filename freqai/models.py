@@ -26,6 +26,8 @@ class FreqaiModel(models.Model):
     # freqtrade's freqai sliding windows.
     train_period_days = models.PositiveIntegerField(default=7)
     backtest_period_days = models.FloatField(default=1.0)
+    # A bot running the model retrains each pair once its newest model is this old (freqai.live_retrain_hours).
+    live_retrain_hours = models.FloatField(default=1.0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

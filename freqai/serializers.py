@@ -8,6 +8,7 @@ from rest_framework import serializers
 
 from freqai.models import FreqaiModel, FreqaiModelVersion
 from freqai.selectors import latest_ready_version, latest_version, model_status
+from freqai.services import MAX_RETRAIN_HOURS
 from marketdata.vocabulary import TIMEFRAME_SECONDS
 
 _TIMEFRAMES = list(TIMEFRAME_SECONDS)
@@ -31,6 +32,8 @@ class ModelInput(serializers.Serializer):
                                                       required=False, allow_empty=False, max_length=10)  # fmt: skip
     train_period_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
     backtest_period_days = serializers.FloatField(required=False, min_value=0.01, max_value=3650)
+    live_retrain_hours = serializers.FloatField(required=False, min_value=0, max_value=MAX_RETRAIN_HOURS, help_text=(
+        "A bot running the model retrains each pair once its newest model is this many hours old."))  # fmt: skip
 
 
 class ModelUpdateInput(ModelInput):
@@ -68,7 +71,7 @@ class ModelSerializer(serializers.ModelSerializer):
             "id", "name", "description", "status", "created_at", "backtest_results", "owner", "bot_id",
             "model_type", "strategy_name", "timeframe", "pairs", "include_timeframes", "include_corr_pairlist",
             "label_period_candles", "indicator_periods_candles", "train_period_days", "backtest_period_days",
-            "version",
+            "live_retrain_hours", "version",
         ]  # fmt: skip
         read_only_fields = fields
 

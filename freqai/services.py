@@ -32,12 +32,15 @@ logger = logging.getLogger(__name__)
 PARAMETER_FIELDS = (
     "model_type", "strategy_name", "timeframe", "pairs", "include_timeframes", "include_corr_pairlist",
     "label_period_candles", "indicator_periods_candles", "train_period_days", "backtest_period_days",
+    "live_retrain_hours",
 )  # fmt: skip
 DEFAULTS: dict[str, Any] = {
     "model_type": "LightGBMRegressor", "strategy_name": "FreqaiExampleStrategy", "timeframe": "5m",
     "label_period_candles": 24, "indicator_periods_candles": [10, 20], "train_period_days": 7,
-    "backtest_period_days": 1.0,
+    "backtest_period_days": 1.0, "live_retrain_hours": 1.0,
 }  # fmt: skip
+# A running bot's retraining period, at most a year (0: FreqAI retrains each pair as soon as the last is done).
+MAX_RETRAIN_HOURS = 8760
 
 
 def models_root() -> Path:
@@ -73,6 +76,9 @@ def _check(values: dict[str, Any], *, owner: User) -> None:
     for field, least in (("label_period_candles", 1), ("train_period_days", 1), ("backtest_period_days", 0.01)):
         if not isinstance(values[field], int | float) or values[field] < least:
             raise InvalidInputError(field, f"{field} must be a number of at least {least}.")
+    retrain = values["live_retrain_hours"]
+    if not isinstance(retrain, int | float) or not 0 <= retrain <= MAX_RETRAIN_HOURS:
+        raise InvalidInputError("live_retrain_hours", f"live_retrain_hours is hours from 0 to {MAX_RETRAIN_HOURS}.")
     if not all(isinstance(period, int) and period >= 2 for period in values["indicator_periods_candles"] or [0]):
         raise InvalidInputError("indicator_periods_candles", "Indicator periods are whole numbers of at least 2.")
     base = TIMEFRAME_SECONDS.get(values["timeframe"])
@@ -150,16 +156,30 @@ def _training_jobs(model: FreqaiModel) -> list[int]:
 
 def freqai_model_delete(*, actor: Actor, model: FreqaiModel) -> None:
     """The model, its versions and its artifacts. Refused (409) while one of its trainings is queued or
-    running: cancel it first (POST /jobs/{id}/cancel). The training jobs' rows stay, as every job's do."""
+    running (cancel it first: POST /jobs/{id}/cancel), and while a bot running it runs or is to run (stop it
+    first); a stopped bot that used it is left without a model. The training jobs' rows stay."""
+    from bots.commands import ACTIVE_STATUSES, DesiredState
+    from bots.models import Bot
+
     with transaction.atomic():
         model = FreqaiModel.objects.select_for_update().get(pk=model.pk)
         running = _training_jobs(model)
         if running:
             raise ConflictError(f"Model {model.name!r} is training (job {', '.join(map(str, running))}); "
                                 "cancel the training first.")  # fmt: skip
+        # Locked: a start of one of these bots waits for this delete, then finds no model.
+        users = Bot.objects.select_for_update().filter(freqai_model=model)
+        live = sorted(name for name, status, desired in users.values_list("name", "status", "desired_state")
+                      if status in ACTIVE_STATUSES or desired == DesiredState.RUNNING)  # fmt: skip
+        if live:
+            raise ConflictError(f"Model {model.name!r} is in use by running bot(s) {', '.join(live)}; "
+                                "stop them first.")  # fmt: skip
+        detached = sorted(users.values_list("name", flat=True))
+        users.update(freqai_model=None, freqai_version=None)
         model_id, name, versions = model.pk, model.name, model.versions.count()
         model.delete()
-        events.freqai_model_deleted_event(actor=actor, model_id=model_id, name=name, versions=versions)
+        events.freqai_model_deleted_event(actor=actor, model_id=model_id, name=name, versions=versions,
+                                          detached_bots=detached)  # fmt: skip
         transaction.on_commit(lambda: shutil.rmtree(model_dir(model_id), ignore_errors=True))
 
 

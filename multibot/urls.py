@@ -10,7 +10,16 @@ from rest_framework.routers import DefaultRouter
 
 from analytics import apis as analytics
 from audit.apis import AuditLogApi
-from bots.apis import BotEmergencyStopApi, BotMoveApi, BotProcessApi, BotViewSet, EmergencyStopAllApi, HostListApi
+from bots.apis import (
+    BotEmergencyStopApi,
+    BotMoveApi,
+    BotPredictionsApi,
+    BotProcessApi,
+    BotReloadModelApi,
+    BotViewSet,
+    EmergencyStopAllApi,
+    HostListApi,
+)
 from bots.passthrough import BotFreqtradeApi, BotFreqtradeLoginApi, BotFreqtradeRefreshApi
 from dashboard.views import dashboard_page
 from freqai import apis as freqai
@@ -116,6 +125,8 @@ api_v1 = [
     path("bots/<text:bot>/process", BotProcessApi.as_view(), name="bot-process"),
     path("bots/<text:bot>/emergency-stop", BotEmergencyStopApi.as_view(), name="bot-emergency-stop"),
     path("bots/<text:bot>/move", BotMoveApi.as_view(), name="bot-move"),
+    path("bots/<text:bot>/predictions", BotPredictionsApi.as_view(), name="bot-predictions"),
+    path("bots/<text:bot>/reload-model", BotReloadModelApi.as_view(), name="bot-reload-model"),
     path("emergency/stop-all", EmergencyStopAllApi.as_view(), name="emergency-stop-all"),
     # Before the router: everything under a bot's ft/ goes on to that bot's own freqtrade API, but
     # freqtrade's token login and refresh, which Multibot answers (FreqUI logs in with them).
