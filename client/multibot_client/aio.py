@@ -227,6 +227,8 @@ class AsyncClient:
     ft = _async(api.ft)
     hosts = _async(api.hosts)
     bot_move = _async(api.bot_move)
+    bot_predictions = _async(api.bot_predictions)
+    bot_reload_model = _async(api.bot_reload_model)
     ft_token_login = _async(api.ft_token_login)
     ft_token_refresh = _async(api.ft_token_refresh)
     freqai_models_list = _async(api.freqai_models_list)

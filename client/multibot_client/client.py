@@ -278,6 +278,8 @@ class Client:
     ft = _sync(api.ft)
     hosts = _sync(api.hosts)
     bot_move = _sync(api.bot_move)
+    bot_predictions = _sync(api.bot_predictions)
+    bot_reload_model = _sync(api.bot_reload_model)
     ft_token_login = _sync(api.ft_token_login)
     ft_token_refresh = _sync(api.ft_token_refresh)
     freqai_models_list = _sync(api.freqai_models_list)

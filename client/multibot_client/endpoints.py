@@ -274,6 +274,19 @@ def bot_move(bot: int | str, host: str) -> Call[t.Bot]:
     return Call("POST", f"bots/{_segment(bot)}/move", json={"host": host})
 
 
+def bot_predictions(bot: int | str, *, pair: str | None = None, timeframe: str | None = None,
+                    strategy: str | None = None) -> Call[dict[str, Any]]:  # fmt: skip
+    """What the bot's FreqAI model predicted on its latest candle of ``pair`` (default its first): the
+    prediction, its confidence (0..1) and the features used, with the model version and file it ran."""
+    return Call("GET", f"bots/{_segment(bot)}/predictions",
+                params=_query(pair=pair, timeframe=timeframe, strategy=strategy))  # fmt: skip
+
+
+def bot_reload_model(bot: int | str) -> Call[dict[str, Any]]:
+    """The bot takes its FreqAI model's newest ready version; a running bot is restarted on it."""
+    return Call("POST", f"bots/{_segment(bot)}/reload-model")
+
+
 def ft_token_login(bot_id: int, username: str, password: str) -> Call[dict[str, str]]:
     """freqtrade's token login for one bot, as FreqUI sends it (HTTP Basic with a Multibot account): tokens
     valid for that bot's ``/ft/`` API only."""
