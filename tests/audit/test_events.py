@@ -551,8 +551,17 @@ def a_freqai_model_updated(w: World) -> tuple[AuditLog, Expected]:
 
 @case(events.freqai_model_deleted_event)
 def a_freqai_model_deleted(w: World) -> tuple[AuditLog, Expected]:
-    row = events.freqai_model_deleted_event(actor=w.actor, model_id=7, name="lgbm", versions=2)
-    return row, Expected(Action.FREQAI_MODEL_DELETE, "freqai_model:7", {"name": "lgbm", "versions": 2})
+    row = events.freqai_model_deleted_event(actor=w.actor, model_id=7, name="lgbm", versions=2, detached_bots=["a"])
+    details = {"name": "lgbm", "versions": 2, "detached_bots": ["a"]}
+    return row, Expected(Action.FREQAI_MODEL_DELETE, "freqai_model:7", details)
+
+
+@case(events.bot_model_reloaded_event)
+def a_bot_model_reloaded(w: World) -> tuple[AuditLog, Expected]:
+    row = events.bot_model_reloaded_event(actor=w.actor, bot=w.bot, model_id=7, from_version=1, to_version=2,
+                                          restarted=True)  # fmt: skip
+    details = {"bot_name": "alpha", "model_id": 7, "from_version": 1, "to_version": 2, "restarted": True}
+    return row, Expected(Action.BOT_RELOAD_MODEL, f"bot:{w.bot.pk}", details)
 
 
 @case(events.hyperopt_applied_event)

@@ -143,6 +143,7 @@ def test_every_url_pattern_and_mutating_method_is_filed_under_a_member():
         Action.BOT_STOP_ALL,
         Action.BOT_RESTART_ALL,
         Action.BOT_FT_PASSTHROUGH,
+        Action.BOT_RELOAD_MODEL,
         Action.EMERGENCY_STOP_ALL,
         Action.DATA_UPLOAD,
         Action.STRATEGY_UPLOAD,
