@@ -88,6 +88,8 @@ def test_a_web_killed_right_after_a_stop_leaves_no_bot_stopping_and_start_works(
           f"the stopped bot started again and ran {again:.1f}s later")  # fmt: skip
 
 
+# embedded_only: the gateway keeps its reports through a Redis freeze; applying them is tested on both.
+@pytest.mark.embedded_only
 def test_reports_made_while_redis_is_frozen_arrive_when_it_returns(system, redis_server):
     # given: two running bots
     bots, api = fleet(2)

@@ -28,7 +28,8 @@ from tests.support.market import store_history
 from tests.support.processes import free_port
 from tests.support.replay import replay_exchange
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+# embedded_only: freqtrade's API and the gateway's probes; the reports' database side runs on both in test_gateway.py.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only, pytest.mark.django_db(transaction=True)]
 
 # The task's test settings: a probe a second with half a second to answer; unresponsive after 3 misses,
 # killed to be restarted after 10.

@@ -26,7 +26,8 @@ from tests.support.processes import database_url, free_port, server_env, uvicorn
 from tests.support.replay import freqtrade_bot
 from tests.support.running_bot import BotProcess, settings_for
 
-pytestmark = pytest.mark.slow
+# embedded_only: an HTTP relay to a bot; its ownership and audit queries are plain ORM, tested on both elsewhere.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only]
 
 
 @pytest.fixture

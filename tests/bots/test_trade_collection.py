@@ -119,6 +119,8 @@ def _start(owner: Any, **fields: Any) -> Bot:
     return bot
 
 
+# embedded_only: the collector, freqtrade's API and the stream; trades_apply on the database runs on both (analytics).
+@pytest.mark.embedded_only
 def test_running_bots_trades_are_collected_kept_up_to_date_and_announced(fleet, bots_started):
     owner = make_user()
     waiting = _start(owner, strategy_name="AlwaysIn", pair_whitelist=["BTC/USDT"], max_open_trades=1)

@@ -250,7 +250,9 @@ def test_bootstrap_stores_demo_candles_once_and_not_when_disabled(datadir, setti
     assert "Synthetic demo candles are up to date" in second.getvalue()
 
 
+# embedded_only: freqtrade trading the demo candles; storing them (demo_data_ensure) is tested on both above.
 @pytest.mark.slow
+@pytest.mark.embedded_only
 @pytest.mark.django_db
 def test_freqtrade_backtesting_trades_the_sample_strategy_on_the_demo_candles(settings, tmp_path):
     from freqtrade.data.btanalysis import load_backtest_stats

@@ -21,7 +21,8 @@ from tests.support.market import store_history
 from tests.support.processes import free_port, server_env, wait_for
 from tests.support.replay import replay_exchange
 
-pytestmark = pytest.mark.slow
+# embedded_only: the replay exchange serves candle files; no database behind what it answers.
+pytestmark = [pytest.mark.slow, pytest.mark.embedded_only]
 DAY_MS = 86_400_000
 
 

@@ -22,6 +22,9 @@ from tests.support.processes import ROOT, database_url, server_env, wait_for
 STREAM = DATA_COMMANDS
 GROUP = "data_consumers"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("committed_db")]
+# Redis's own part (pending entries, reclaim, keep-alive, dead letters, trimming) is the same on any database:
+# those tests run on the embedded defaults only; the ones whose effect is once by a transaction run on both.
+redis_mechanics = pytest.mark.embedded_only
 
 
 def start_consumer(*args: str) -> subprocess.Popen[str]:
@@ -100,6 +103,7 @@ def test_an_entry_whose_consumer_was_killed_mid_handler_is_done_once_by_another(
     assert pending() == 0
 
 
+@redis_mechanics
 def test_a_restarted_consumer_finishes_its_own_pending_entries_before_new_ones(tmp_path):
     # given: c1 took entry 1 and was killed while handling it
     marker = tmp_path / "c1"
@@ -116,6 +120,7 @@ def test_a_restarted_consumer_finishes_its_own_pending_entries_before_new_ones(t
     assert pending() == 0
 
 
+@redis_mechanics
 def test_a_poison_entry_is_dead_lettered_after_exactly_n_deliveries():
     work(7, special=True, request_id="req-poison")
     totals = finish(start_consumer("--mode", "raise", "--max-deliveries", "5", "--exit-after", "4"))
@@ -135,6 +140,7 @@ def test_a_poison_entry_is_dead_lettered_after_exactly_n_deliveries():
     assert pending() == 0
 
 
+@redis_mechanics
 def test_an_entry_that_kills_its_consumer_every_time_is_dead_lettered_not_looped():
     work(9, special=True, request_id="req-crash")
     for _ in range(3):
@@ -151,6 +157,7 @@ def test_an_entry_that_kills_its_consumer_every_time_is_dead_lettered_not_looped
     assert pending() == 0
 
 
+@redis_mechanics
 def test_a_slow_but_healthy_job_is_not_stolen():
     # given: A handles one entry for 4 s while its entries would count as idle after 1 s
     work(1, special=True, request_id="req-slow")
@@ -167,6 +174,7 @@ def test_a_slow_but_healthy_job_is_not_stolen():
     assert pending() == 0
 
 
+@redis_mechanics
 def test_a_handler_past_its_time_limit_fails_its_delivery_and_the_consumer_moves_on():
     # given: an entry whose handler hangs, one slow but within the 1 s limit, one quick
     work(1, special=True, request_id="req-hung")
@@ -209,6 +217,7 @@ def test_a_hung_handler_the_alarm_cannot_reach_is_no_longer_kept_alive_so_anothe
     assert pending() == 0
 
 
+@redis_mechanics
 def test_pending_entries_trimmed_by_a_burst_are_reported_as_lost(tmp_path, settings, superuser):
     # given: c1 read 10 entries and died before acknowledging them
     settings.STREAMS = {**settings.STREAMS, "maxlen": {STREAM: 50}}
