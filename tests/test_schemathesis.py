@@ -103,9 +103,10 @@ def test_the_live_api_answers_every_operation_as_its_schema_says(committed_db, t
     try:
         with uvicorn_server(env, output=server_log) as base:
             tokens = {"user": _login(base, user.username), "superuser": _login(base, admin.username)}
+            # The server's first upload imports pandas: past httpx's 5 s default on a busy machine.
             upload = httpx.post(
                 f"{base}/api/v1/data/upload", headers={"Authorization": f"Bearer {tokens['user']}"},
-                data={"pair": "BTC/USDT", "timeframe": "5m"}, files={"file": ("btc.csv", CANDLES_CSV)},
+                data={"pair": "BTC/USDT", "timeframe": "5m"}, files={"file": ("btc.csv", CANDLES_CSV)}, timeout=60,
             )  # fmt: skip
             assert upload.status_code == 201, upload.text
             schema = httpx.get(f"{base}/api/schema/", params={"format": "json"}).json()
