@@ -57,7 +57,11 @@ class BotPaths:
 def render_config(spec: BotSpec, api: BotApi, paths: BotPaths) -> dict[str, Any]:
     config = _render(spec, api, paths)
     if spec.freqai is not None:
-        config.update(freqaimodel=spec.freqaimodel, freqai=spec.freqai)
+        # FreqAI keeps its training history in memory and appends each new candle to it. With pandas 3, history
+        # read from feather (or parquet) carries ZoneInfo("UTC") dates and live candles timezone.utc ones, and
+        # their concatenation has object dates, on which the strategy's features fail at the next retraining;
+        # json history reads back as the live candles do. Only this bot's own downloaded history is json.
+        config.update(freqaimodel=spec.freqaimodel, freqai=spec.freqai, dataformat_ohlcv="json")
     return config
 
 

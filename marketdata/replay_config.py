@@ -40,6 +40,9 @@ def replay_exchange_section(pairs: list[str], url: str | None = None) -> dict[st
         "ccxt_config": ccxt,
         "ccxt_async_config": ccxt,
         "enable_ws": False,
+        # Candle history only through ccxt, from the replay: freqtrade's Binance class otherwise downloads
+        # 1m-5m history from Binance's public archive (a FreqAI bot's start does), which is the real market.
+        "only_from_ccxt": True,
         "pair_whitelist": list(pairs),
         "pair_blacklist": [],
     }

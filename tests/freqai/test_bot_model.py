@@ -26,6 +26,7 @@ from tests.support.fleet import System
 pytestmark = pytest.mark.django_db
 
 MODELS = "/api/v1/freqai/models/"
+EAGER = "FreqaiEagerStrategy"  # tests/freqai/conftest.py: enters on the model's first trusted prediction
 BOTS = "/api/v1/bots/"
 
 
@@ -46,8 +47,8 @@ def ready_version(model_id: int, version: int, pairs: list[str]) -> FreqaiModelV
                                              artifacts_dir=f"freqai/{model_id}/{version}")  # fmt: skip
 
 
-def bot_body(**fields: Any) -> dict[str, Any]:
-    return {"name": f"ai{time.monotonic_ns()}", "strategy_name": "FreqaiExampleStrategy", "timeframe": "5m",
+def bot_body(strategy: str = "FreqaiExampleStrategy", **fields: Any) -> dict[str, Any]:
+    return {"name": f"ai{time.monotonic_ns()}", "strategy_name": strategy, "timeframe": "5m",
             "stake_amount": 100, "pair_whitelist": ["BTC/USDT"], **fields}  # fmt: skip
 
 
@@ -153,6 +154,33 @@ def test_deleting_a_model_is_refused_while_a_bot_runs_it_and_detaches_stopped_on
     assert sorted(row.details["detached_bots"]) == sorted([running["name"], stopped["name"]])
 
 
+def test_a_freqai_bots_history_keeps_datetime_dates_when_live_candles_are_appended(tmp_path):
+    """FreqAI appends each live candle to the history it read from the bot's data directory; in the format the
+    bot's config names, the joined dates stay datetimes (feather's would be objects with pandas 3, and the
+    strategy's ``.dt`` features fail at the next retraining)."""
+    import pandas as pd
+    from freqtrade.data.converter import ohlcv_to_dataframe
+    from freqtrade.data.history.datahandlers import get_datahandler
+    from freqtrade.enums import CandleType
+
+    from bots.ftconfig import BotApi, BotPaths, BotSpec, render_config
+
+    spec = BotSpec(bot_id=1, name="ai", strategy="S", exchange={"pair_whitelist": ["BTC/USDT"]},
+                   stake_currency="USDT", stake_amount=10.0, timeframe="5m", max_open_trades=1, dry_run=True,
+                   dry_run_wallet=1000.0, freqaimodel="LightGBMRegressor", freqai={"enabled": True})  # fmt: skip
+    config = render_config(spec, BotApi(1, "u", "p", "j", "w"), BotPaths("u", "s", "d", str(tmp_path)))
+    step = 300_000
+    candles = [[1_796_083_200_000 + step * i, 1.0, 1.0, 1.0, 1.0, 1.0] for i in range(4)]
+    handler = get_datahandler(tmp_path, config["dataformat_ohlcv"])
+    handler.ohlcv_store("BTC/USDT", "5m", ohlcv_to_dataframe(candles[:3], "5m", "BTC/USDT", fill_missing=False,
+                                                             drop_incomplete=False), CandleType.SPOT)  # fmt: skip
+    history = handler.ohlcv_load("BTC/USDT", "5m", timerange=None, candle_type=CandleType.SPOT)
+    live = ohlcv_to_dataframe(candles, "5m", "BTC/USDT", fill_missing=False, drop_incomplete=False)
+    joined = pd.concat([history, live.iloc[3:]], ignore_index=True)
+    assert len(joined) == 4 and pd.api.types.is_datetime64_any_dtype(joined["date"]), joined.dtypes
+    assert list(joined["date"].dt.dayofweek) == list(live["date"].dt.dayofweek)
+
+
 # -- a real bot ---------------------------------------------------------------------------------------
 def train(api: Any, model_id: int, timerange: str) -> int:
     response = api.post(f"{MODELS}{model_id}/train", {"timerange": timerange}, format="json")
@@ -181,6 +209,14 @@ def wait(predicate: Any, timeout: float, what: str, every: float = 0.5) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+def bot_trades(bot: Bot) -> list[dict[str, Any]]:
+    """The bot's trades, open and closed, from its own freqtrade API."""
+    from bots.ftclient import client_for as bot_client
+
+    with bot_client(bot, timeout=10) as client:
+        return [*client.status(), *client.trades()["trades"]]
+
+
 def sub_trains(models: Path) -> set[str]:
     return {path.name for path in models.glob("sub-train-*") if path.is_dir()}
 
@@ -188,7 +224,7 @@ def sub_trains(models: Path) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)  # the gateway and the listeners see the committed rows
 def test_a_bot_trades_on_its_trained_model_predicts_retrains_on_schedule_and_reloads(
-    committed_db, market, freqai_strategy, tmp_path
+    committed_db, market, eager_freqai_strategy, tmp_path
 ):
     from tests.factories import client_for
 
@@ -198,11 +234,11 @@ def test_a_bot_trades_on_its_trained_model_predicts_retrains_on_schedule_and_rel
     api = client_for(user)
     day = replay_now(market).replace(hour=0, minute=0, second=0, microsecond=0)
     timerange = f"{day - timedelta(days=1):%Y%m%d}-{day + timedelta(days=1):%Y%m%d}"
-    model_id = model_of(api, live_retrain_hours=48)
+    model_id = model_of(api, live_retrain_hours=48, strategy_name=EAGER)
     started = time.monotonic()
     assert train(api, model_id, timerange) == 1
     print(f"training v1: {time.monotonic() - started:.1f} s")
-    bot = api.post(BOTS, bot_body(freqai_model_id=model_id), format="json").json()
+    bot = api.post(BOTS, bot_body(EAGER, freqai_model_id=model_id), format="json").json()
     assert bot["freqai_version"] == 1
     # Old enough to retrain about a minute after the bot starts, not before: its schedule, seen in the test.
     age = (replay_now(market) - day).total_seconds()
@@ -222,7 +258,7 @@ def test_a_bot_trades_on_its_trained_model_predicts_retrains_on_schedule_and_rel
         config = json.loads(space.config.read_text())
         identifier = f"model-{model_id}-v1"
         assert (config["freqaimodel"], config["freqai"]["identifier"]) == ("LightGBMRegressor", identifier)
-        assert config["strategy"] == "FreqaiExampleStrategySpot" and config["datadir"] == str(space.datadir)
+        assert config["strategy"] == f"{EAGER}Spot" and config["datadir"] == str(space.datadir)
         models = space.models / identifier
         installed = sub_trains(models)
         assert len(installed) == 1
@@ -233,9 +269,19 @@ def test_a_bot_trades_on_its_trained_model_predicts_retrains_on_schedule_and_rel
         assert prediction["confidence"] is not None and 0.0 <= prediction["confidence"] <= 1.0
         assert "%-day_of_week" in prediction["features_used"]
         assert (answer["model_id"], answer["model_version"]) == (model_id, 1)
-        assert answer["parameters"] == {"pair": "BTC/USDT", "timeframe": "5m", "strategy": "FreqaiExampleStrategy"}
+        assert answer["parameters"] == {"pair": "BTC/USDT", "timeframe": "5m", "strategy": EAGER}
         path = Path(settings.HOME) / answer["model_path"]
         assert path.is_file() and path.parent.name in installed
+        # and it trades on it: its entry comes from the model's trusted prediction (the strategy's only signal)
+        try:
+            trades = wait(lambda: bot_trades(Bot.objects.get(pk=bot["id"])), 60, "a trade on the model's prediction")
+        except AssertionError:
+            last = api.get(f"{BOTS}{bot['id']}/predictions").json()
+            raise AssertionError(f"{last}\n{space.log.read_text(errors='replace')[-4000:]}") from None
+        assert trades[0]["pair"] == "BTC/USDT" and trades[0]["enter_tag"] == "long", trades
+        verdict = api.get(f"{BOTS}{bot['id']}/predictions").json()["predictions"]
+        assert verdict["do_predict"] == 1 or verdict["confidence"] == 0.0, verdict  # an outlier is not trusted
+        print(f"start to its first trade: {time.monotonic() - started:.1f} s")
         # the model is in use: not deleted
         assert bot["name"] in refused(api.delete(f"{MODELS}{model_id}"), 409)
 
