@@ -38,7 +38,7 @@ def test_a_model_with_only_a_name_trains_on_the_demo_data_to_a_ready_version(dem
     assert created.status_code == 201, created.json()
     model = created.json()
     assert (model["pairs"], model["include_corr_pairlist"]) == (["BNB/USDT"], ["BTC/USDT"])  # the first two stored
-    assert (model["timeframe"], model["include_timeframes"]) == ("5m", ["5m"])
+    assert (model["timeframe"], model["include_timeframes"]) == ("5m", ["5m", "15m", "1h"])
     assert (model["train_period_days"], model["backtest_period_days"]) == (7, 1.0)
 
     # when: trained on its default timerange, by the job system's own execution
@@ -60,6 +60,6 @@ def test_a_model_with_only_a_name_trains_on_the_demo_data_to_a_ready_version(dem
     assert 0.0 <= status["metrics"]["accuracy"] <= 1.0 and status["metrics"]["predictions_scored"] > 200
     directory = Path(settings.HOME) / status["artifacts_dir"]
     features = next(directory.glob("sub-train-BNB_*/*_metadata.json")).read_text()
-    for timeframe in ("5m",):
+    for timeframe in ("5m", "15m", "1h"):
         assert f"_BNB/USDT_{timeframe}" in features and f"_BTC/USDT_{timeframe}" in features
     print(f"the default training on the demo data took {seconds:.1f} s")
