@@ -23,16 +23,20 @@ URL = "/api/v1/freqai/models/"
 @pytest.fixture
 def demo_market(settings, tmp_path):
     """The demo candles as the bootstrap stores them (its own step, its days), in a data directory of their
-    own, and the replay exchange serving them; its address in settings."""
+    own, and the replay exchange serving them; its address in settings. Jobs get a directory of their own too:
+    the test database numbers them from 1 again, and FreqAI would reuse another test's models left there."""
     home = tmp_path / "home"
     settings.MARKETDATA = {**settings.MARKETDATA, "dir": home / "data"}
+    settings.JOBS = {**settings.JOBS, "dir": home / "jobs"}
     demo_data_ensure(days=settings.MARKETDATA["demo_days"])
     with replay_exchange(home) as url:
         settings.REPLAY_EXCHANGE_URL = url
         yield url
 
 
-def test_a_model_with_only_a_name_trains_on_the_demo_data_to_a_ready_version(demo_market, freqai_strategy, user_api):
+def test_a_model_with_only_a_name_trains_on_the_demo_data_to_a_ready_version(
+    demo_market, freqai_strategy, user_api, django_capture_on_commit_callbacks
+):
     # given: a model of defaults only
     created = user_api.post(URL, {"name": "first"}, format="json")
     assert created.status_code == 201, created.json()
@@ -63,3 +67,8 @@ def test_a_model_with_only_a_name_trains_on_the_demo_data_to_a_ready_version(dem
     for timeframe in ("5m", "15m", "1h"):
         assert f"_BNB/USDT_{timeframe}" in features and f"_BTC/USDT_{timeframe}" in features
     print(f"the default training on the demo data took {seconds:.1f} s")
+
+    # and deleting it leaves no artifacts in the home the other tests share
+    with django_capture_on_commit_callbacks(execute=True):
+        assert user_api.delete(f"{URL}{model['id']}").status_code == 204
+    assert not directory.parent.exists()
