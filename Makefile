@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/streams.py
 	$(BIN)/python benchmarks/fleet.py --bots $(BENCH_BOTS)
 	$(BIN)/python benchmarks/jobs.py
+	$(BIN)/python benchmarks/freqai.py
 	$(BIN)/python benchmarks/realtime.py
 
 lint: $(STAMP)

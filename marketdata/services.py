@@ -70,7 +70,11 @@ def candles_save(
     return candle_set, changes
 
 
-DEMO_TIMEFRAMES = ("1m", "5m")
+# 1m is what the replay exchange plays (every timeframe it serves is built from it); the others are what
+# backtests and FreqAI trainings read from files, resampled from the same 1m candles: 5m, the usual strategy
+# timeframe, and what freqtrade's FreqAI examples add as include_timeframes (its documentation: 5m, 15m, 4h;
+# its config_freqai.example.json: 3m, 15m, 1h), so a FreqAI model set up as they show trains on the demo data.
+DEMO_TIMEFRAMES = ("1m", "3m", "5m", "15m", "1h", "4h")
 
 
 def demo_data_ensure(
@@ -81,7 +85,7 @@ def demo_data_ensure(
     seed: int = demo.DEFAULT_SEED,
     regenerate: bool = False,
 ) -> list[CandleSet]:
-    """Synthetic 1m and 5m candles of the demo pairs over the ``days`` whole UTC days before ``end``.
+    """Synthetic candles of the demo pairs (``DEMO_TIMEFRAMES``) over the ``days`` whole UTC days before ``end``.
 
     ``end`` defaults to today 00:00 UTC (a later ``end`` is floored to its day): the data reaches the last
     complete day, so a replay plays recent-looking history, and a run on a later day extends it forward.
@@ -89,7 +93,8 @@ def demo_data_ensure(
     covering part of it is extended: the generator gives the same candles for the same minutes whatever
     the range, so the overlap must agree; if it does not (another seed) or there is no overlap, the set is
     replaced by the range. ``regenerate`` replaces every demo set by exactly the range. A set whose latest
-    candles came from elsewhere (an upload) is never touched. The 5m candles are the resampled 1m ones.
+    candles came from elsewhere (an upload) is never touched. The longer timeframes are the resampled 1m
+    candles; a timeframe added to ``DEMO_TIMEFRAMES`` later is written on the next run beside the stored ones.
     Returns the sets written.
     """
     if days < 1:

@@ -161,10 +161,11 @@ def test_make_run_serves_a_healthy_system_outlives_a_killed_gateway_and_ctrl_c_s
     assert password is not None, "the generated admin password is printed once"
     assert login.status_code == 200
     assert os.listdir(os.path.join(home, "redis", "appendonlydir")), "AOF is on"
-    # Demo candles on first start: four USDT pairs in 1m and 5m, synthetic, played by the replay exchange.
+    # Demo candles on first start: four USDT pairs in 1m and the longer timeframes FreqAI's examples include,
+    # synthetic, played by the replay exchange.
     sets = stored.json()["data"]
-    assert len(sets) == 8 and all(item["synthetic"] for item in sets)
-    assert {item["timeframe"] for item in sets} == {"1m", "5m"}
+    assert len(sets) == 4 * 6 and all(item["synthetic"] for item in sets)
+    assert {item["timeframe"] for item in sets} == {"1m", "3m", "5m", "15m", "1h", "4h"}
     assert len({s["symbol"] for s in markets.json()["symbols"]}) == 4
     # The killed gateway came back by itself and adopted the running bot; the web never stopped answering.
     assert not psutil.pid_exists(gateway.pid)

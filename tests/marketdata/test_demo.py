@@ -16,8 +16,9 @@ from django.core.management import call_command
 
 from marketdata.demo import DEFAULT_SEED, DEMO_PAIRS, generate
 from marketdata.models import CandleSet
-from marketdata.services import candles_save, demo_data_ensure
+from marketdata.services import DEMO_TIMEFRAMES, candles_save, demo_data_ensure
 from marketdata.storage import candle_path, load_candles, resample
+from marketdata.vocabulary import TIMEFRAME_SECONDS
 from tests.support.freqtrade import user_dir, write_config
 from tests.support.processes import ROOT, free_port, server_env, wait_for
 
@@ -138,19 +139,21 @@ def test_generate_refuses_unknown_pairs_and_dates_before_the_epoch():
 
 
 @pytest.mark.django_db
-def test_the_stored_5m_candles_are_exactly_the_resampled_1m_ones(datadir):
+def test_the_stored_longer_timeframes_are_exactly_the_resampled_1m_candles(datadir):
     demo_data_ensure(days=3, end=END, pairs=["ETH/USDT"])
 
     minutes = load_candles(datadir, "ETH/USDT", "1m")
-    five = load_candles(datadir, "ETH/USDT", "5m")
 
     pd.testing.assert_frame_equal(minutes, generate("ETH/USDT", END - timedelta(days=3), END))
-    pd.testing.assert_frame_equal(five, resample(minutes, "5m"))
-    assert len(five) == 3 * 288
+    for timeframe, per_day in (("3m", 480), ("5m", 288), ("15m", 96), ("1h", 24), ("4h", 6)):
+        longer = load_candles(datadir, "ETH/USDT", timeframe)
+        pd.testing.assert_frame_equal(longer, resample(minutes, timeframe))
+        assert len(longer) == 3 * per_day
+        assert longer["date"].iloc[0] == END - timedelta(days=3)
 
 
 @pytest.mark.django_db
-def test_the_command_stores_four_pairs_in_1m_and_5m_over_60_days_as_synthetic_and_a_second_run_nothing(datadir):
+def test_the_command_stores_four_pairs_in_six_timeframes_over_60_days_as_synthetic_and_a_second_run_nothing(datadir):
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     first, second = io.StringIO(), io.StringIO()
 
@@ -159,16 +162,17 @@ def test_the_command_stores_four_pairs_in_1m_and_5m_over_60_days_as_synthetic_an
     call_command("generate_demo_data", stdout=second)
 
     sets = CandleSet.objects.all()
-    assert {(s.pair, s.timeframe) for s in sets} == {(p, tf) for p in DEMO_PAIRS for tf in ("1m", "5m")}
+    assert {(s.pair, s.timeframe) for s in sets} == {(p, tf) for p in DEMO_PAIRS for tf in DEMO_TIMEFRAMES}
+    assert set(DEMO_TIMEFRAMES) == {"1m", "3m", "5m", "15m", "1h", "4h"}
     for candle_set in sets:
-        minutes = 1 if candle_set.timeframe == "1m" else 5
+        minutes = TIMEFRAME_SECONDS[candle_set.timeframe] // 60
         assert candle_set.source == "demo" and candle_set.synthetic
         assert candle_set.start == today - timedelta(days=60)
         assert candle_set.end == today - timedelta(minutes=minutes)
         assert candle_set.records == 60 * 1440 // minutes
         assert len(load_candles(datadir, candle_set.pair, candle_set.timeframe)) == candle_set.records
         assert f"{candle_set.pair} {candle_set.timeframe}: {candle_set.records} candles" in first.getvalue()
-    assert "Stored 8 candle sets in" in first.getvalue()
+    assert "Stored 24 candle sets in" in first.getvalue()
     assert "nothing stored" in second.getvalue()
     assert _stamps(datadir) == stamps and list(CandleSet.objects.values()) == rows
 
@@ -181,11 +185,29 @@ def test_a_later_day_extends_the_stored_candles_forward_with_the_same_history(da
     written = demo_data_ensure(days=3, end=END + timedelta(days=2, hours=13), pairs=["BTC/USDT"])
 
     after = load_candles(datadir, "BTC/USDT", "1m")
-    assert [(s.pair, s.timeframe) for s in written] == [("BTC/USDT", "1m"), ("BTC/USDT", "5m")]
+    assert [(s.pair, s.timeframe) for s in written] == [("BTC/USDT", tf) for tf in DEMO_TIMEFRAMES]
     pd.testing.assert_frame_equal(after, generate("BTC/USDT", END - timedelta(days=3), END + timedelta(days=2)))
     pd.testing.assert_frame_equal(after.iloc[: len(before)], before)
     five = CandleSet.objects.get(pair="BTC/USDT", timeframe="5m")
     assert (five.start, five.end, five.records) == (END - timedelta(days=3), END + timedelta(days=2, minutes=-5), 1440)
+
+
+@pytest.mark.django_db
+def test_demo_data_stored_before_the_longer_timeframes_gains_them_and_keeps_its_files(datadir, monkeypatch):
+    # given: what an install stored when the demo data was 1m and 5m only
+    monkeypatch.setattr("marketdata.services.DEMO_TIMEFRAMES", ("1m", "5m"))
+    demo_data_ensure(days=2, end=END, pairs=["ETH/USDT"])
+    stamps = _stamps(datadir)
+    monkeypatch.undo()
+
+    # when
+    written = demo_data_ensure(days=2, end=END, pairs=["ETH/USDT"])
+
+    # then: the missing timeframes are written, the stored ones left as they are
+    assert [s.timeframe for s in written] == ["3m", "15m", "1h", "4h"]
+    assert {name: stamp for name, stamp in _stamps(datadir).items() if name in stamps} == stamps
+    minutes = load_candles(datadir, "ETH/USDT", "1m")
+    pd.testing.assert_frame_equal(load_candles(datadir, "ETH/USDT", "1h"), resample(minutes, "1h"))
 
 
 @pytest.mark.django_db
@@ -214,7 +236,7 @@ def test_uploaded_candles_are_never_overwritten_by_demo_ones(datadir):
 
     written = demo_data_ensure(days=2, end=END, pairs=["BNB/USDT"], regenerate=True)
 
-    assert [(s.pair, s.timeframe) for s in written] == [("BNB/USDT", "5m")]
+    assert [(s.pair, s.timeframe) for s in written] == [("BNB/USDT", tf) for tf in DEMO_TIMEFRAMES[1:]]
     pd.testing.assert_frame_equal(load_candles(datadir, "BNB/USDT", "1m"), uploaded)
     assert not CandleSet.objects.get(pair="BNB/USDT", timeframe="1m").synthetic
 
@@ -225,10 +247,10 @@ def test_freqtrades_own_loader_reads_the_demo_candles(datadir):
 
     demo_data_ensure(days=2, end=END, pairs=["BTC/USDT", "ETH/USDT"])
 
-    for timeframe in ("1m", "5m"):
+    for timeframe in DEMO_TIMEFRAMES:
         loaded = load_pair_history("ETH/USDT", timeframe, datadir, data_format="feather")
         stored = load_candles(datadir, "ETH/USDT", timeframe)
-        assert len(loaded) == len(stored) == 2 * 1440 // (1 if timeframe == "1m" else 5)
+        assert len(loaded) == len(stored) == 2 * 86400 // TIMEFRAME_SECONDS[timeframe]
         assert (loaded["date"] == stored["date"]).all()
         assert (loaded[VALUES].to_numpy() == stored[VALUES].to_numpy()).all()
     assert candle_path(datadir, "BTC/USDT", "5m").name == "BTC_USDT-5m.feather"
@@ -245,8 +267,8 @@ def test_bootstrap_stores_demo_candles_once_and_not_when_disabled(datadir, setti
     call_command("bootstrap", stdout=first)
     call_command("bootstrap", stdout=second)
 
-    assert CandleSet.objects.filter(source="demo", synthetic=True).count() == 8
-    assert "Stored 8 synthetic demo candle sets (BNB/USDT, BTC/USDT, ETH/USDT, SOL/USDT)" in first.getvalue()
+    assert CandleSet.objects.filter(source="demo", synthetic=True).count() == 24
+    assert "Stored 24 synthetic demo candle sets (BNB/USDT, BTC/USDT, ETH/USDT, SOL/USDT)" in first.getvalue()
     assert "Synthetic demo candles are up to date" in second.getvalue()
 
 

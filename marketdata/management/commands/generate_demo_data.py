@@ -14,8 +14,9 @@ from marketdata.services import demo_data_ensure
 
 class Command(BaseCommand):
     help = (
-        "Store deterministic synthetic 1m and 5m candles for the demo pairs over the last DAYS whole UTC days, "
-        "extending what is stored (or replacing it with --regenerate). Listed as synthetic."
+        "Store deterministic synthetic candles for the demo pairs (1m, and 3m, 5m, 15m, 1h, 4h resampled from "
+        "them) over the last DAYS whole UTC days, extending what is stored (or replacing it with --regenerate). "
+        "Listed as synthetic."
     )
 
     def add_arguments(self, parser: Any) -> None:
