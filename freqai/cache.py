@@ -199,7 +199,9 @@ def _trained_version(model: FreqaiModel) -> FreqaiModelVersion:
 
     version = latest_ready_version(model)
     if version is None:
-        raise ConflictError(f"Model {model.name!r} is not trained yet: train it first (POST /freqai/models/{model.pk}/train).")
+        raise ConflictError(
+            f"Model {model.name!r} is not trained yet: train it first (POST /freqai/models/{model.pk}/train)."
+        )
     return version
 
 
@@ -215,10 +217,12 @@ def _load(model: FreqaiModel, version: FreqaiModelVersion, pair: str) -> dict[st
     try:
         window = pair_models(Path(settings.HOME) / version.artifacts_dir)[pair]
     except (ArtifactsError, KeyError) as exc:
-        raise ConflictError(f"Version {version.version} of model {model.name!r} has no usable model for {pair}: {exc}") from None
+        raise ConflictError(
+            f"Version {version.version} of model {model.name!r} has no usable model for {pair}: {exc}"
+        ) from None
     parameters = dict(job.parameters)
-    config = training.render_config(parameters, exchange_section={"name": "binance",
-                                                                  "pair_whitelist": list(parameters["pairs"])})  # fmt: skip
+    section = {"name": "binance", "pair_whitelist": list(parameters["pairs"])}
+    config = training.render_config(parameters, exchange_section=section)
     return {
         "config": config, "model_type": parameters["model_type"],
         "strategy": parameters["strategy_name"] + training.SPOT_SUFFIX, "strategy_module": parameters["strategy_name"],
@@ -259,10 +263,15 @@ def model_prediction(*, model: FreqaiModel, pair: str | None, timeframe: str | N
     version = _trained_version(model)
     pair = pair or (version.pairs[0] if version.pairs else "")
     if pair not in version.pairs:
-        raise InvalidInputError("pair", f"Version {version.version} of model {model.name!r} was trained for "
-                                f"{', '.join(version.pairs)}, not {pair}.")  # fmt: skip
+        trained = ", ".join(version.pairs)
+        raise InvalidInputError("pair", location="query", message=f"Version {version.version} of model "
+                                f"{model.name!r} was trained for {trained}, not {pair}.")  # fmt: skip
     if timeframe and timeframe != model.timeframe:
-        raise InvalidInputError("timeframe", f"Model {model.name!r} predicts {model.timeframe} candles, not {timeframe}.")
+        raise InvalidInputError(
+            "timeframe",
+            location="query",
+            message=f"Model {model.name!r} predicts {model.timeframe} candles, not {timeframe}.",
+        )
     load = _load(model, version, pair)
     payload = {"op": "predict", "key": [model.pk, version.version, pair], "load": load,
                "candles": settings.FREQAI["prediction_candles"]}  # fmt: skip
@@ -299,6 +308,6 @@ def cache_stats() -> dict[str, Any]:
         answer = {"cached_models": 0, "max_cache_size": handle.cache_size, "cache_hit_rate": 0.0,
                   "oldest_access": None, "newest_access": None, "total_evictions": 0, "hits": 0, "misses": 0,
                   "since": None}  # fmt: skip
-    started = handle.started_at
+    started = datetime.fromtimestamp(handle.started_at, UTC).isoformat() if handle.started_at and running else None
     return {**answer, "running": running, "restarts": handle.restarts, "walls": handle.walls if running else {},
-            "predictor_started_at": datetime.fromtimestamp(started, UTC).isoformat() if started and running else None}  # fmt: skip
+            "predictor_started_at": started}  # fmt: skip

@@ -91,7 +91,11 @@ def install_walls(scratch: Path, private: str, roots: tuple[str, ...]) -> dict[s
     # up only (without them a model of those libraries cannot predict here). Loading a new library stays
     # refused; what a ctypes call could reach is what the kernel walls leave (no file outside the roots,
     # no process, no socket, no signal).
-    native_calls = {"ctypes.dlsym", "ctypes.call_function", "ctypes.addressof", "ctypes.string_at"} if walls["landlock"] and walls["seccomp"] else set()
+    native_calls = (
+        {"ctypes.dlsym", "ctypes.call_function", "ctypes.addressof", "ctypes.string_at"}
+        if walls["landlock"] and walls["seccomp"]
+        else set()
+    )
     refused, refused_prefixes = dryload.REFUSED_EVENTS - native_calls, dryload.REFUSED_PREFIXES
     read_events, write_events = dryload.READ_EVENTS, dryload.WRITE_EVENTS
     inside, for_writing, refusal = dryload._inside, dryload._opens_for_writing, dryload.RefusedError
@@ -286,7 +290,7 @@ def serve(cache: Cache, requests: Any, answers: Any) -> None:
                 answer = {"ok": False, "error": f"unknown request {request.get('op')!r}"}
         except SystemExit as exc:
             answer = {"ok": False, "error": f"the model exits the interpreter (SystemExit {exc.code!r})"}
-        except BaseException as exc:  # noqa: BLE001 - any failure of a model is that request's answer
+        except BaseException as exc:  # any failure of a model is that request's answer
             logger.warning("request failed", exc_info=True)
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
         answers.write(json.dumps(answer, default=str) + "\n")
@@ -297,7 +301,9 @@ def main() -> None:
     scratch, size, private, roots = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], tuple(sys.argv[4:])
     sys.dont_write_bytecode = True
     sys.path[:] = [entry for entry in sys.path if entry]
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     for module in PRELOAD:
         importlib.import_module(module)
     for module in MODEL_LIBRARIES:
