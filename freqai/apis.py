@@ -112,6 +112,8 @@ _PREDICTION = inline_serializer("ModelPrediction", {
         "DI_value": serializers.FloatField(allow_null=True), "features_used": serializers.IntegerField(),
         "candle": serializers.DateTimeField()}),
     "parameters": serializers.DictField(), "cache": serializers.ChoiceField(choices=["hit", "miss"]),
+    "timings": inline_serializer("ModelPredictionTimings", {"load_seconds": serializers.FloatField(),
+                                                            "predict_seconds": serializers.FloatField()}),
 })  # fmt: skip
 _CACHE_STATS = inline_serializer("ModelCacheStats", {
     "cached_models": serializers.IntegerField(), "max_cache_size": serializers.IntegerField(),

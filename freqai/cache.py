@@ -7,6 +7,12 @@ counts it). A request that gets no answer within ``settings.FREQAI["request_time
 the child's process group and answers 503; so does a child that ends while answering. The counters
 (hits, misses = real loads, evictions) are the child's, since it started (``since``): a restarted
 predictor starts with an empty cache and counts from zero. Each web process has its own predictor.
+
+The walls keep every model's code away from the host (the database, the secrets, the bots' configs,
+the network, other processes), not from each other: one predictor serves every user's models, so a
+strategy it runs can read the other cached models (their artifacts are readable to it, and the copies
+of the strategies it was given). The statistics are counts only and name no model, so any
+authenticated user may read them.
 """
 
 from __future__ import annotations
@@ -290,6 +296,9 @@ def model_prediction(*, model: FreqaiModel, pair: str | None, timeframe: str | N
         },
         "parameters": {"pair": pair, "timeframe": model.timeframe, "strategy": model.strategy_name},
         "cache": answer["cache"],
+        # In the predictor: loading the model (a miss), then its features and prediction.
+        "timings": {"load_seconds": round(answer["load_seconds"], 6),
+                    "predict_seconds": round(answer["predict_seconds"], 6)},
     }  # fmt: skip
 
 

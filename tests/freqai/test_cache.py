@@ -91,6 +91,7 @@ def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions
     assert values["do_predict"] in (0, 1) and (values["confidence"] == 0.0 if values["do_predict"] != 1 else
                                                0.0 <= values["confidence"] <= 1.0)  # fmt: skip
     assert answers[2]["predictions"] == values  # the hit: the same model, the same candles
+    assert body["timings"]["load_seconds"] > 0 and answers[2]["timings"]["load_seconds"] == 0
 
     # and a candle appended to the stored ones is the next prediction's, with another value
     saved = candles.with_name("saved.feather")
