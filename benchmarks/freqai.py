@@ -1,6 +1,6 @@
 """FreqAI benchmark: a trained model's predictions from the model cache against cold loads, in one run.
 
-    .venv/bin/python benchmarks/freqai.py [--runs 15]
+    .venv/bin/python benchmarks/freqai.py [--runs 15] [--starts 3]
 
 It starts a private system (embedded Redis, SQLite, replay exchange with demo candles, listeners, web
 server, and a Celery worker) under a temporary MULTIBOT_HOME with a model cache of one model, trains a
@@ -10,7 +10,9 @@ windows) through POST /freqai/models/{id}/train, and measures GET /freqai/models
           (strategy, FreqAI model class, pipelines, model) for real; cached: one pair asked again and
           again (a hit: only the latest candles' features and the prediction). Medians of --runs each,
           alternated, and the speed-up; the predictor's own start (the first request) is shown apart, and
-          the share of a cold request that is the load itself (the predictor's own timing).
+          the share of a cold request that is the load itself (the predictor's own timing); and a
+          prediction by a new predictor (its start, walls and load: what every request would cost
+          without a long-lived one), median of --starts, against the same cached figure.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def predict(system: JobsSystem, model_id: int, pair: str, expected: str) -> floa
     return seconds
 
 
-def cache_benchmark(system: JobsSystem, runs: int) -> None:
+def cache_benchmark(system: JobsSystem, runs: int, starts: int) -> None:
     model_id = trained_model(system)
     first = predict(system, model_id, PAIRS[0], "miss")  # the predictor starts: imports, walls, then a load
     cold, cached, turn = [], [], 1
@@ -88,15 +90,45 @@ def cache_benchmark(system: JobsSystem, runs: int) -> None:
         f"           of which the model's load in the predictor: median {statistics.median(loads) * 1000:.1f} ms "
         "(the rest, hit or miss: the candles read, the strategy's features of them, the prediction, HTTP)"
     )
+    started = new_predictor_loads(system, model_id, starts)
+    started_s = statistics.median(started)
+    print(
+        f"           new predictor {started_s * 1000:7.1f} ms   cached {cached_s * 1000:7.1f} ms   "
+        f"speed-up {started_s / cached_s:.1f}x   (median of {starts} starts: {[round(x, 2) for x in started]} s)"
+    )
     print(
         f"           stats: hits {stats['hits']}, misses {stats['misses']}, evictions {stats['total_evictions']}, "
         f"hit rate {stats['cache_hit_rate']}%, walls {stats['walls']}"
     )
 
 
+def new_predictor_loads(system: JobsSystem, model_id: int, starts: int) -> list[float]:
+    """Seconds of a prediction by a predictor started for it (this process's own, through the web's code on the
+    system's home and database): its start, its walls, the load, the prediction."""
+    import os
+
+    os.environ.update(MULTIBOT_HOME=str(system.home), DJANGO_SETTINGS_MODULE="multibot.settings")
+    import django
+
+    django.setup()
+    from freqai import cache
+    from freqai.models import FreqaiModel
+
+    found = []
+    for _ in range(starts):
+        cache.predictor_reset()
+        started = time.monotonic()
+        answer = cache.model_prediction(model=FreqaiModel.objects.get(pk=model_id), pair=PAIRS[0], timeframe=None)
+        found.append(time.monotonic() - started)
+        assert answer["cache"] == "miss"
+    cache.predictor_reset()
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--starts", type=int, default=3)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="multibot-freqai-"))
     system = JobsSystem(home)
@@ -104,7 +136,7 @@ def main() -> None:
     print(f"freqai benchmark: LightGBMRegressor, FreqaiExampleStrategy, {', '.join(PAIRS)}, 5m, home {home}")
     system.start()
     try:
-        cache_benchmark(system, args.runs)
+        cache_benchmark(system, args.runs, args.starts)
     finally:
         system.stop()
 
