@@ -34,7 +34,23 @@ def small_cache(settings: Any) -> Iterator[None]:
     cache.predictor_reset()
 
 
-def trained_model(api: Any, name: str) -> int:
+@pytest.fixture
+def trained_model() -> Iterator[Any]:
+    """Trains models; their artifacts are removed after the test (the rolled-back database reuses their ids)."""
+    from freqai.services import model_dir
+
+    made: list[int] = []
+
+    def make(api: Any, name: str) -> int:
+        made.append(_trained_model(api, name))
+        return made[-1]
+
+    yield make
+    for model_id in made:
+        shutil.rmtree(model_dir(model_id), ignore_errors=True)
+
+
+def _trained_model(api: Any, name: str) -> int:
     """A tiny LightGBMRegressor of both stored pairs, trained for real (one-day windows)."""
     fields = {"name": name, "model_type": "LightGBMRegressor", "pairs": PAIRS, "include_corr_pairlist": [],
               "train_period_days": 2, "backtest_period_days": 1, "label_period_candles": 12,
@@ -52,7 +68,7 @@ def predict(api: Any, model_id: int, pair: str, **query: str) -> Any:
 
 
 def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions(
-    market, freqai_strategy, user_api, other_api, small_cache
+    market, freqai_strategy, user_api, other_api, small_cache, trained_model
 ):
     # given: two trained models of two pairs each, four keys for a cache of two
     first, second = trained_model(user_api, "first"), trained_model(user_api, "second")
