@@ -244,7 +244,7 @@ def _strategy_copier(version: FreqaiModelVersion) -> Any:
     from jobs.services import job_input_ensure
 
     def prepare(handle: Predictor, payload: dict[str, Any]) -> dict[str, Any]:
-        target = handle.strategy_dir(f"{version.model_id}-{version.version}")
+        target = handle.strategy_dir(f"{version.model_id}-{version.version}-{version.job_id}")
         if not target.is_dir():
             source = job_input_ensure(job=version.job)
             staging = target.with_name(target.name + ".partial")

@@ -36,21 +36,24 @@ def small_cache(settings: Any) -> Iterator[None]:
 
 @pytest.fixture
 def trained_model() -> Iterator[Any]:
-    """Trains models; their artifacts are removed after the test (the rolled-back database reuses their ids)."""
+    """Trains models; their artifacts and their jobs' directories are removed after the test: the rolled-back
+    database reuses their ids, and a training of another test would find this one's files."""
     from freqai.services import model_dir
+    from jobs.services import job_dir
 
-    made: list[int] = []
+    made: list[tuple[int, int]] = []
 
     def make(api: Any, name: str) -> int:
         made.append(_trained_model(api, name))
-        return made[-1]
+        return made[-1][0]
 
     yield make
-    for model_id in made:
+    for model_id, job_id in made:
         shutil.rmtree(model_dir(model_id), ignore_errors=True)
+        shutil.rmtree(job_dir(job_id), ignore_errors=True)
 
 
-def _trained_model(api: Any, name: str) -> int:
+def _trained_model(api: Any, name: str) -> tuple[int, int]:
     """A tiny LightGBMRegressor of both stored pairs, trained for real (one-day windows)."""
     fields = {"name": name, "model_type": "LightGBMRegressor", "pairs": PAIRS, "include_corr_pairlist": [],
               "train_period_days": 2, "backtest_period_days": 1, "label_period_candles": 12,
@@ -60,7 +63,7 @@ def _trained_model(api: Any, name: str) -> int:
     model_id = response.json()["id"]
     job = train(api, model_id)
     assert execution.job_execute(job_id=job.pk) == "completed"
-    return model_id
+    return model_id, job.pk
 
 
 def predict(api: Any, model_id: int, pair: str, **query: str) -> Any:
