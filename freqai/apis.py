@@ -1,11 +1,12 @@
-"""/api/v1/freqai/models/: FreqAI models (CRUD), their training (a job) and their status."""
+"""/api/v1/freqai/: FreqAI models (CRUD), their training (a job), their status, their predictions from the
+model cache, and the cache's statistics."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,10 +16,11 @@ from audit.models import AuditLog
 from audit.resources import Kind
 from audit.services import Actor
 from bots.selectors import bot_list
-from freqai import services
+from freqai import cache, services
 from freqai.selectors import freqai_model_get, freqai_model_list
 from freqai.serializers import ModelInput, ModelSerializer, ModelUpdateInput, TrainInput, status_document
-from multibot.errors import InvalidInputError
+from multibot.errors import InvalidInputError, QueryValidationError
+from multibot.openapi import ErrorOutput
 
 _STARTED = inline_serializer("TrainingStarted", {"status": serializers.CharField(), "task_id": serializers.CharField(),
                                                  "model_id": serializers.IntegerField(),
@@ -99,3 +101,60 @@ class ModelStatusApi(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: str) -> Response:
         return Response(status_document(freqai_model_get(user=request.user, model_id=pk)))
+
+
+_PREDICTION = inline_serializer("ModelPrediction", {
+    "status": serializers.CharField(), "model_id": serializers.IntegerField(),
+    "model_version": serializers.IntegerField(), "model_path": serializers.CharField(),
+    "predictions": inline_serializer("ModelPredictionValues", {
+        "prediction": serializers.FloatField(allow_null=True), "labels": serializers.DictField(),
+        "confidence": serializers.FloatField(allow_null=True), "do_predict": serializers.IntegerField(),
+        "DI_value": serializers.FloatField(allow_null=True), "features_used": serializers.IntegerField(),
+        "candle": serializers.DateTimeField()}),
+    "parameters": serializers.DictField(), "cache": serializers.ChoiceField(choices=["hit", "miss"]),
+    "timings": inline_serializer("ModelPredictionTimings", {"load_seconds": serializers.FloatField(),
+                                                            "predict_seconds": serializers.FloatField()}),
+})  # fmt: skip
+_CACHE_STATS = inline_serializer("ModelCacheStats", {
+    "cached_models": serializers.IntegerField(), "max_cache_size": serializers.IntegerField(),
+    "cache_hit_rate": serializers.FloatField(help_text="Hits as a percentage of the predictions asked."),
+    "oldest_access": serializers.DateTimeField(allow_null=True),
+    "newest_access": serializers.DateTimeField(allow_null=True), "total_evictions": serializers.IntegerField(),
+    "hits": serializers.IntegerField(), "misses": serializers.IntegerField(help_text="Real loads of a model."),
+    "since": serializers.DateTimeField(allow_null=True, help_text="When the counters started: the predictor's start."),
+    "running": serializers.BooleanField(), "restarts": serializers.IntegerField(), "walls": serializers.DictField(),
+    "predictor_started_at": serializers.DateTimeField(allow_null=True),
+})  # fmt: skip
+
+
+class PredictionQuery(serializers.Serializer):
+    pair = serializers.CharField(max_length=40, required=False)
+    timeframe = serializers.CharField(max_length=8, required=False)
+
+
+class ModelPredictionsApi(APIView):
+    """GET /freqai/models/{id}/predictions: the newest trained version applied to the latest stored candles."""
+
+    @extend_schema(
+        operation_id="freqai_models_predictions", parameters=[
+            OpenApiParameter("pair", str, description="A pair the version was trained for (default: its first)."),
+            OpenApiParameter("timeframe", str, description="The model's timeframe (the only one it predicts)."),
+        ],
+        responses={200: _PREDICTION, 409: OpenApiResponse(ErrorOutput, description="The model is not trained yet."),
+                   503: OpenApiResponse(ErrorOutput, description="The predictor did not answer in time.")},
+    )  # fmt: skip
+    def get(self, request: Request, pk: str) -> Response:
+        model = freqai_model_get(user=request.user, model_id=pk)
+        given = PredictionQuery(data=request.query_params)
+        if not given.is_valid():
+            raise QueryValidationError(given.errors)
+        return Response(cache.model_prediction(model=model, pair=given.validated_data.get("pair"),
+                                               timeframe=given.validated_data.get("timeframe")))  # fmt: skip
+
+
+class CacheStatsApi(APIView):
+    """GET /freqai/cache/stats: the model cache of this web process (counts only: it names no model)."""
+
+    @extend_schema(operation_id="freqai_cache_stats", responses=_CACHE_STATS)
+    def get(self, request: Request) -> Response:
+        return Response(cache.cache_stats())

@@ -421,6 +421,15 @@ STREAMS = {
     "outbox_retention_seconds": env_int("MULTIBOT_OUTBOX_RETENTION_SECONDS", 7 * 86400),
 }
 
+# The model cache (freqai/cache.py): the predictor child process's LRU of loaded models, per web process.
+FREQAI = {
+    "cache_size": env_int("MULTIBOT_FREQAI_CACHE_SIZE", 5),
+    # A prediction (a cold load included) that takes longer has the predictor killed and answers 503.
+    "request_timeout_seconds": env_int("MULTIBOT_FREQAI_REQUEST_TIMEOUT_SECONDS", 60),
+    # The latest stored candles a prediction's features are computed from (of the pair and each correlated pair).
+    "prediction_candles": env_int("MULTIBOT_FREQAI_PREDICTION_CANDLES", 500),
+}
+
 MARKETDATA = {
     # freqtrade's datadir layout: <dir>/<exchange>/<BASE>_<QUOTE>-<timeframe>.feather
     "dir": HOME / "data",

@@ -106,6 +106,8 @@ api_v1 = [
     path("freqai/models/<text:pk>", freqai.ModelDetailApi.as_view(), name="freqai-model"),
     path("freqai/models/<text:pk>/train", freqai.ModelTrainApi.as_view(), name="freqai-model-train"),
     path("freqai/models/<text:pk>/status", freqai.ModelStatusApi.as_view(), name="freqai-model-status"),
+    path("freqai/models/<text:pk>/predictions", freqai.ModelPredictionsApi.as_view(), name="freqai-model-predictions"),
+    path("freqai/cache/stats", freqai.CacheStatsApi.as_view(), name="freqai-cache-stats"),
     path("jobs/", jobs.JobListApi.as_view(), name="jobs"),
     path("jobs", jobs.JobListApi.as_view()),
     path("jobs/<text:pk>", jobs.JobDetailApi.as_view(), name="job"),

@@ -238,6 +238,8 @@ class AsyncClient:
     freqai_model_delete = _async(api.freqai_model_delete)
     freqai_model_train = _async(api.freqai_model_train)
     freqai_model_status = _async(api.freqai_model_status)
+    freqai_model_predictions = _async(api.freqai_model_predictions)
+    freqai_cache_stats = _async(api.freqai_cache_stats)
     strategies_list = _async(api.strategies_list)
     strategy_upload = _async(api.strategy_upload)
     strategy_get = _async(api.strategy_get)

@@ -289,6 +289,8 @@ class Client:
     freqai_model_delete = _sync(api.freqai_model_delete)
     freqai_model_train = _sync(api.freqai_model_train)
     freqai_model_status = _sync(api.freqai_model_status)
+    freqai_model_predictions = _sync(api.freqai_model_predictions)
+    freqai_cache_stats = _sync(api.freqai_cache_stats)
     strategies_list = _sync(api.strategies_list)
     strategy_upload = _sync(api.strategy_upload)
     strategy_get = _sync(api.strategy_get)

@@ -337,6 +337,18 @@ def freqai_model_status(model_id: int) -> Call[dict[str, Any]]:
     return Call("GET", f"freqai/models/{_segment(model_id)}/status")
 
 
+def freqai_model_predictions(model_id: int, *, pair: str | None = None,
+                             timeframe: str | None = None) -> Call[dict[str, Any]]:  # fmt: skip
+    """The newest trained version's prediction for the latest stored candle of ``pair`` (default: its first
+    trained pair), served from the server's model cache (``cache``: ``hit`` or ``miss``)."""
+    return Call("GET", f"freqai/models/{_segment(model_id)}/predictions", params=_query(pair=pair, timeframe=timeframe))
+
+
+def freqai_cache_stats() -> Call[dict[str, Any]]:
+    """The model cache's size, hit rate, evictions and access times."""
+    return Call("GET", "freqai/cache/stats")
+
+
 # -- strategies ----------------------------------------------------------------------------------
 def strategies_list() -> Call[list[str]]:
     """The strategy names you may run: yours and the built-ins."""

@@ -1,0 +1,177 @@
+"""The model cache: predictions of trained models from the walled predictor process, its LRU and statistics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from django.conf import settings
+
+from freqai import cache
+from freqai.artifacts import pair_models
+from jobs import execution
+from tests.freqai.test_training import URL, train
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+
+PAIRS = ["BTC/USDT", "ETH/USDT"]
+
+
+@pytest.fixture
+def small_cache(settings: Any) -> Iterator[None]:
+    """A predictor of this test's own, holding two models."""
+    settings.FREQAI = {**settings.FREQAI, "cache_size": 2}
+    cache.predictor_reset()
+    yield
+    cache.predictor_reset()
+
+
+@pytest.fixture
+def trained_model() -> Iterator[Any]:
+    """Trains models; their artifacts and their jobs' directories are removed after the test: the rolled-back
+    database reuses their ids, and a training of another test would find this one's files."""
+    from freqai.services import model_dir
+    from jobs.services import job_dir
+
+    made: list[tuple[int, int]] = []
+
+    def make(api: Any, name: str) -> int:
+        made.append(_trained_model(api, name))
+        return made[-1][0]
+
+    yield make
+    for model_id, job_id in made:
+        shutil.rmtree(model_dir(model_id), ignore_errors=True)
+        shutil.rmtree(job_dir(job_id), ignore_errors=True)
+
+
+def _trained_model(api: Any, name: str) -> tuple[int, int]:
+    """A tiny LightGBMRegressor of both stored pairs, trained for real (one-day windows)."""
+    fields = {"name": name, "model_type": "LightGBMRegressor", "pairs": PAIRS, "include_corr_pairlist": [],
+              "train_period_days": 2, "backtest_period_days": 1, "label_period_candles": 12,
+              "indicator_periods_candles": [10]}  # fmt: skip
+    response = api.post(URL, fields, format="json")
+    assert response.status_code == 201, response.json()
+    model_id = response.json()["id"]
+    job = train(api, model_id)
+    assert execution.job_execute(job_id=job.pk) == "completed"
+    return model_id, job.pk
+
+
+def predict(api: Any, model_id: int, pair: str, **query: str) -> Any:
+    return api.get(f"{URL}{model_id}/predictions", {"pair": pair, **query})
+
+
+def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions(
+    market, freqai_strategy, user_api, other_api, small_cache, trained_model
+):
+    # given: two trained models of two pairs each, four keys for a cache of two
+    first, second = trained_model(user_api, "first"), trained_model(user_api, "second")
+    a, b, c, d = (first, PAIRS[0]), (first, PAIRS[1]), (second, PAIRS[0]), (second, PAIRS[1])
+    script = [(a, "miss"), (b, "miss"), (a, "hit"), (c, "miss"), (b, "miss"), (c, "hit"), (d, "miss"),
+              (a, "miss"), (d, "hit")]  # fmt: skip
+    assert user_api.get("/api/v1/freqai/cache/stats").json()["cached_models"] == 0
+
+    # when
+    answers = []
+    for (model_id, pair), expected in script:
+        response = predict(user_api, model_id, pair)
+        assert response.status_code == 200, response.json()
+        answers.append(response.json())
+        assert answers[-1]["cache"] == expected, (model_id, pair, expected)
+
+    # then: 3 hits, 6 real loads, 4 evictions (b, a, b, c), two models held
+    stats = user_api.get("/api/v1/freqai/cache/stats").json()
+    assert (stats["hits"], stats["misses"], stats["total_evictions"]) == (3, 6, 4)
+    assert (stats["cached_models"], stats["max_cache_size"], stats["cache_hit_rate"]) == (2, 2, 33.3)
+    assert stats["oldest_access"] <= stats["newest_access"] and stats["restarts"] == 0
+    assert stats["walls"] == {"landlock": True, "seccomp": True}
+
+    # and a prediction is the model's on the latest stored candle, the same from a load and from the cache
+    body = answers[0]
+    version = pair_models(Path(settings.HOME) / "freqai" / str(first) / "1")[PAIRS[0]]
+    candles = Path(settings.MARKETDATA["dir"]) / "replay" / "BTC_USDT-5m.feather"
+    last = pd.read_feather(candles)["date"].iloc[-1]
+    assert (body["status"], body["model_id"], body["model_version"]) == ("success", first, 1)
+    assert body["model_path"] == f"freqai/{first}/1/{version.directory.name}"
+    assert body["parameters"] == {"pair": PAIRS[0], "timeframe": "5m", "strategy": "FreqaiExampleStrategy"}
+    values = body["predictions"]
+    assert isinstance(values["prediction"], float) and values["labels"] == {"&-s_close": values["prediction"]}
+    assert values["features_used"] == len(version.features())
+    assert datetime.fromisoformat(values["candle"]) == last.to_pydatetime()
+    assert values["do_predict"] in (0, 1) and (values["confidence"] == 0.0 if values["do_predict"] != 1 else
+                                               0.0 <= values["confidence"] <= 1.0)  # fmt: skip
+    assert answers[2]["predictions"] == values  # the hit: the same model, the same candles
+    assert body["timings"]["load_seconds"] > 0 and answers[2]["timings"]["load_seconds"] == 0
+
+    # and a candle appended to the stored ones is the next prediction's, with another value
+    saved = candles.with_name("saved.feather")
+    shutil.copyfile(candles, saved)
+    try:
+        frame = pd.read_feather(candles)
+        row = frame.iloc[-1].copy()
+        row["date"], row["close"] = row["date"] + timedelta(minutes=5), row["close"] * 1.05
+        row["high"] = max(row["high"], row["close"])
+        pd.concat([frame, row.to_frame().T], ignore_index=True).astype(frame.dtypes).to_feather(candles)
+        moved = predict(user_api, first, PAIRS[0]).json()
+    finally:
+        os.replace(saved, candles)
+    assert moved["cache"] == "hit"  # the model loaded once; only the candles are new
+    assert datetime.fromisoformat(moved["predictions"]["candle"]) == (last + timedelta(minutes=5)).to_pydatetime()
+    assert moved["predictions"]["prediction"] != values["prediction"]
+
+    # and another user's model is no model of theirs; a pair or timeframe the model does not predict is a 422
+    assert predict(other_api, first, PAIRS[0]).status_code == 404
+    refused = predict(user_api, first, "XRP/USDT")
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "pair"]
+    refused = predict(user_api, first, PAIRS[0], timeframe="1h")
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "timeframe"]
+    assert user_api.get(f"{URL}{first}/predictions").json()["parameters"]["pair"] == PAIRS[0]  # its first pair
+
+    # and a predictor killed mid-life is started again, and answers with a cache of its own
+    handle = cache.predictor()
+    os.killpg(handle.process.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while handle.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again = predict(user_api, second, PAIRS[1])
+    assert again.status_code == 200 and again.json()["cache"] == "miss"
+    assert again.json()["predictions"] == answers[6]["predictions"]
+    stats = user_api.get("/api/v1/freqai/cache/stats").json()
+    assert (stats["restarts"], stats["hits"], stats["misses"], stats["cached_models"]) == (1, 0, 1, 1)
+
+    # and a request that takes longer than the timeout has the predictor's group killed: a 503
+    process, handle.timeout = handle.process, 0.001
+    try:
+        slow = predict(user_api, first, PAIRS[1])
+    finally:
+        handle.timeout = settings.FREQAI["request_timeout_seconds"]
+    assert slow.status_code == 503 and "no answer within" in slow.json()["detail"]
+    assert process.poll() is not None and handle.process is None
+
+
+def test_a_model_not_trained_yet_has_no_predictions_and_the_stats_name_no_model(
+    market, freqai_strategy, user_api, other_api, small_cache
+):
+    response = user_api.post(URL, {"name": "untrained", "pairs": ["BTC/USDT"]}, format="json")
+    model_id = response.json()["id"]
+
+    refused = predict(user_api, model_id, "BTC/USDT")
+    assert refused.status_code == 409 and "not trained yet" in refused.json()["detail"]
+    assert predict(other_api, model_id, "BTC/USDT").status_code == 404
+    assert user_api.get(f"{URL}999999/predictions").status_code == 404
+
+    # the statistics of a predictor that never started: an empty cache, without starting one
+    stats = other_api.get("/api/v1/freqai/cache/stats").json()
+    assert stats == {"cached_models": 0, "max_cache_size": 2, "cache_hit_rate": 0.0, "oldest_access": None,
+                     "newest_access": None, "total_evictions": 0, "hits": 0, "misses": 0, "since": None,
+                     "running": False, "restarts": 0, "walls": {}, "predictor_started_at": None}  # fmt: skip
+    assert cache.predictor().process is None
