@@ -127,7 +127,7 @@ PAIRS = ["BTC/USDT", "ETH/USDT"]
 def trained_model(system: System) -> int:
     """A tiny model trained through the API; its id once its training completed."""
     response = system.client.post("/api/v1/freqai/models/", json={
-        "name": "bench", "model_type": "LightGBMRegressor", "strategy_name": "FreqaiExampleStrategy",
+        "name": "bench-cache", "model_type": "LightGBMRegressor", "strategy_name": "FreqaiExampleStrategy",
         "pairs": PAIRS, "include_corr_pairlist": [], "train_period_days": 2, "backtest_period_days": 1,
         "label_period_candles": 12, "indicator_periods_candles": [10],
     })  # fmt: skip

@@ -279,7 +279,9 @@ def model_prediction(*, model: FreqaiModel, pair: str | None, timeframe: str | N
             message=f"Model {model.name!r} predicts {model.timeframe} candles, not {timeframe}.",
         )
     load = _load(model, version, pair)
-    payload = {"op": "predict", "key": [model.pk, version.version, pair], "load": load,
+    # The version's ready time is in the key too: a key never names files other than those it was loaded from.
+    key = [model.pk, version.version, pair, version.ready_at.isoformat() if version.ready_at else ""]
+    payload = {"op": "predict", "key": key, "load": load,
                "candles": settings.FREQAI["prediction_candles"]}  # fmt: skip
     answer = predictor().request(payload, prepare=_strategy_copier(version))
     if not answer.get("ok"):

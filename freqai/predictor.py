@@ -19,7 +19,7 @@ Protocol: one JSON object a line on stdin, one JSON answer a line on stdout; the
 private copy of stdout and file descriptor 1 is pointed at stderr (the parent's log file), so whatever
 freqtrade, FreqAI or a strategy prints never mixes with the answers. Requests:
 
-- ``{"op": "predict", "key": [model, version, pair], "load": {...}, "candles": N}``: the prediction of
+- ``{"op": "predict", "key": [model, version, pair, ready_at], "load": {...}, "candles": N}``: the prediction of
   the key's model on the pair's latest ``N`` stored candles. A cached key reuses the loaded strategy,
   FreqAI model class, data kitchen, pipelines and model (a hit); else they are loaded from ``load``
   (a miss: a real load), the least recently used entry evicted beyond the cache's size.
@@ -239,13 +239,13 @@ class Cache:
 
     def __init__(self, size: int, scratch: Path) -> None:
         self.size, self.scratch = max(1, size), scratch
-        self.entries: OrderedDict[tuple[int, int, str], Entry] = OrderedDict()
+        self.entries: OrderedDict[tuple[int, int, str, str], Entry] = OrderedDict()
         self.hits = self.misses = self.evictions = 0
         self.started = time.time()
 
     def predict(self, request: dict[str, Any]) -> dict[str, Any]:
-        model_id, version, pair = request["key"]
-        key = (int(model_id), int(version), str(pair))
+        model_id, version, pair, ready = request["key"]
+        key = (int(model_id), int(version), str(pair), str(ready))
         entry = self.entries.get(key)
         if entry is not None:
             self.hits += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable
@@ -42,6 +43,9 @@ def job_execute(*, job_id: int) -> str:
     runners = {JobKind.BACKTEST: _run_backtest, JobKind.HYPEROPT: _run_hyperopt,
                JobKind.FREQAI_TRAINING: _run_freqai_training}  # fmt: skip
     run = runners.get(JobKind(job.kind))
+    # An attempt starts in an empty directory: nothing an earlier run left under the same name (a job id a
+    # rebuilt database gave again) is read as this run's results, nor reused by FreqAI as its own models.
+    shutil.rmtree(attempt_dir(job), ignore_errors=True)
     try:
         if run is None:
             raise NotImplementedError(f"no worker runs {job.kind} jobs yet")
