@@ -68,7 +68,9 @@ def _inside(path: str, roots: tuple[str, ...]) -> bool:
 # route the module takes to them (the audit hook sees only the routes Python reports).
 DENIED_SYSCALLS = {
     "fork": 57, "vfork": 58, "execve": 59, "execveat": 322, "socket": 41, "socketpair": 53, "kill": 62,
-    "tkill": 200, "tgkill": 234, "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311,
+    "tkill": 200, "tgkill": 234, "rt_sigqueueinfo": 129, "rt_tgsigqueueinfo": 297, "pidfd_open": 434,
+    "pidfd_send_signal": 424, "pidfd_getfd": 438, "process_madvise": 440, "ptrace": 101,
+    "process_vm_readv": 310, "process_vm_writev": 311,
     "mount": 165, "umount2": 166, "chroot": 161, "pivot_root": 155, "unshare": 272, "setns": 308,
     "reboot": 169, "init_module": 175, "finit_module": 313, "delete_module": 176, "kexec_load": 246, "bpf": 321,
     "perf_event_open": 298, "keyctl": 250, "add_key": 248, "request_key": 249, "userfaultfd": 323,
