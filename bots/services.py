@@ -162,16 +162,19 @@ def newest_ready_version(model: FreqaiModel) -> FreqaiModelVersion | None:
 
 
 def _check_model(bot: Bot, model: FreqaiModel, version_number: int | None) -> None:
-    """A bot runs a model only as it was trained: its strategy, its timeframe, pairs it has a model of."""
-    version = model.versions.filter(version=version_number, ready_at__isnull=False).first()
+    """A bot runs a model only as it was trained: its strategy, its timeframe, pairs it has a model of (the
+    version's training's, which later edits of the model do not change)."""
+    version = model.versions.select_related("job").filter(version=version_number, ready_at__isnull=False).first()
     if version is None:
         raise InvalidInputError("freqai_model_id", f"Model {model.name!r} has no ready version; train it first.")
-    if bot.strategy_name != model.strategy_name:
-        raise InvalidInputError("strategy_name", f"Model {model.name!r} runs strategy {model.strategy_name!r}, "
-                                f"the bot {bot.strategy_name!r}.")  # fmt: skip
-    if bot.timeframe != model.timeframe:
-        raise InvalidInputError("timeframe", f"Model {model.name!r} is trained on {model.timeframe} candles, "
-                                f"the bot trades {bot.timeframe}.")  # fmt: skip
+    trained = (version.job.parameters if version.job else None) or {}
+    strategy, timeframe = trained.get("strategy_name", model.strategy_name), trained.get("timeframe", model.timeframe)
+    if bot.strategy_name != strategy:
+        raise InvalidInputError("strategy_name", f"Version {version.version} of model {model.name!r} was trained "
+                                f"with strategy {strategy!r}, the bot runs {bot.strategy_name!r}.")  # fmt: skip
+    if bot.timeframe != timeframe:
+        raise InvalidInputError("timeframe", f"Version {version.version} of model {model.name!r} is trained on "
+                                f"{timeframe} candles, the bot trades {bot.timeframe}.")  # fmt: skip
     if not bot.pair_whitelist:
         raise InvalidInputError("pair_whitelist", "A bot with a FreqAI model lists its pairs (the model's "
                                 f"trained pairs: {', '.join(version.pairs)}).")  # fmt: skip
@@ -327,6 +330,10 @@ def bot_model_reload(*, actor: Actor, bot: Bot) -> dict[str, Any]:
         ready = newest_ready_version(bot.freqai_model)
         if ready is None:
             raise ConflictError(f"Model {bot.freqai_model.name!r} has no ready version; train it first.")
+        try:  # the newest version may be trained otherwise than the one the bot runs
+            _check_model(Bot.objects.get(pk=bot.pk), bot.freqai_model, ready.version)
+        except InvalidInputError as refused:
+            raise ConflictError(f"Bot {bot.name} cannot take version {ready.version}: {refused}") from None
         previous = bot.freqai_version
         Bot.objects.filter(pk=bot.pk).update(freqai_version=ready.version)
         running = bot.is_active or bot.desired_state == DesiredState.RUNNING

@@ -120,8 +120,10 @@ def running_strategy_version(bot_id: int) -> str:
 
 
 def prepare(bot: Bot) -> Workspace:
-    """Write the bot's directory for a start: its rendered config and a read-only copy of its strategy."""
-    code = strategy_code(bot.strategy_name, owner=bot.owner)
+    """Write the bot's directory for a start: its rendered config and a read-only copy of its strategy (a bot
+    on a FreqAI model: the strategy version the model's version was trained with, whose features it has)."""
+    code = (_trained_strategy_code(bot) if bot.freqai_model_id else None) or strategy_code(bot.strategy_name,
+                                                                                          owner=bot.owner)  # fmt: skip
     if code is None:
         raise WorkspaceError(f"strategy {bot.strategy_name!r} is not in the strategy library")
     if code.sha256 and not code.source.exists():
@@ -154,6 +156,24 @@ def prepare(bot: Bot) -> Workspace:
 
 
 # -- a FreqAI bot --------------------------------------------------------------------------------------
+def _trained_strategy_code(bot: Bot) -> StrategyCode | None:
+    """The strategy version the bot's model version was trained with; None for a file an operator placed
+    (no versions: the one in place)."""
+    from freqai.models import FreqaiModelVersion
+    from strategies.models import StrategyVersion
+
+    version = FreqaiModelVersion.objects.select_related("job").filter(
+        model_id=bot.freqai_model_id, version=bot.freqai_version).first()  # fmt: skip
+    trained = (version.job.parameters if version is not None and version.job is not None else None) or {}
+    if not trained.get("strategy_sha256"):
+        return None
+    found = StrategyVersion.objects.select_related("strategy").filter(pk=trained.get("strategy_version")).first()
+    if found is None or found.sha256 != trained["strategy_sha256"]:
+        raise WorkspaceError(f"the version of {bot.strategy_name!r} the FreqAI model was trained with is no longer "
+                             "stored; train the model again")  # fmt: skip
+    return StrategyCode.of_version(found)
+
+
 # Kept per pair once the bot retrains: its newest models and the one before (freqai.purge_old_models).
 PURGE_OLD_MODELS = 2
 
@@ -215,7 +235,7 @@ def _install_model(bot: Bot, workspace: Workspace, pairs: list[str]) -> dict[str
         artifacts = Path(settings.HOME) / version.artifacts_dir
         try:
             install_live(artifacts, target, pairs=pairs)
-        except ArtifactsError as exc:
+        except (ArtifactsError, OSError, shutil.Error) as exc:  # shutil.Error: a copy that failed part-way
             raise WorkspaceError(f"the FreqAI model's version {version.version} cannot be installed: {exc}") from exc
         # The stamps move once, when installed: what the bot retrains later it stamps on its own clock.
         shift = replay_shift_seconds() if bot.exchange == "replay" else 0

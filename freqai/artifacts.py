@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 PAIR_DICTIONARY = "pair_dictionary.json"
+_WINDOW = re.compile(r"^sub-train-[A-Za-z0-9_.-]+$")  # FreqAI's sub-train-<COIN>_<stamp>
+_FILENAME = re.compile(r"^[A-Za-z0-9_.-]+$")  # cb_<coin>_<stamp>
 
 
 class ArtifactsError(Exception):
@@ -51,12 +54,18 @@ def pair_models(artifacts: Path) -> dict[str, PairModel]:
         recorded = json.loads((artifacts / PAIR_DICTIONARY).read_text())
     except (OSError, ValueError) as exc:
         raise ArtifactsError(f"{artifacts.name}: no readable {PAIR_DICTIONARY} ({exc})") from None
+    if not isinstance(recorded, dict):
+        raise ArtifactsError(f"{artifacts.name}: {PAIR_DICTIONARY} is not FreqAI's pair dictionary")
     found = {}
     for pair, entry in recorded.items():
-        if not entry.get("model_filename"):
+        if not isinstance(entry, dict) or not entry.get("model_filename"):
             continue
-        directory = artifacts / Path(entry["data_path"]).name  # the window's directory, wherever it was written
-        model = PairModel(pair=pair, directory=directory, model_filename=entry["model_filename"],
+        # Names only, never paths: a pair dictionary a bot's own freqtrade rewrote is read here too.
+        name, filename = Path(str(entry.get("data_path") or "")).name, str(entry["model_filename"])
+        if not _WINDOW.match(name) or not _FILENAME.match(filename):
+            raise ArtifactsError(f"{artifacts.name}: the pair dictionary names {name!r}/{filename!r} for {pair}")
+        directory = artifacts / name  # the window's directory, wherever it was written
+        model = PairModel(pair=pair, directory=directory, model_filename=filename,
                           trained_timestamp=int(entry.get("trained_timestamp") or 0))  # fmt: skip
         if not model.metadata.is_file() or not any(directory.glob(f"{model.model_filename}_model.*")):
             raise ArtifactsError(f"{artifacts.name}: the model of {pair} is missing from {directory.name}")
