@@ -71,7 +71,7 @@ def predict(api: Any, model_id: int, pair: str, **query: str) -> Any:
 
 
 def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions(
-    market, freqai_strategy, user_api, other_api, small_cache, trained_model
+    market, freqai_strategy, user, user_api, other_api, admin_api, small_cache, trained_model
 ):
     # given: two trained models of two pairs each, four keys for a cache of two
     first, second = trained_model(user_api, "first"), trained_model(user_api, "second")
@@ -93,7 +93,11 @@ def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions
     assert (stats["hits"], stats["misses"], stats["total_evictions"]) == (3, 6, 4)
     assert (stats["cached_models"], stats["max_cache_size"], stats["cache_hit_rate"]) == (2, 2, 33.3)
     assert stats["oldest_access"] <= stats["newest_access"] and stats["restarts"] == 0
-    assert stats["walls"] == {"landlock": True, "seccomp": True}
+    assert stats["walls"] == {"landlock": True, "seccomp": True} and "predictors" not in stats
+    # a superuser sees the totals over the live predictors (one); another user, their own (none)
+    totals = admin_api.get("/api/v1/freqai/cache/stats").json()
+    assert totals == {**stats, "predictors": 1}
+    assert other_api.get("/api/v1/freqai/cache/stats").json()["running"] is False
 
     # and a prediction is the model's on the latest stored candle, the same from a load and from the cache
     body = answers[0]
@@ -137,7 +141,7 @@ def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions
     assert user_api.get(f"{URL}{first}/predictions").json()["parameters"]["pair"] == PAIRS[0]  # its first pair
 
     # and a predictor killed mid-life is started again, and answers with a cache of its own
-    handle = cache.predictor()
+    handle = cache.predictors().get(user.pk)
     os.killpg(handle.process.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while handle.process.poll() is None and time.monotonic() < deadline:
@@ -159,7 +163,7 @@ def test_a_scripted_access_sequence_gives_the_expected_hits_misses_and_evictions
 
 
 def test_a_model_not_trained_yet_has_no_predictions_and_the_stats_name_no_model(
-    market, freqai_strategy, user_api, other_api, small_cache
+    market, freqai_strategy, user_api, other_user, other_api, small_cache
 ):
     response = user_api.post(URL, {"name": "untrained", "pairs": ["BTC/USDT"]}, format="json")
     model_id = response.json()["id"]
@@ -174,4 +178,4 @@ def test_a_model_not_trained_yet_has_no_predictions_and_the_stats_name_no_model(
     assert stats == {"cached_models": 0, "max_cache_size": 2, "cache_hit_rate": 0.0, "oldest_access": None,
                      "newest_access": None, "total_evictions": 0, "hits": 0, "misses": 0, "since": None,
                      "running": False, "restarts": 0, "walls": {}, "predictor_started_at": None}  # fmt: skip
-    assert cache.predictor().process is None
+    assert cache.predictors().get(other_user.pk) is None
