@@ -300,3 +300,55 @@ def test_a_hostile_strategy_in_the_predictor_reads_writes_connects_and_signals_n
     assert set(outcomes) == {"secret", "database", "home", "write", "write_descriptor", "socket", "kill",
                              "pidfd_send_signal"}  # fmt: skip
     assert {probe: outcome for probe, outcome in outcomes.items() if outcome == "done"} == {}, outcomes
+
+
+def test_each_owner_has_a_predictor_reading_only_their_models_and_the_least_recently_used_makes_room(
+    market, freqai_strategy, user, user_api, other_user, other_api, admin_api, small_cache, trained_model, settings
+):
+    from freqai.models import FreqaiModel
+    from freqai.services import model_dir
+    from jobs.services import job_dir
+
+    # given: one predictor at most; a model of each of two users
+    settings.FREQAI = {**settings.FREQAI, "predictors": 1}
+    cache.predictor_reset()
+    mine, theirs = trained_model(user_api, "mine"), trained_model(other_api, "theirs")
+
+    # when: each asks a prediction of their model
+    assert predict(user_api, mine, PAIRS[0]).status_code == 200
+    own = cache.predictors().get(user.pk)
+    assert own is not None and own.running and model_dir(mine).resolve() in own.roots
+    assert model_dir(theirs).resolve() not in own.roots
+    assert predict(other_api, theirs, PAIRS[0]).status_code == 200
+
+    # then: the other's predictor is another process, reading their model only; the first one made room
+    other = cache.predictors().get(other_user.pk)
+    assert other is not None and other.running and model_dir(mine).resolve() not in other.roots
+    assert cache.predictors().get(user.pk) is None and own.process is None and own.retired
+    stats = user_api.get("/api/v1/freqai/cache/stats").json()
+    assert (stats["running"], stats["cached_models"]) == (False, 0)
+    assert other_api.get("/api/v1/freqai/cache/stats").json()["cached_models"] == 1
+    totals = admin_api.get("/api/v1/freqai/cache/stats").json()
+    assert (totals["predictors"], totals["cached_models"], totals["misses"]) == (1, 1, 1)
+
+    # and a model of theirs made after their predictor started has it started again, able to read it
+    later = trained_model(other_api, "later")
+    assert model_dir(later).resolve() not in other.roots
+    answer = predict(other_api, later, PAIRS[1])
+    assert answer.status_code == 200 and answer.json()["cache"] == "miss"
+    assert model_dir(later).resolve() in other.roots and other.restarts == 1
+
+    # and a version whose training lost the strategy it ran (an operator's file gone from its job) is a 409
+    cache.predictor_reset()
+    job = FreqaiModel.objects.get(pk=later).versions.get().job
+    shutil.rmtree(job_dir(job.pk) / "input")
+    lost = predict(other_api, later, PAIRS[1])
+    assert lost.status_code == 409 and "train it again" in lost.json()["detail"], lost.json()
+
+
+def test_a_prediction_that_is_no_finite_number_is_none() -> None:
+    from freqai import predictor
+
+    assert [predictor._number(value) for value in (float("inf"), float("-inf"), float("nan"), 1.5, "up")] == [
+        None, None, None, 1.5, "up"]  # fmt: skip
+    assert cache._wrong_field({"ok": True, "id": "x"}, cache.PREDICTION_FIELDS) == "prediction"
