@@ -208,9 +208,6 @@ class Predictor:
             except (ProcessLookupError, PermissionError):
                 pass
 
-    def stop(self) -> None:
-        self.retire()
-
     # -- the child ------------------------------------------------------------------------------------
     def _ensure_started(self) -> None:
         if self.running:

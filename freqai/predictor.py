@@ -7,7 +7,7 @@ directory). A model is a user's strategy code and FreqAI's pickled pipelines and
 everything they need is imported first, then the walls go up (strategies/dryload.py: landlock, the
 system-call filter, the audit hook, resource limits), and only then is anything of a model loaded.
 The readable roots are the Python installation, the scratch directory (the parent copies each
-version's strategy there) and the roots given: the models' artifacts and the stored candles. Nothing
+version's strategy there) and the roots given: its owner's models' directories and the stored candles. Nothing
 is writable: two FreqAI steps that write (its run parameters, its model directory) are skipped here.
 
 Differences from the dry load's walls, and why: no CPU-time limit (the process lives long; the parent's
