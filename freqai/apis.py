@@ -124,6 +124,7 @@ _CACHE_STATS = inline_serializer("ModelCacheStats", {
     "since": serializers.DateTimeField(allow_null=True, help_text="When the counters started: the predictor's start."),
     "running": serializers.BooleanField(), "restarts": serializers.IntegerField(), "walls": serializers.DictField(),
     "predictor_started_at": serializers.DateTimeField(allow_null=True),
+    "predictors": serializers.IntegerField(required=False, help_text="A superuser's: the live predictors summed."),
 })  # fmt: skip
 
 
@@ -153,8 +154,9 @@ class ModelPredictionsApi(APIView):
 
 
 class CacheStatsApi(APIView):
-    """GET /freqai/cache/stats: the model cache of this web process (counts only: it names no model)."""
+    """GET /freqai/cache/stats: the user's own predictor's cache in this web process (a superuser's: the totals
+    over its live predictors); counts only, naming no model."""
 
     @extend_schema(operation_id="freqai_cache_stats", responses=_CACHE_STATS)
     def get(self, request: Request) -> Response:
-        return Response(cache.cache_stats())
+        return Response(cache.cache_stats(user=request.user))

@@ -7,7 +7,7 @@ directory). A model is a user's strategy code and FreqAI's pickled pipelines and
 everything they need is imported first, then the walls go up (strategies/dryload.py: landlock, the
 system-call filter, the audit hook, resource limits), and only then is anything of a model loaded.
 The readable roots are the Python installation, the scratch directory (the parent copies each
-version's strategy there) and the roots given: the models' artifacts and the stored candles. Nothing
+version's strategy there) and the roots given: its owner's models' directories and the stored candles. Nothing
 is writable: two FreqAI steps that write (its run parameters, its model directory) are skipped here.
 
 Differences from the dry load's walls, and why: no CPU-time limit (the process lives long; the parent's
@@ -25,7 +25,11 @@ freqtrade, FreqAI or a strategy prints never mixes with the answers. Requests:
   (a miss: a real load), the least recently used entry evicted beyond the cache's size.
 - ``{"op": "stats"}``: the cache's counters since this process started.
 
-Every answer is ``{"ok": true, ...}`` or ``{"ok": false, "error": "..."}``.
+Every request carries an ``id`` (random, the parent's), echoed in its answer: the parent takes no line
+that is not the answer of the request it waits for. Every answer is ``{"ok": true, "id": ..., ...}`` or
+``{"ok": false, "id": ..., "error": "..."}``. The first line, before any request, says whether the walls
+are up: ``{"ok": true, "ready": true, "walls": {...}}``; without both landlock and the system-call
+filter it is ``{"ok": false, "ready": false, "error": ...}`` and the process ends without serving.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -82,20 +87,13 @@ def install_walls(scratch: Path, private: str, roots: tuple[str, ...]) -> dict[s
     python = dryload._readable_roots(scratch, (str(Path(private).resolve()),))
     readable = tuple(sorted({*python, *(str(Path(root).resolve()) for root in roots)}))
     walls = {"landlock": dryload.install_landlock(readable), "seccomp": dryload.install_seccomp()}
-    if not walls["seccomp"] and os.geteuid() == 0:
-        raise RuntimeError("the system-call filter could not be installed, and root ignores RLIMIT_NPROC")
-    if not walls["seccomp"]:
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    if not (walls["landlock"] and walls["seccomp"]):
+        return walls  # main() refuses to serve: nothing of a model is loaded without both kernel walls
     # LightGBM and XGBoost call their native library through ctypes at every prediction (a symbol looked
-    # up, a function called, buffers' addresses and strings read): allowed here, with both kernel walls
-    # up only (without them a model of those libraries cannot predict here). Loading a new library stays
-    # refused; what a ctypes call could reach is what the kernel walls leave (no file outside the roots,
-    # no process, no socket, no signal).
-    native_calls = (
-        {"ctypes.dlsym", "ctypes.call_function", "ctypes.addressof", "ctypes.string_at"}
-        if walls["landlock"] and walls["seccomp"]
-        else set()
-    )
+    # up, a function called, buffers' addresses and strings read): allowed here, where both kernel walls
+    # are up. Loading a new library stays refused; what a ctypes call could reach is what the kernel
+    # walls leave (no file outside the roots, no process, no socket, no signal).
+    native_calls = {"ctypes.dlsym", "ctypes.call_function", "ctypes.addressof", "ctypes.string_at"}
     refused, refused_prefixes = dryload.REFUSED_EVENTS - native_calls, dryload.REFUSED_PREFIXES
     read_events, write_events = dryload.READ_EVENTS, dryload.WRITE_EVENTS
     inside, for_writing, refusal = dryload._inside, dryload._opens_for_writing, dryload.RefusedError
@@ -227,7 +225,7 @@ def _number(value: Any) -> float | str | None:
         number = float(value)
     except (TypeError, ValueError):
         return str(value)  # a classifier's class
-    return None if number != number else number  # NaN is no number JSON carries
+    return number if math.isfinite(number) else None  # NaN and ±inf are no numbers JSON carries
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -280,6 +278,7 @@ class Cache:
 
 def serve(cache: Cache, requests: Any, answers: Any) -> None:
     for line in requests:
+        request: Any = None
         try:
             request = json.loads(line)
             if request.get("op") == "stats":
@@ -293,6 +292,7 @@ def serve(cache: Cache, requests: Any, answers: Any) -> None:
         except BaseException as exc:  # any failure of a model is that request's answer
             logger.warning("request failed", exc_info=True)
             answer = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+        answer["id"] = request.get("id") if isinstance(request, dict) else None
         answers.write(json.dumps(answer, default=str) + "\n")
         answers.flush()
 
@@ -315,6 +315,12 @@ def main() -> None:
     os.dup2(2, 1)  # print() of anything loaded later goes to the log
     sys.stdout = sys.stderr
     walls = install_walls(scratch, private, roots)
+    if not (walls["landlock"] and walls["seccomp"]):
+        missing = " and ".join(name for name, up in walls.items() if not up)
+        refusal = {"ok": False, "ready": False, "walls": walls, "error": f"the kernel walls are not up ({missing})"}
+        answers.write(json.dumps(refusal) + "\n")
+        answers.flush()
+        os._exit(1)
     answers.write(json.dumps({"ok": True, "ready": True, "walls": walls}) + "\n")
     answers.flush()
     serve(Cache(size, scratch), sys.stdin, answers)

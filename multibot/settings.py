@@ -424,6 +424,8 @@ STREAMS = {
 # The model cache (freqai/cache.py): the predictor child process's LRU of loaded models, per web process.
 FREQAI = {
     "cache_size": env_int("MULTIBOT_FREQAI_CACHE_SIZE", 5),
+    # Predictors (one per owner, each with its own cache of cache_size) alive at once in a web process.
+    "predictors": env_int("MULTIBOT_FREQAI_PREDICTORS", 2),
     # A prediction (a cold load included) that takes longer has the predictor killed and answers 503.
     "request_timeout_seconds": env_int("MULTIBOT_FREQAI_REQUEST_TIMEOUT_SECONDS", 60),
     # The latest stored candles a prediction's features are computed from (of the pair and each correlated pair).
