@@ -229,6 +229,7 @@ def sub_trains(models: Path) -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.embedded_only  # freqtrade and its files; the rules above (the database's part) run on both
 @pytest.mark.django_db(transaction=True)  # the gateway and the listeners see the committed rows
 def test_a_bot_trades_on_its_trained_model_predicts_retrains_on_schedule_and_reloads(
     committed_db, market, eager_freqai_strategy, tmp_path

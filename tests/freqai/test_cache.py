@@ -22,7 +22,9 @@ from freqai.artifacts import pair_models
 from jobs import execution
 from tests.freqai.test_training import URL, train
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+# The predictor reads files only; what it is asked for (ownership, versions) is the same queries as the API tests
+# on both databases.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db, pytest.mark.embedded_only]
 
 PAIRS = ["BTC/USDT", "ETH/USDT"]
 

@@ -15,7 +15,8 @@ from jobs.models import Job
 from marketdata.services import demo_data_ensure
 from tests.support.replay import replay_exchange
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db]
+# Demo candles and a freqtrade training: files and a subprocess (the job's rows are the job tests', on both databases).
+pytestmark = [pytest.mark.slow, pytest.mark.django_db, pytest.mark.embedded_only]
 
 URL = "/api/v1/freqai/models/"
 
